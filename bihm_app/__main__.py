@@ -1,0 +1,3 @@
+from bihm_app.cli.app import main
+
+main()

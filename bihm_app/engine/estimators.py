@@ -1,0 +1,237 @@
+"""Importance-sampling estimators of a BiHM (bihm-math.md, "Importance-sampling estimators" and 3.11).
+
+Every estimator streams over K (and over data) in chunks, so K = 100,000 or 10⁷ Z-samples run in
+bounded memory, works in log space (logsumexp) and returns a standard error with its mean.
+
+With ``log w_k = ½ [log p(x, h_k) − log q(h_k | x)]``, h_k ~ q(h | x):
+
+* log p̃*(x) ≈ 2 [logsumexp_k log w_k − log K]        (3.5)
+* log p(x)  ≈ logsumexp_k 2 log w_k − log K           (3.6)
+* ESS       = (Σ w)² / Σ w²  (as a fraction of K)     (2.5)
+* Z² = E_{x,h~p} E_{h'~q(h|x)} sqrt(p(x,h') q(h|x) / (p(x,h) q(h'|x)))      (3.11)
+* log p*(x) = log p̃*(x) − 2 log Z                   (3.3)
+
+Standard errors of a log-mean-of-weights use the delta method: Var[log ŵ] ≈ Var[w] / (K E[w]²),
+estimated from the same samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from bihm_app.engine.model import BiHM
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte-Carlo estimate with its standard error."""
+
+    mean: float
+    se: float
+
+    def __sub__(self, other: "Estimate") -> "Estimate":
+        return Estimate(self.mean - other.mean, math.hypot(self.se, other.se))
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} ± {self.se:.3f}"
+
+
+class _LogMoments:
+    """Running logsumexp of r·v for r = 1, 2 over a stream of log-values v (per data point).
+
+    Gives log-mean of exp(v) and the delta-method standard error of that log-mean.
+    """
+
+    def __init__(self) -> None:
+        self.s1: Tensor | None = None  # (B,) logsumexp v
+        self.s2: Tensor | None = None  # (B,) logsumexp 2v
+        self.n = 0
+
+    def add(self, v: Tensor) -> None:
+        """v: (B, k) log-values of k new samples."""
+        a1, a2 = torch.logsumexp(v, 1), torch.logsumexp(2 * v, 1)
+        if self.s1 is None:
+            self.s1, self.s2 = a1, a2
+        else:
+            self.s1 = torch.logaddexp(self.s1, a1)
+            self.s2 = torch.logaddexp(self.s2, a2)
+        self.n += v.shape[1]
+
+    def log_mean(self) -> Tensor:
+        """log (1/n Σ exp v), (B,)."""
+        return self.s1 - math.log(self.n)
+
+    def se_of_log_mean(self) -> Tensor:
+        """Delta-method SE of log-mean: sqrt((E[e^{2v}]/E[e^v]² − 1) / n), (B,)."""
+        ratio = torch.exp(self.s2 - 2 * self.s1 + math.log(self.n))  # n Σe^{2v} / (Σe^v)²  = E[w²]/E[w]²
+        return torch.sqrt(torch.clamp(ratio - 1.0, min=0.0) / self.n)
+
+    def ess_fraction(self) -> Tensor:
+        """(Σ w)² / Σ w² / n, (B,)."""
+        return torch.exp(2 * self.s1 - self.s2 - math.log(self.n))
+
+
+@dataclass
+class PointEstimates:
+    """Per-data-point importance-sampling estimates, each (B,) tensors."""
+
+    log_ptilde: Tensor  # log p̃*(x)   (3.5)
+    log_ptilde_se: Tensor
+    log_p: Tensor  # log p(x)     (3.6)
+    log_p_se: Tensor
+    ess: Tensor  # ESS fraction of q(h|x) for p*(h|x)    (2.5)
+
+
+@torch.no_grad()
+def log_weights(model: BiHM, x: Tensor, K: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """(log p(x, h_k), log q(h_k | x)) for K fresh samples h_k ~ q(h | x).  x (B, D) -> two (B, K)."""
+    hs, _, log_q = model.sample_q(x, K, generator)
+    return model.log_p(hs), log_q
+
+
+@torch.no_grad()
+def point_estimates(
+    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, k_chunk: int = 1000
+) -> PointEstimates:
+    """log p̃*(x) (3.5), log p(x) (3.6) and ESS (2.5) for each row of x (B, D), streaming over K.
+
+    Memory is bounded by B × min(K, k_chunk) samples whatever K is.
+    """
+    if K < 1:
+        raise ValueError(f"K must be at least 1, got {K}")
+    half = _LogMoments()  # over log w = ½(log p − log q): p̃* and ESS
+    full = _LogMoments()  # over 2 log w = log p − log q: p(x)
+    done = 0
+    while done < K:
+        k = min(k_chunk, K - done)
+        log_p, log_q = log_weights(model, x, k, generator)
+        log_w = 0.5 * (log_p - log_q)  # (B, k)
+        half.add(log_w)
+        full.add(2 * log_w)
+        done += k
+    return PointEstimates(
+        log_ptilde=2 * half.log_mean(),
+        log_ptilde_se=2 * half.se_of_log_mean(),
+        log_p=full.log_mean(),
+        log_p_se=full.se_of_log_mean(),
+        ess=half.ess_fraction(),
+    )
+
+
+@dataclass(frozen=True)
+class DataEstimates:
+    """Data-set averages of the per-point estimates; SE over data points (includes the IS noise)."""
+
+    log_ptilde: Estimate
+    log_p: Estimate
+    ess: Estimate
+    n: int
+    K: int
+
+    def to_dict(self) -> dict:
+        return {
+            "K": self.K,
+            "n": self.n,
+            "log_ptilde": self.log_ptilde.mean,
+            "log_ptilde_se": self.log_ptilde.se,
+            "log_p": self.log_p.mean,
+            "log_p_se": self.log_p.se,
+            "ess": self.ess.mean,
+            "ess_se": self.ess.se,
+        }
+
+
+def _mean_se(values: Tensor) -> Estimate:
+    v = values.double()
+    n = v.numel()
+    se = float(v.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    return Estimate(float(v.mean()), se)
+
+
+@torch.no_grad()
+def evaluate(
+    model: BiHM,
+    batches: Iterable[Tensor],
+    K: int,
+    generator: torch.Generator | None,
+    k_chunk: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DataEstimates:
+    """Average log p̃*(x), log p(x) and ESS over a data set given as (b, D) batches, with SEs.
+
+    The standard error is that of the mean over data points (its IS part is included, since each
+    point's estimate is itself random). ``progress(n_rows)`` is called after every batch.
+    """
+    if K < 1:
+        raise ValueError(f"K must be at least 1, got {K}")
+    parts: list[PointEstimates] = []
+    for xb in batches:
+        xb = xb.to(device=model.device, dtype=model.dtype)
+        # Keep roughly ≤ 200k (sample, point) rows in flight.
+        kc = k_chunk or max(1, min(K, 200_000 // max(1, xb.shape[0])))
+        parts.append(point_estimates(model, xb, K, generator, kc))
+        if progress is not None:
+            progress(xb.shape[0])
+    if not parts:
+        raise ValueError("no data to evaluate")
+    cat = {f: torch.cat([getattr(p, f) for p in parts]) for f in ("log_ptilde", "log_p", "ess")}
+    n = cat["log_ptilde"].numel()
+    return DataEstimates(_mean_se(cat["log_ptilde"]), _mean_se(cat["log_p"]), _mean_se(cat["ess"]), n, K)
+
+
+@torch.no_grad()
+def log_z2_terms(model: BiHM, n: int, n_inner: int, generator: torch.Generator | None) -> Tensor:
+    """n outer terms of the Z² estimator (3.11) in log space, (n,).
+
+    Draws (x, h) ~ p(x, h) ancestrally and ``n_inner`` draws h' ~ q(h | x); each term is
+    log mean_{h'} sqrt( p(x, h') q(h | x) / (p(x, h) q(h' | x)) ).
+    """
+    hs = model.sample_p(n, generator)  # [x (n, D), h_1 (n, n_1), …]
+    x = hs[0]
+    one = [x] + [h.unsqueeze(1) for h in hs[1:]]  # as K = 1 samples: (n, 1, n_l)
+    log_p_xh = model.log_p(one)[:, 0]  # (n,)
+    log_q_h = model.log_q(one)[:, 0]  # (n,)
+    hs2, _, log_q2 = model.sample_q(x, n_inner, generator)  # (n, n_inner, ·)
+    log_p2 = model.log_p(hs2)  # (n, n_inner)
+    t = 0.5 * (log_p2 + log_q_h.unsqueeze(1) - log_p_xh.unsqueeze(1) - log_q2)
+    return torch.logsumexp(t, 1) - math.log(n_inner)
+
+
+@torch.no_grad()
+def estimate_log_z2(
+    model: BiHM,
+    n_samples: int,
+    generator: torch.Generator | None,
+    n_inner: int = 1,
+    chunk: int = 10_000,
+    progress: Callable[[int], None] | None = None,
+) -> Estimate:
+    """2 log Z = log Z² from the unbiased Z² estimator (3.11), streaming in chunks of outer samples.
+
+    ``n_samples`` outer draws (x, h) ~ p with ``n_inner`` inner draws each (n_inner = 1 converges
+    fastest per unit of compute). Z² itself is unbiased; its log is biased low by Jensen, which the
+    standard error (delta method, SE(Z²)/Z²) bounds.
+    """
+    if n_samples < 2:
+        raise ValueError(f"need at least 2 samples for 2 log Z, got {n_samples}")
+    if n_inner < 1:
+        raise ValueError(f"inner samples must be at least 1, got {n_inner}")
+    acc = _LogMoments()
+    done = 0
+    while done < n_samples:
+        m = min(chunk, n_samples - done)
+        acc.add(log_z2_terms(model, m, n_inner, generator).double().unsqueeze(0))
+        done += m
+        if progress is not None:
+            progress(m)
+    return Estimate(float(acc.log_mean()[0]), float(acc.se_of_log_mean()[0]))
+
+
+def log_p_star(log_ptilde: Estimate, log_z2: Estimate) -> Estimate:
+    """log p*(x) = log p̃*(x) − 2 log Z  (3.3); the SEs add in quadrature."""
+    return log_ptilde - log_z2
