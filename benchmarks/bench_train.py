@@ -1,0 +1,85 @@
+"""Training updates per second: the engine's closed-form Algorithm 1 against plain autograd.
+
+Both run in the same process on the same data, interleaved, so the ratio is robust to a noisy
+machine; absolute times are printed for context only.
+
+    python benchmarks/bench_train.py [--device cpu|cuda] [--repeats 5] [--updates 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from autograd_baseline import AutogradBiHM  # noqa: E402
+
+from bihm_app.engine.model import PAPER12, BiHM, ModelConfig, make_generator  # noqa: E402
+from bihm_app.engine.training import Trainer, TrainConfig  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, n: int, device: torch.device) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t) / n
+
+
+def bench(layers: tuple[int, ...], device: torch.device, B: int, K: int, updates: int, repeats: int) -> dict:
+    g = make_generator(0, device)
+    x = (torch.rand(B, 784, generator=g, device=device) < 0.13).float()
+    engine = Trainer(BiHM(ModelConfig(784, layers)).to(device), TrainConfig(K=K, batch_size=B), make_generator(1, device))
+    ref = AutogradBiHM((784, *layers)).to(device)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
+
+    def ref_step():
+        opt.zero_grad(set_to_none=True)
+        ref.surrogate_loss(x, K).backward()
+        opt.step()
+
+    def eng_step():
+        engine.step(x)
+
+    for fn in (eng_step, ref_step):  # warm-up
+        _time(fn, 3, device)
+    e, r = [], []
+    for _ in range(repeats):
+        e.append(_time(eng_step, updates, device))
+        r.append(_time(ref_step, updates, device))
+    te, tr = statistics.median(e), statistics.median(r)
+    return {"layers": layers, "engine_ups": 1 / te, "autograd_ups": 1 / tr, "ratio": tr / te}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--updates", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("-K", type=int, default=10)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}, B={args.batch}, K={args.K}")
+    for layers in (PAPER12, (200, 200)):
+        res = bench(layers, device, args.batch, args.K, args.updates, args.repeats)
+        name = "paper12 (12 layers)" if layers == PAPER12 else ",".join(map(str, layers))
+        print(
+            f"{name:>22}: engine {res['engine_ups']:8.1f} upd/s   autograd {res['autograd_ups']:8.1f} upd/s"
+            f"   ratio {res['ratio']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The `bihm` command line: a thin Typer layer over engine, data, store and render.
+
+Commands import torch and the heavy layers lazily, inside the command, so `bihm --help`,
+`--version` and shell completion stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from bihm_app import __version__
+
+app = typer.Typer(
+    name="bihm",
+    help="Train, evaluate, sample and inspect Bidirectional Helmholtz Machines.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bihm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """Bidirectional Helmholtz Machines (Bornschein et al., 2016) — train, evaluate, sample, compare."""
+
+
+def _register() -> None:
+    # Each command module adds its commands (or a sub-app) to `app`.
+    from bihm_app.cli import eval_cmd, train_cmd
+
+    app.command("train")(train_cmd.train)
+    app.command("eval")(eval_cmd.eval_)
+    app.command("logz")(eval_cmd.logz)
+    from bihm_app.cli import ckpt_cmd; app.add_typer(ckpt_cmd.app, name="ckpt")  # noqa: E702
+    from bihm_app.cli import runs_cmd; app.add_typer(runs_cmd.app, name="runs")  # noqa: E702
+    from bihm_app.cli import data_cmd; app.add_typer(data_cmd.app, name="data")  # noqa: E702
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

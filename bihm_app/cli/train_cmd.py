@@ -1,0 +1,65 @@
+"""`bihm train`: start or resume a training run, with a Rich progress bar and per-epoch lines."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bihm_app.cli.common import cli_errors, err, out, runs_root
+from bihm_app.errors import ConfigError
+
+
+@cli_errors
+def train(
+    data: Annotated[str, typer.Option("--data", "-d", help="Data set name (see `bihm data list`).")] = "bmnist",
+    layers: Annotated[str, typer.Option(help="Latent layer sizes bottom-up, e.g. 200,200, or the preset paper12.")] = "paper12",
+    method: Annotated[str, typer.Option(help="bihm (Algorithm 1) or rws (reweighted wake-sleep baseline).")] = "bihm",
+    k: Annotated[int, typer.Option("-K", "--samples", help="Importance samples per data point.")] = 10,
+    batch: Annotated[int, typer.Option(help="Minibatch size.")] = 100,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    l1: Annotated[float, typer.Option(help="L1 penalty on all weights.")] = 1e-3,
+    baseline: Annotated[bool, typer.Option(help="Use the (w − 1/K) baseline for the q-updates.")] = True,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (default 1000; early stopping usually ends first).")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Stop after this many epochs without validation improvement (0: never; default 10).")] = None,
+    valid_k: Annotated[int, typer.Option("--valid-k", help="K for the per-epoch validation estimate.")] = 10,
+    valid_max: Annotated[int, typer.Option("--valid-max", help="Validate on at most this many points (0: all).")] = 0,
+    z_samples: Annotated[float, typer.Option("--z-samples", help="Samples for the per-epoch 2 log Z estimate (0: off).")] = 1e5,
+    z_every: Annotated[int, typer.Option("--z-every", help="Estimate 2 log Z every N epochs.")] = 1,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps (default auto; resume: as stored).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (data order, initialisation, samples).")] = 0,
+    name: Annotated[Optional[str], typer.Option(help="Run name (default: derived from data and layers).")] = None,
+    resume: Annotated[Optional[str], typer.Option(help="Resume this run (name or folder) from its latest checkpoint.")] = None,
+    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $BIHM_HOME/runs).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, only the final line.")] = False,
+) -> None:
+    """Train a BiHM (Algorithm 1) on a data set; Ctrl-C saves and prints how to resume."""
+    from bihm_app.cli.train_report import RichReporter
+    from bihm_app.engine.model import parse_layers
+    from bihm_app.engine.training import TrainConfig
+    from bihm_app.runner.train_loop import RunSpec, resume_run, start_run
+
+    root = runs_root(runs_dir)
+    reporter = RichReporter(err, quiet=quiet)
+    if resume:
+        run, reason = resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device})
+    else:
+        try:
+            sizes = parse_layers(layers)
+            cfg = TrainConfig(
+                method=method, K=k, batch_size=batch, lr=lr, l1=l1, baseline=baseline,
+                epochs=1000 if epochs is None else epochs, patience=10 if patience is None else patience,
+                valid_K=valid_k, valid_max=valid_max, z_samples=int(z_samples), z_every=z_every, seed=seed,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name)
+        run, reason = start_run(root, spec, reporter)
+    best = reporter.best
+    best_txt = f", best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
+    out.print(f"run [bold]{run.name}[/] — {reason}{best_txt}; checkpoint {run.checkpoint_path}", highlight=False)
+    if reason.startswith("signal"):
+        out.print(f"resume with: [bold]bihm train --resume {run.name}[/]", highlight=False)
+        raise typer.Exit(130 if "SIGINT" in reason else 143)

@@ -1,0 +1,70 @@
+"""Rich rendering of a training run's progress (a Reporter for the runner)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from bihm_app.runner.train_loop import Reporter
+
+
+def _pm(mean: float, se: float) -> str:
+    if mean is None or not math.isfinite(mean):
+        return "—"
+    return f"{mean:.2f} ± {se:.2f}" if se is not None and math.isfinite(se) else f"{mean:.2f}"
+
+
+class RichReporter(Reporter):
+    """A progress bar over the batches of each epoch plus one line per epoch."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.best: float | None = None
+        self.progress: Progress | None = None
+        self.task = None
+        self._desc = "epoch"
+
+    def start(self, run, total_epochs, start_epoch, batches_per_epoch, resumed) -> None:
+        verb = "resuming" if resumed else "training"
+        if not self.quiet:
+            self.console.print(f"{verb} run [bold]{run.name}[/] in {run.path} (epoch {start_epoch + 1}/{total_epochs})", highlight=False)
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[obj]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=self.console, transient=False,
+            )  # fmt: skip
+            self.progress.start()
+            self.task = self.progress.add_task(f"epoch {start_epoch + 1}", total=batches_per_epoch, obj="")
+        self._per_epoch = batches_per_epoch
+        self._epoch = start_epoch
+
+    def update(self, step, batch_in_epoch, objective) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=batch_in_epoch, obj=f"batch log p̃* {objective:8.2f}")
+
+    def phase(self, text) -> None:
+        if self.progress is not None and text != "training":
+            self.progress.update(self.task, obj=text + " …")
+
+    def epoch(self, row, improved) -> None:
+        self.best = row["valid_log_ptilde"] if self.best is None else max(self.best, row["valid_log_ptilde"])
+        if self.quiet:
+            return
+        line = (
+            f"epoch {row['epoch']:>4}  train {row['train_objective']:8.2f}  valid log p̃* {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}"
+            f"  log p {_pm(row['valid_log_p'], row['valid_log_p_se'])}  2 log Z {_pm(row['log_z2'], row['log_z2_se'])}"
+            f"  ESS {100 * row['ess']:.1f}%" + ("  [green]★ best[/]" if improved else "")
+        )
+        if self.progress is not None:
+            self.progress.console.print(line, highlight=False)
+            self.progress.reset(self.task, total=self._per_epoch, description=f"epoch {row['epoch'] + 1}", obj="")
+
+    def message(self, text) -> None:
+        (self.progress.console if self.progress else self.console).print(f"[yellow]{text}[/]", highlight=False)
+
+    def finish(self, reason) -> None:
+        if self.progress is not None:
+            self.progress.stop()

@@ -1,0 +1,412 @@
+"""A training run from start to finish: data, epochs, validation, 2 log Z, early stopping,
+checkpoints, live metrics, resume, Ctrl-C/SIGTERM and the divergence guard.
+
+UI-agnostic: progress goes to a :class:`Reporter` (the CLI draws a Rich progress bar from it).
+Exactness of resume rests on three things: the data order and binarisation depend only on
+(seed, epoch); the training generator's state is checkpointed; validation and 2 log Z use their
+own generators seeded from (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bihm_app import __version__
+from bihm_app.data import as_tensor, batches, check_compatible, load_dataset
+from bihm_app.engine.estimators import estimate_log_z2, evaluate
+from bihm_app.engine.model import BiHM, ModelConfig, make_generator, resolve_device
+from bihm_app.engine.training import Trainer, TrainConfig
+from bihm_app.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
+from bihm_app.store.checkpoint import load_checkpoint, save_checkpoint
+from bihm_app.store.metrics import MetricsWriter
+from bihm_app.store.runs import RunFolder, new_run, open_run
+
+HISTORY_KEYS = (
+    "epoch", "step", "time", "train_objective", "valid_log_ptilde", "valid_log_ptilde_se", "valid_log_p",
+    "valid_log_p_se", "log_z2", "log_z2_se", "valid_log_pstar", "ess", "lr",
+)  # fmt: skip
+
+
+class Reporter:
+    """Callbacks of a run; the default does nothing (tests, child processes)."""
+
+    def start(self, run: RunFolder, total_epochs: int, start_epoch: int, batches_per_epoch: int, resumed: bool) -> None: ...
+    def update(self, step: int, batch_in_epoch: int, objective: float) -> None: ...
+    def phase(self, text: str) -> None: ...
+    def epoch(self, row: dict, improved: bool) -> None: ...
+    def message(self, text: str) -> None: ...
+    def finish(self, reason: str) -> None: ...
+
+
+@dataclass
+class RunSpec:
+    """What to train: data set, architecture, training config, device, run name."""
+
+    data: str = "bmnist"
+    layers: tuple[int, ...] = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    device: str = "auto"
+    name: str | None = None
+
+
+@dataclass
+class Progress:
+    """Where a run stands (checkpointed): the epoch in progress and the batches of it done."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    best_valid: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    rollbacks: int = 0
+    elapsed: float = 0.0
+    finished: bool = False
+    stop_reason: str = ""
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["best_valid"] = None if not math.isfinite(self.best_valid) else self.best_valid
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Progress":
+        p = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        if p.best_valid is None:
+            p.best_valid = -math.inf
+        return p
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag the loop checks after every update; a second Ctrl-C raises."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> "_StopFlag":
+        if _in_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _dist_info() -> tuple[int, int]:
+    """(rank, world size) under torchrun, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class TrainingRun:
+    """One start or resume of a run folder."""
+
+    def __init__(self, run: RunFolder, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False) -> None:
+        self.run = run
+        self.spec = spec
+        self.reporter = reporter or Reporter()
+        self.resume = resume
+        try:
+            self.device = resolve_device(spec.device)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        rank, world = _dist_info()
+        if world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        self.rank, self.world = rank, world
+        self.ds = load_dataset(spec.data)
+        self.model_cfg = ModelConfig(self.ds.dim, tuple(spec.layers))
+        cfg = spec.train
+        self.model = BiHM(self.model_cfg, make_generator(cfg.seed)).to(self.device)
+        self.trainer = Trainer(self.model, cfg, make_generator(cfg.seed + 1, self.device))
+        self.progress = Progress()
+        self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
+
+    # -- checkpoint meta -------------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {
+            "config": {
+                "model": self.model_cfg.to_dict(),
+                "train": self.spec.train.to_dict(),
+                "data": self.spec.data,
+                "device": self.spec.device,
+            },
+            "data": {"name": self.ds.name, "sha256": self.ds.sha256, "dim": self.ds.dim},
+            "progress": self.progress.to_dict(),
+            "history": self.history,
+            "lr": self.trainer.lr,
+            "run": self.run.name,
+            "package_version": __version__,
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in self.trainer.state().items()}
+
+    def save(self, best: bool = False) -> None:
+        if self.rank != 0:
+            return
+        arrays, meta = self._arrays(), self.meta()
+        save_checkpoint(self.run.checkpoint_path, arrays, meta)
+        if best:
+            save_checkpoint(self.run.best_path, arrays, meta)
+
+    def restore(self, path: Path) -> None:
+        ck = load_checkpoint(path)
+        cfg = ck.meta.get("config", {})
+        if ModelConfig.from_dict(cfg["model"]) != self.model_cfg:
+            raise RunError(f"checkpoint {path}: its architecture {cfg['model']} differs from this run's")
+        check_compatible(self.ds, self.model_cfg.n_visible, f"checkpoint {path}")
+        if ck.meta.get("data", {}).get("sha256") not in (None, self.ds.sha256):
+            self.reporter.message(f"note: data set {self.ds.name} changed since {path.name} was written (SHA-256 differs)")
+        try:
+            self.trainer.load_state({k: torch.from_numpy(np.asarray(v)) for k, v in ck.arrays.items()}, lr=ck.meta.get("lr"))
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint {path}: {exc}") from None
+        self.progress = Progress.from_dict(ck.meta.get("progress", {}))
+        hist = ck.meta.get("history", {})
+        self.history = {k: list(hist.get(k, [])) for k in HISTORY_KEYS}
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _valid_batches(self, epoch: int):
+        x = as_tensor(self.ds, "valid", device=self.device)
+        if self.spec.train.valid_max:
+            x = x[: self.spec.train.valid_max]
+        return x.split(500)
+
+    def validate(self, epoch: int) -> dict:
+        cfg = self.spec.train
+        self.reporter.phase("validating")
+        gen = make_generator(cfg.seed * 1_000_003 + epoch + 17, self.device)
+        est = evaluate(self.model, self._valid_batches(epoch), cfg.valid_K, gen)
+        row = {
+            "valid_log_ptilde": est.log_ptilde.mean,
+            "valid_log_ptilde_se": est.log_ptilde.se,
+            "valid_log_p": est.log_p.mean,
+            "valid_log_p_se": est.log_p.se,
+            "ess": est.ess.mean,
+            "log_z2": math.nan,
+            "log_z2_se": math.nan,
+            "valid_log_pstar": math.nan,
+        }
+        if cfg.z_samples and (epoch + 1) % max(1, cfg.z_every) == 0:
+            self.reporter.phase("estimating 2 log Z")
+            z = estimate_log_z2(self.model, cfg.z_samples, make_generator(cfg.seed * 7_919 + epoch + 29, self.device))
+            row.update(log_z2=z.mean, log_z2_se=z.se, valid_log_pstar=est.log_ptilde.mean - z.mean)
+        return row
+
+    def execute(self) -> str:
+        """Train until early stopping, the epoch limit, or a stop signal. Returns the stop reason."""
+        run, cfg = self.run, self.spec.train
+        if self.resume:
+            path = run.checkpoint_path
+            try:
+                self.restore(path)
+            except CheckpointError as exc:
+                if not run.best_path.exists():
+                    raise
+                self.reporter.message(f"warning: {exc}; resuming from best.h5 instead")
+                self.restore(run.best_path)
+            if self.progress.finished:
+                if not self._can_continue():
+                    raise RunError(
+                        f"run {run.name} already finished ({self.progress.stop_reason}); "
+                        "raise --epochs or --patience to continue it"
+                    )
+                self.progress.finished = False
+        run.sweep_temp_files()
+        n_train = self.ds.size("train")
+        per_epoch = math.ceil(n_train / cfg.batch_size)
+        writer = None
+        if self.rank == 0:
+            run.write_status("running", pid=os.getpid(), host=socket.gethostname(), epoch=self.progress.epoch, step=self.progress.step)
+            writer = MetricsWriter(
+                run.next_metrics_path(),
+                {"run": run.name, "config": self.meta()["config"], "start_step": self.progress.step,
+                 "start_epoch": self.progress.epoch, "resumed": self.resume},
+            )  # fmt: skip
+        self.reporter.start(run, cfg.epochs, self.progress.epoch, per_epoch, self.resume)
+        reason = "epochs"
+        t_start = time.time() - self.progress.elapsed
+        try:
+            with _StopFlag() as stop:
+                reason = self._loop(writer, stop, per_epoch, t_start)
+        except BaseException as exc:
+            if self.rank == 0:
+                # a crash or a second Ctrl-C: the last checkpoint stays the resumable state
+                state = "stopped" if isinstance(exc, KeyboardInterrupt) else (
+                    "diverged" if isinstance(exc, TrainingDiverged) else "crashed")  # fmt: skip
+                run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step, message=str(exc)[:300])
+            raise
+        finally:
+            if writer is not None:
+                writer.close()
+        if self.rank == 0:
+            state = "stopped" if reason.startswith("signal") else "finished"
+            run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step,
+                             best_valid=self.progress.to_dict()["best_valid"], message=reason)  # fmt: skip
+        self.reporter.finish(reason)
+        return reason
+
+    def _can_continue(self) -> bool:
+        p, cfg = self.progress, self.spec.train
+        return p.epoch < cfg.epochs and (cfg.patience == 0 or p.bad_epochs < cfg.patience)
+
+    def _loop(self, writer: MetricsWriter | None, stop: _StopFlag, per_epoch: int, t_start: float) -> str:
+        cfg = self.spec.train
+        while self.progress.epoch < cfg.epochs:
+            p = self.progress  # (a rollback replaces it)
+            epoch = p.epoch
+            obj_sum, obj_n = 0.0, 0
+            self.reporter.phase("training")
+            diverged = False
+            stream = batches(self.ds, "train", cfg.batch_size, epoch=epoch, seed=cfg.seed, shuffle=True, device=self.device)
+            for xb in itertools.islice(stream, p.batch, None):  # resume mid-epoch: same order, skip what was done
+                if self.world > 1:
+                    xb = xb[self.rank :: self.world]
+                res = self.trainer.step(xb)
+                if not res.finite:
+                    diverged = True
+                    break
+                obj = float(res.objective.mean())
+                obj_sum += obj * xb.shape[0]
+                obj_n += xb.shape[0]
+                p.step += 1
+                p.batch += 1
+                p.elapsed = time.time() - t_start
+                if writer is not None:
+                    writer.log_update(p.step, epoch, p.elapsed, obj)
+                self.reporter.update(p.step, p.batch, obj)
+                if stop.signal:
+                    self.save()
+                    self.reporter.message(f"{stop.signal}: saved epoch {epoch + 1}, batch {p.batch}/{per_epoch}")
+                    if writer is not None:
+                        writer.log_event(p.step, p.elapsed, "stopped", stop.signal)
+                    return f"signal {stop.signal}"
+            if diverged:
+                self._rollback(writer)
+                continue
+            # -- end of epoch: validation, 2 log Z, early stopping, checkpoints -----------------
+            row = self.validate(epoch)
+            row.update(epoch=epoch + 1, step=p.step, time=time.time() - t_start, lr=self.trainer.lr,
+                       train_objective=obj_sum / max(obj_n, 1))  # fmt: skip
+            criterion = row["valid_log_ptilde"] if cfg.method == "bihm" else row["valid_log_p"]
+            if not math.isfinite(criterion):
+                self._rollback(writer)
+                continue
+            improved = criterion > p.best_valid
+            if improved:
+                p.best_valid, p.best_epoch, p.bad_epochs = criterion, epoch + 1, 0
+            else:
+                p.bad_epochs += 1
+            p.epoch, p.batch, p.elapsed = epoch + 1, 0, row["time"]
+            for k in HISTORY_KEYS:
+                self.history[k].append(_jsonable(row.get(k, math.nan)))
+            done_early = cfg.patience > 0 and p.bad_epochs >= cfg.patience
+            if done_early or p.epoch >= cfg.epochs:
+                p.finished = True
+                p.stop_reason = "early stopping" if done_early else "epoch limit"
+            self.save(best=improved)
+            if writer is not None:
+                writer.log_epoch(row)
+            if self.rank == 0:
+                self.run.write_status("running", pid=os.getpid(), epoch=p.epoch, step=p.step,
+                                      best_valid=self.progress.to_dict()["best_valid"])  # fmt: skip
+            self.reporter.epoch(row, improved)
+            if done_early:
+                return f"early stopping: no improvement for {cfg.patience} epochs (best epoch {p.best_epoch})"
+            if stop.signal:
+                return f"signal {stop.signal}"
+        return f"epoch limit {cfg.epochs} reached"
+
+    def _rollback(self, writer: MetricsWriter | None) -> None:
+        """Divergence guard: back to the last good checkpoint with half the learning rate."""
+        p, cfg = self.progress, self.spec.train
+        rollbacks = p.rollbacks + 1
+        if rollbacks > cfg.max_rollbacks:
+            raise TrainingDiverged(
+                f"training diverged (NaN/inf) {rollbacks} times despite halving the learning rate; "
+                f"last good state is in {self.run.checkpoint_path}"
+            )
+        lr = self.trainer.lr / 2
+        if self.run.checkpoint_path.exists():
+            self.restore(self.run.checkpoint_path)
+        else:  # diverged before the first checkpoint: start over from the initial parameters
+            self.model.load_state_dict(BiHM(self.model_cfg, make_generator(cfg.seed)).state_dict())
+            self.trainer = Trainer(self.model, cfg, make_generator(cfg.seed + 1 + 7 * rollbacks, self.device))
+            self.progress = Progress(elapsed=p.elapsed)
+        self.progress.rollbacks = rollbacks
+        self.trainer.set_lr(lr)
+        # a different random stream after the rollback, so the same blow-up is not replayed
+        self.trainer.generator.manual_seed(cfg.seed + 1 + 7 * rollbacks)
+        msg = f"NaN/inf detected: rolled back to epoch {self.progress.epoch}, learning rate halved to {lr:.3g}"
+        self.reporter.message(msg)
+        if writer is not None:
+            writer.log_event(self.progress.step, self.progress.elapsed, "rollback", msg)
+
+
+def _jsonable(v):
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None) -> tuple[RunFolder, str]:
+    """Create a run folder and train in it. Returns (run, stop reason)."""
+    ds_name = spec.data
+    load_dataset(ds_name)  # fail before creating the folder if the data set is unknown/corrupt
+    run = new_run(root, spec.name, data=ds_name, layers=spec.layers)
+    tr = TrainingRun(run, spec, reporter)
+    return run, tr.execute()
+
+
+def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, overrides: dict | None = None) -> tuple[RunFolder, str]:
+    """Continue a run from its latest checkpoint, with the config stored there.
+
+    ``overrides`` may raise ``epochs``/``patience`` or change ``device``.
+    """
+    run = open_run(name_or_path, root)
+    path = run.checkpoint_path if run.checkpoint_path.exists() else run.best_path
+    if not path.exists():
+        raise RunError(f"run {run.path}: no checkpoint to resume from (it stopped before the first save)")
+    from bihm_app.store.checkpoint import read_meta
+
+    meta = read_meta(path)
+    cfg = meta["config"]
+    train = TrainConfig.from_dict(cfg["train"])
+    overrides = overrides or {}
+    for key in ("epochs", "patience"):
+        if overrides.get(key) is not None:
+            setattr(train, key, overrides[key])
+    spec = RunSpec(
+        data=cfg.get("data") or meta["data"]["name"],
+        layers=tuple(cfg["model"]["layers"]),
+        train=train,
+        device=overrides.get("device") or cfg.get("device", "auto"),
+        name=run.name,
+    )
+    tr = TrainingRun(run, spec, reporter, resume=True)
+    return run, tr.execute()

@@ -1,0 +1,400 @@
+"""Live training metrics in HDF5 with SWMR (single writer, many readers).
+
+One file per start or resume of a run (``metrics-<attempt>.h5``): a crashed writer leaves its
+file flagged "open for write", which only SWMR readers accept, so a resumed run never reopens
+an old file.
+
+Layout (schema ``bihm-metrics`` v1), all created before SWMR starts:
+
+* ``updates`` — one row per parameter update: step, epoch, time, objective (batch estimate);
+* ``epochs``  — one row per epoch: the validation estimates with standard errors, ESS, lr …;
+* ``events``  — rollbacks, learning-rate changes, stops (kind + message);
+* ``committed`` — int64 ``[updates, epochs, events, closed]``: the number of rows of each table
+  that are complete on disk, written *after* the rows are flushed; readers never look past it,
+  so they never see a half-written row, not even from a writer that was killed mid-flush.
+
+Root attributes: ``schema``, ``schema_version``, ``package_version``, ``created``,
+``run_info_json``. Attributes are not live under SWMR, so everything that changes is data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time as _time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from bihm_app.errors import CheckpointError
+
+SCHEMA = "bihm-metrics"
+SCHEMA_VERSION = 1
+LIBVER = ("v110", "v110")
+
+UPDATE_DTYPE = np.dtype([("step", "<i8"), ("epoch", "<i8"), ("time", "<f8"), ("objective", "<f8")])
+EPOCH_FIELDS = (
+    "epoch",
+    "step",
+    "time",
+    "train_objective",
+    "valid_log_ptilde",
+    "valid_log_ptilde_se",
+    "valid_log_p",
+    "valid_log_p_se",
+    "log_z2",
+    "log_z2_se",
+    "valid_log_pstar",
+    "ess",
+    "lr",
+)
+EPOCH_DTYPE = np.dtype([(n, "<i8") if n in ("epoch", "step") else (n, "<f8") for n in EPOCH_FIELDS])
+EVENT_KIND_LEN = 32
+EVENT_MESSAGE_LEN = 400
+EVENT_DTYPE = np.dtype(
+    [("step", "<i8"), ("time", "<f8"), ("kind", f"S{EVENT_KIND_LEN}"), ("message", f"S{EVENT_MESSAGE_LEN}")]
+)
+_TABLES = (("updates", UPDATE_DTYPE, 4096), ("epochs", EPOCH_DTYPE, 64), ("events", EVENT_DTYPE, 64))
+
+
+def _clip_utf8(text: str, n: int) -> bytes:
+    b = str(text).encode("utf-8")
+    if len(b) <= n:
+        return b
+    return b[:n].decode("utf-8", errors="ignore").encode("utf-8")
+
+
+def decode_events(events: np.ndarray) -> list[dict]:
+    """Rows of an events table as dicts with ``str`` kind and message."""
+    return [
+        {
+            "step": int(r["step"]),
+            "time": float(r["time"]),
+            "kind": bytes(r["kind"]).decode("utf-8", errors="replace"),
+            "message": bytes(r["message"]).decode("utf-8", errors="replace"),
+        }
+        for r in events
+    ]
+
+
+class MetricsWriter:
+    """Append-only writer of one metrics file; publishes rows to SWMR readers.
+
+    Per-update rows are buffered and flushed at most every ``flush_every_s`` seconds or every
+    ``flush_rows`` rows, so the training loop is not slowed; epoch rows and events are written
+    at once (with the pending updates before them).
+    """
+
+    def __init__(self, path: Path, run_info: dict, flush_every_s: float = 0.5, flush_rows: int = 1000) -> None:
+        import h5py
+
+        self.path = Path(path)
+        self.flush_every_s = float(flush_every_s)
+        self.flush_rows = int(flush_rows)
+        self._pending: list[tuple] = []
+        self._last_flush = _time.monotonic()
+        self._counts = [0, 0, 0]
+        self._closed = False
+        try:
+            info_json = json.dumps(run_info, default=str, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"metrics file {self.path}: run info is not JSON-serialisable ({exc})") from None
+        from bihm_app import __version__
+
+        try:
+            self._f = h5py.File(self.path, "w-", libver=LIBVER)
+        except (OSError, FileExistsError) as exc:
+            raise CheckpointError(f"metrics file {self.path}: cannot create ({' '.join(str(exc).split())})") from None
+        f = self._f
+        try:
+            f.attrs["schema"] = SCHEMA
+            f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
+            f.attrs["package_version"] = __version__
+            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            f.attrs["run_info_json"] = info_json
+            self._ds = {}
+            for name, dtype, chunk in _TABLES:
+                self._ds[name] = f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(chunk,), dtype=dtype)
+            self._committed = f.create_dataset("committed", data=np.zeros(4, dtype="<i8"))
+            self._committed.attrs["columns"] = "updates,epochs,events,closed"
+            f.flush()
+            f.swmr_mode = True
+        except BaseException:
+            f.close()
+            raise
+
+    # -- writing ------------------------------------------------------------------------------
+    def _append(self, name: str, rows: np.ndarray) -> None:
+        i = {"updates": 0, "epochs": 1, "events": 2}[name]
+        ds = self._ds[name]
+        n0 = self._counts[i]
+        ds.resize((n0 + len(rows),))
+        ds[n0 : n0 + len(rows)] = rows
+        ds.flush()
+        self._counts[i] = n0 + len(rows)
+
+    def _commit(self, closed: bool = False) -> None:
+        self._committed[...] = np.array([*self._counts, int(closed)], dtype="<i8")
+        self._committed.flush()
+
+    def _flush_updates(self) -> bool:
+        if not self._pending:
+            return False
+        rows = np.array(self._pending, dtype=UPDATE_DTYPE)
+        self._pending.clear()
+        self._append("updates", rows)
+        return True
+
+    def log_update(self, step: int, epoch: int, time: float, objective: float) -> None:
+        """One row per parameter update (buffered)."""
+        self._check_open()
+        self._pending.append((int(step), int(epoch), float(time), float(objective)))
+        if len(self._pending) >= self.flush_rows or _time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+
+    def log_epoch(self, row: dict) -> None:
+        """One row per epoch; keys from :data:`EPOCH_FIELDS` (missing ones are NaN, unknown ones refused)."""
+        self._check_open()
+        unknown = sorted(set(row) - set(EPOCH_FIELDS))
+        if unknown:
+            raise ValueError(f"metrics file {self.path}: unknown epoch column(s) {', '.join(unknown)}")
+        values = []
+        for name in EPOCH_FIELDS:
+            v = row.get(name)
+            if name in ("epoch", "step"):
+                values.append(int(v) if v is not None else -1)
+            else:
+                values.append(float("nan") if v is None else float(v))
+        self._flush_updates()
+        self._append("epochs", np.array([tuple(values)], dtype=EPOCH_DTYPE))
+        self._commit()
+        self._last_flush = _time.monotonic()
+
+    def log_event(self, step: int, time: float, kind: str, message: str) -> None:
+        """A rare event (``rollback``, ``lr-halved``, ``stopped`` …), written at once."""
+        self._check_open()
+        self._flush_updates()
+        row = np.array(
+            [(int(step), float(time), _clip_utf8(kind, EVENT_KIND_LEN), _clip_utf8(message, EVENT_MESSAGE_LEN))],
+            dtype=EVENT_DTYPE,
+        )
+        self._append("events", row)
+        self._commit()
+        self._last_flush = _time.monotonic()
+
+    def flush(self) -> None:
+        """Publish buffered update rows to readers."""
+        if self._closed:
+            return
+        if self._flush_updates():
+            self._commit()
+        self._last_flush = _time.monotonic()
+
+    def close(self) -> None:
+        """Flush, mark the file closed (``committed[3] = 1``) and close it. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self._flush_updates()
+            self._commit(closed=True)
+        finally:
+            self._closed = True
+            self._f.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"metrics file {self.path} is closed")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows written so far (pending updates included)."""
+        return {"updates": self._counts[0] + len(self._pending), "epochs": self._counts[1], "events": self._counts[2]}
+
+    def __enter__(self) -> "MetricsWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class MetricsDelta:
+    """Rows that appeared since the previous poll (structured numpy arrays)."""
+
+    updates: np.ndarray
+    epochs: np.ndarray
+    events: np.ndarray
+    closed: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(len(self.updates) or len(self.epochs) or len(self.events))
+
+
+class MetricsReader:
+    """Reads a metrics file while it is being written (SWMR), after it was closed, or after its
+    writer was killed. :meth:`poll` returns only the rows that are new since the last poll."""
+
+    def __init__(self, path: Path) -> None:
+        import h5py
+
+        self.path = Path(path)
+        where = f"metrics file {self.path}"
+        if not self.path.is_file():
+            raise CheckpointError(f"{where}: no such file")
+        try:
+            self._f = h5py.File(self.path, "r", libver="latest", swmr=True)
+        except OSError as exc:
+            raise CheckpointError(f"{where}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+        try:
+            f = self._f
+            schema = f.attrs.get("schema")
+            schema = schema.decode() if isinstance(schema, bytes) else schema
+            if schema != SCHEMA:
+                raise CheckpointError(f"{where}: not a bihm metrics file (schema {schema!r})")
+            version = int(f.attrs.get("schema_version", -1))
+            if version != SCHEMA_VERSION:
+                raise CheckpointError(f"{where}: metrics schema version {version} is not supported")
+            try:
+                self.run_info = json.loads(f.attrs.get("run_info_json", "{}"))
+            except ValueError:
+                raise CheckpointError(f"{where}: invalid run info JSON") from None
+            self._ds = {}
+            for name, dtype, _ in _TABLES:
+                ds = f.get(name)
+                if ds is None or ds.dtype != dtype:
+                    raise CheckpointError(f"{where}: table {name!r} is missing or has the wrong columns")
+                self._ds[name] = ds
+            self._committed = f.get("committed")
+            if self._committed is None or self._committed.shape != (4,):
+                raise CheckpointError(f"{where}: the 'committed' counter is missing")
+        except CheckpointError:
+            self._f.close()
+            raise
+        except Exception as exc:
+            self._f.close()
+            raise CheckpointError(f"{where}: unreadable ({type(exc).__name__}: {exc})") from None
+        self._seen = [0, 0, 0]
+        self.closed = False
+
+    def poll(self) -> MetricsDelta:
+        """Refresh and return the rows committed since the previous call (each row exactly once)."""
+        try:
+            self._committed.refresh()
+            counts = [int(n) for n in self._committed[()]]
+            out = []
+            for i, (name, dtype, _) in enumerate(_TABLES):
+                ds = self._ds[name]
+                ds.refresh()
+                n = min(counts[i], ds.shape[0])
+                if n > self._seen[i]:
+                    out.append(ds[self._seen[i] : n])
+                    self._seen[i] = n
+                else:
+                    out.append(np.zeros(0, dtype=dtype))
+            self.closed = bool(counts[3])
+        except OSError as exc:
+            raise CheckpointError(f"metrics file {self.path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+        return MetricsDelta(*out, closed=self.closed)
+
+    def read_all(self) -> MetricsDelta:
+        """Every committed row from the start (does not change what :meth:`poll` returns next)."""
+        seen = self._seen
+        self._seen = [0, 0, 0]
+        try:
+            return self.poll()
+        finally:
+            self._seen = [max(a, b) for a, b in zip(seen, self._seen)]
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "MetricsReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_ATTEMPT = re.compile(r"^metrics-(\d+)\.h5$")
+
+
+def attempt_number(path: Path) -> int | None:
+    """``metrics-3.h5`` -> 3; None for other names."""
+    m = _ATTEMPT.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def metrics_files(run_dir: Path) -> list[Path]:
+    """The run's metrics files, in attempt order."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [(attempt_number(p), p) for p in run_dir.iterdir() if attempt_number(p) is not None]
+    return [p for _, p in sorted(found)]
+
+
+def _with_attempt(rows: np.ndarray, attempt: int) -> np.ndarray:
+    dtype = np.dtype([("attempt", "<i8"), *[(n, rows.dtype[n]) for n in rows.dtype.names]])
+    out = np.zeros(len(rows), dtype=dtype)
+    out["attempt"] = attempt
+    for n in rows.dtype.names:
+        out[n] = rows[n]
+    return out
+
+
+@dataclass
+class RunMetrics:
+    """All attempts of a run concatenated; each table has an extra leading ``attempt`` column.
+
+    When attempt k+1 resumed from an earlier step, the rows of earlier attempts after that step
+    (work lost with the crash) are dropped, so steps increase along each table.
+    """
+
+    updates: np.ndarray
+    epochs: np.ndarray
+    events: np.ndarray
+    attempts: list[int] = field(default_factory=list)
+    run_info: dict[int, dict] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    closed: bool = True
+
+    def epoch_series(self, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of one epoch column."""
+        return self.epochs["epoch"].astype(float), self.epochs[column].astype(float)
+
+
+def read_run_metrics(run_dir: Path) -> RunMetrics:
+    """Read every ``metrics-<n>.h5`` of a run; an unreadable file is skipped with a warning."""
+    tables: dict[str, list[np.ndarray]] = {"updates": [], "epochs": [], "events": []}
+    result = RunMetrics(
+        updates=_with_attempt(np.zeros(0, UPDATE_DTYPE), 0),
+        epochs=_with_attempt(np.zeros(0, EPOCH_DTYPE), 0),
+        events=_with_attempt(np.zeros(0, EVENT_DTYPE), 0),
+    )
+    for path in metrics_files(run_dir):
+        attempt = attempt_number(path)
+        try:
+            with MetricsReader(path) as reader:
+                delta = reader.read_all()
+                info = reader.run_info
+        except CheckpointError as exc:
+            result.warnings.append(str(exc))
+            continue
+        start = info.get("start_step") if isinstance(info, dict) else None
+        if not isinstance(start, int):
+            firsts = [int(t["step"][0]) for t in (delta.updates, delta.epochs) if len(t)]
+            start = min(firsts) - 1 if firsts else None
+        if start is not None:
+            for name in tables:
+                tables[name] = [t[t["step"] <= start] for t in tables[name]]
+        for name in tables:
+            tables[name].append(_with_attempt(getattr(delta, name), attempt))
+        result.attempts.append(attempt)
+        result.run_info[attempt] = info
+        result.closed = delta.closed
+    for name, parts in tables.items():
+        if parts:
+            setattr(result, name, np.concatenate(parts))
+    return result

@@ -1,0 +1,408 @@
+"""Run folders: ``<runs root>/<name>/`` with checkpoints, metrics, log and a status file.
+
+::
+
+    runs/<name>/
+        checkpoint.h5      latest checkpoint (atomic writes)
+        best.h5            checkpoint with the best validation log p~*
+        metrics-<n>.h5     live metrics of attempt n (SWMR), one per start/resume
+        train.log          the training log
+        status.json        state + pid/host + progress, rewritten atomically
+
+A ``running`` status whose process is gone (same host) reads as ``crashed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bihm_app.errors import BihmError, RunError
+from bihm_app.store.metrics import attempt_number, metrics_files
+
+STATES = ("created", "running", "finished", "stopped", "crashed", "diverged")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,127}$")
+_TMP = re.compile(r"^\..+\.tmp$")
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _parse_iso(text) -> float | None:
+    try:
+        return datetime.fromisoformat(str(text)).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (Linux); None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (zombies count as gone)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # pragma: no cover
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().decode(errors="replace").rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to ``path`` atomically (temp file, fsync, ``os.replace``)."""
+    path = Path(path)
+    from bihm_app.store.checkpoint import default_file_mode
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, default_file_mode())
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def default_run_name(data: str | None = None, layers=None, now: datetime | None = None) -> str:
+    """``<data>-<layers>-<YYYYmmdd-HHMMSS>``, e.g. ``bmnist-200x200-20260101-120000``."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    parts = []
+    if data:
+        parts.append(re.sub(r"[^A-Za-z0-9_.+\-]", "_", str(data)))
+    if layers:
+        if isinstance(layers, str):
+            parts.append(re.sub(r"[^A-Za-z0-9_.+\-]", "x", layers.replace(",", "x")))
+        else:
+            parts.append("x".join(str(int(n)) for n in layers))
+    parts.append(stamp)
+    return "-".join(parts)
+
+
+@dataclass
+class RunFolder:
+    """One run's folder and the files in it."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.h5"
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / "best.h5"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    def metrics_paths(self) -> list[Path]:
+        """``metrics-<n>.h5`` files in attempt order."""
+        return metrics_files(self.path)
+
+    def next_metrics_path(self) -> Path:
+        """``metrics-<n>.h5`` with n = 1 + the highest existing attempt (1 for a new run)."""
+        numbers = [attempt_number(p) or 0 for p in self.metrics_paths()]
+        return self.path / f"metrics-{max(numbers, default=0) + 1}.h5"
+
+    def write_status(self, state: str, **fields) -> dict:
+        """Rewrite ``status.json`` atomically; merges with the previous status.
+
+        ``updated`` is set to now; ``started`` is kept (or set now); for ``running`` the pid and
+        host default to this process. Returns the status written.
+        """
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r} (one of {', '.join(STATES)})")
+        try:
+            status = self._read_raw()
+        except RunError:
+            status = {}
+        status.update(fields)
+        status["state"] = state
+        now = _now_iso()
+        status.setdefault("started", now)
+        status["updated"] = now
+        if state == "running":
+            status["pid"] = fields.get("pid", os.getpid())
+            status["host"] = fields.get("host", socket.gethostname())
+            local = status["host"] == socket.gethostname() and isinstance(status["pid"], int)
+            status["pid_start"] = _process_start_ticks(status["pid"]) if local else None
+        status = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in status.items()}
+        try:
+            write_json_atomic(self.status_path, status)
+        except OSError as exc:
+            raise RunError(f"run {self.path}: cannot write status.json ({exc})") from None
+        return status
+
+    def _read_raw(self) -> dict:
+        if not self.status_path.exists():
+            return {}
+        try:
+            data = json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise RunError(f"run {self.path}: status.json is unreadable ({' '.join(str(exc).split())})") from None
+        if not isinstance(data, dict):
+            raise RunError(f"run {self.path}: status.json is not a JSON object")
+        return data
+
+    def read_status(self) -> dict:
+        """The status; ``{"state": "unknown"}`` without a status file; a ``running`` run whose
+        process is gone (same host) is reported as ``crashed``. Raises RunError if unreadable."""
+        status = self._read_raw()
+        if not status:
+            return {"state": "unknown"}
+        if status.get("state") == "running" and status.get("host") == socket.gethostname():
+            pid = status.get("pid")
+            gone = not pid_alive(pid) if isinstance(pid, int) else True
+            if not gone and status.get("pid_start") is not None:
+                gone = _process_start_ticks(pid) != status.get("pid_start")  # the pid was reused
+            if gone:
+                status["state"] = "crashed"
+                status["message"] = f"process {pid} on {status.get('host')} ended without saying so"
+        return status
+
+    def sweep_temp_files(self, min_age_s: float = 0.0) -> list[Path]:
+        """Remove leftover ``.*.tmp`` files of killed writes (call when no writer is active)."""
+        removed = []
+        if not self.path.is_dir():
+            return removed
+        now = time.time()
+        for p in self.path.iterdir():
+            if _TMP.match(p.name) and p.is_file():
+                try:
+                    if now - p.stat().st_mtime >= min_age_s:
+                        p.unlink()
+                        removed.append(p)
+                except OSError:
+                    pass
+        return removed
+
+    def looks_like_run(self) -> bool:
+        return self.path.is_dir() and (
+            self.status_path.exists()
+            or self.checkpoint_path.exists()
+            or self.best_path.exists()
+            or bool(self.metrics_paths())
+        )
+
+
+def new_run(root: Path, name: str | None = None, *, data: str | None = None, layers=None) -> RunFolder:
+    """Create ``root/<name>`` (status ``created``); the default name is :func:`default_run_name`.
+
+    Raises RunError if the name is invalid or a run of that name exists.
+    """
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"runs folder {root}: cannot create ({exc})") from None
+    if name is None:
+        base = default_run_name(data, layers)
+        candidates = [base] + [f"{base}-{i}" for i in range(2, 100)]
+    else:
+        if not _NAME.match(name):
+            raise RunError(
+                f"run name {name!r} is not allowed (letters, digits, _ . + - ; up to 128; no leading dot or dash)"
+            )
+        candidates = [name]
+    for cand in candidates:
+        path = root / cand
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunError(f"run {path}: cannot create ({exc})") from None
+        run = RunFolder(path)
+        run.write_status("created")
+        return run
+    raise RunError(f"run {root / candidates[0]} already exists (pick another --name, or --resume it)")
+
+
+def open_run(run: str | Path, root: Path | None = None) -> RunFolder:
+    """A run by name (under ``root``) or by the path of its folder; RunError if there is none."""
+    p = Path(run)
+    if p.is_dir():
+        folder = RunFolder(p)
+    elif root is not None and _NAME.match(str(run)) and (Path(root) / str(run)).is_dir():
+        folder = RunFolder(Path(root) / str(run))
+    else:
+        where = f" under {root}" if root is not None else ""
+        raise RunError(f"no run named {str(run)!r}{where}")
+    if not folder.looks_like_run():
+        raise RunError(f"{folder.path} is not a run folder (no status.json, checkpoint or metrics)")
+    return folder
+
+
+def resolve_checkpoint(arg: str | Path, root: Path, which: str = "best") -> Path:
+    """A checkpoint path from a run name, a run folder or an ``.h5`` file.
+
+    For a run, ``which="best"`` gives ``best.h5`` (falling back to ``checkpoint.h5``) and
+    ``"latest"`` gives ``checkpoint.h5`` (falling back to ``best.h5``).
+    """
+    from bihm_app.errors import CheckpointError
+
+    if which not in ("best", "latest"):
+        raise ValueError(f"which must be 'best' or 'latest', not {which!r}")
+    p = Path(arg)
+    if p.is_file():
+        return p
+    if str(arg).endswith(".h5") and not p.is_dir():
+        raise CheckpointError(f"checkpoint {arg}: no such file")
+    run = open_run(arg, root)
+    order = [run.best_path, run.checkpoint_path] if which == "best" else [run.checkpoint_path, run.best_path]
+    for cand in order:
+        if cand.exists():
+            return cand
+    raise RunError(f"run {run.name} has no checkpoint yet ({run.path})")
+
+
+@dataclass
+class RunSummary:
+    """One line of ``bihm runs list``."""
+
+    name: str
+    status: str
+    data: str | None = None
+    layers: list[int] | None = None
+    method: str | None = None
+    epoch: int | None = None
+    step: int | None = None
+    best_valid: float | None = None
+    updated: str | None = None
+    age_s: float | None = None
+    path: str = ""
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _best_of(history: dict) -> float | None:
+    values = history.get("valid_log_ptilde") if isinstance(history, dict) else None
+    if not isinstance(values, list):
+        return None
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return max(finite) if finite else None
+
+
+def summarize_run(path: Path) -> RunSummary:
+    """Summary of one run folder; problems end up in ``status="corrupt"`` and ``error``, never raised."""
+    from bihm_app.store.checkpoint import read_meta
+
+    run = RunFolder(Path(path))
+    s = RunSummary(name=run.name, status="unknown", path=str(run.path))
+    errors: list[str] = []
+    status: dict = {}
+    try:
+        status = run.read_status()
+        s.status = str(status.get("state", "unknown"))
+    except BihmError as exc:
+        errors.append(str(exc))
+    meta = None
+    for ckpt in (run.checkpoint_path, run.best_path):
+        if not ckpt.exists():
+            continue
+        try:
+            m = read_meta(ckpt)
+        except BihmError as exc:
+            errors.append(str(exc))
+            continue
+        if meta is None:
+            meta = m
+        best = _best_of(m.get("history", {}))
+        if best is not None and (s.best_valid is None or best > s.best_valid):
+            s.best_valid = best
+    if meta is not None:
+        cfg = meta.get("config", {})
+        s.data = meta.get("data", {}).get("name")
+        s.layers = list(cfg.get("model", {}).get("layers", [])) or None
+        s.method = (cfg.get("train") or {}).get("method")
+        s.epoch = meta.get("progress", {}).get("epoch")
+        s.step = meta.get("progress", {}).get("step")
+    # status.json may be ahead of the last checkpoint
+    for key in ("data", "method"):
+        if getattr(s, key) is None and isinstance(status.get(key), str):
+            setattr(s, key, status[key])
+    if s.layers is None and isinstance(status.get("layers"), list):
+        s.layers = status["layers"]
+    for key in ("epoch", "step"):
+        v = status.get(key)
+        if isinstance(v, int) and (getattr(s, key) is None or v > getattr(s, key)):
+            setattr(s, key, v)
+    bv = status.get("best_valid")
+    if isinstance(bv, (int, float)) and math.isfinite(bv) and (s.best_valid is None or bv > s.best_valid):
+        s.best_valid = float(bv)
+    s.updated = status.get("updated") if isinstance(status.get("updated"), str) else None
+    t = _parse_iso(s.updated) if s.updated else None
+    if t is None:
+        try:
+            t = max(p.stat().st_mtime for p in run.path.iterdir())
+        except (OSError, ValueError):
+            t = None
+    s.age_s = max(0.0, time.time() - t) if t is not None else None
+    if errors:
+        s.status = "corrupt"
+        s.error = errors[0] if len(errors) == 1 else f"{errors[0]} (+{len(errors) - 1} more)"
+    return s
+
+
+def list_runs(root: Path) -> list[RunSummary]:
+    """Every run folder under ``root`` (sorted by name); never raises for a bad run."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        if p.name.startswith(".") or not p.is_dir():
+            continue
+        out.append(summarize_run(p))
+    return out
