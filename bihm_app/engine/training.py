@@ -92,6 +92,12 @@ class StepResult:
     finite: bool
 
 
+def _bernoulli_(out: Tensor, probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Fill ``out`` with draws of B(probs) (broadcast), reusing its buffer for the uniforms."""
+    out.uniform_(generator=generator)
+    return torch.lt(out, probs, out=out)
+
+
 def _bern_logp(v: Tensor, a: Tensor) -> Tensor:
     """Σ_i [v_i a_i − softplus(a_i)] over the last axis (log B(v | σ(a)))."""
     return (v * a - F.softplus(a)).sum(-1)
@@ -116,14 +122,14 @@ def closed_form_gradients(
     u1 = model.q_logits(1, x)  # (B, n1)
     s1 = torch.sigmoid(u1)
     n1 = u1.shape[1]
-    h = (torch.rand((B, K, n1), generator=generator, device=x.device, dtype=dt) < s1.unsqueeze(1)).to(dt)
+    h = _bernoulli_(torch.empty((B, K, n1), device=x.device, dtype=dt), s1.unsqueeze(1), generator)
     log_q = torch.bmm(h, u1.unsqueeze(2)).squeeze(2) - F.softplus(u1).sum(1, keepdim=True)  # (B, K)
     hs = [x, h.reshape(B * K, n1)]  # latent layers flattened: (B·K, n_l)
     q_sig = [s1]
     for l in range(2, L + 1):
         u = model.q_logits(l, hs[l - 1])  # (B·K, n_l)
         s = torch.sigmoid(u)
-        hl = (torch.rand(u.shape, generator=generator, device=x.device, dtype=dt) < s).to(dt)
+        hl = _bernoulli_(torch.empty_like(u), s, generator)
         log_q = log_q + _bern_logp(hl, u).view(B, K)
         hs.append(hl)
         q_sig.append(s)
@@ -157,7 +163,7 @@ def closed_form_gradients(
     # p(h_L): Σ_bk ω (h_L − σ(c)) = Σ_bk ω h_L − B σ(c) since Σ_k ω = 1
     g["p_prior"] = (w_flat * hs[L]).sum(0) - B * torch.sigmoid(c)
     # p(x | h_1): residual ω (x − σ(a)), (B, K, D), computed in place in the logits' buffer
-    r1 = a1.sigmoid_().neg_().add_(x.unsqueeze(1)).mul_(omega.unsqueeze(2)).view(B * K, D)
+    r1 = torch.sub(x.unsqueeze(1), a1.sigmoid_(), out=a1).mul_(omega.unsqueeze(2)).view(B * K, D)
     g["p_weights.0"] = r1.t() @ hs[1]
     g["p_biases.0"] = r1.sum(0)
     for l in range(2, L + 1):
