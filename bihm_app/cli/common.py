@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 
 from bihm_app.errors import BihmError
+from bihm_app.store.runs import runs_root  # noqa: F401  (re-exported for the commands)
 
 #: Results go to stdout, diagnostics and progress bars to stderr (so `--json` output stays clean).
 out = Console()
@@ -34,18 +34,6 @@ def cli_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def runs_root(runs_dir: Path | None = None) -> Path:
-    """The runs folder: `--runs-dir`, else `$BIHM_HOME/runs`, else the platform data dir."""
-    if runs_dir is not None:
-        return Path(runs_dir)
-    home = os.environ.get("BIHM_HOME")
-    if home:
-        return Path(home) / "runs"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("bihm", appauthor=False)) / "runs"
-
-
 def parse_int_list(spec: str, what: str) -> list[int]:
     """'1,10,100' -> [1, 10, 100]; every value ≥ 1, else a ConfigError naming ``what``."""
     from bihm_app.errors import ConfigError
@@ -62,26 +50,17 @@ def parse_int_list(spec: str, what: str) -> list[int]:
 def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str = "best"):
     """A run name, run folder or checkpoint file -> (BiHM on ``device`` in eval mode, checkpoint meta).
 
-    ``which`` picks best.h5 or checkpoint.h5 ("latest") inside a run folder.
+    ``which`` picks best.h5 or checkpoint.h5 ("latest") inside a run folder; ``meta["_path"]`` is
+    the checkpoint that was read.
     """
-    import torch
-
-    from bihm_app.engine.model import BiHM, resolve_device
+    from bihm_app.engine.model import resolve_device
     from bihm_app.errors import ConfigError
-    from bihm_app.store.checkpoint import load_checkpoint
-    from bihm_app.store.runs import resolve_checkpoint
+    from bihm_app.store.models import load_model as _load
 
     try:
         dev = resolve_device(device)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    path = resolve_checkpoint(arg, runs_root(runs_dir), which=which)
-    ck = load_checkpoint(path)
-    model = BiHM(ck.model_config())
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.from_numpy(ck.params()[name]))
-    model.to(dev).eval()
-    meta = dict(ck.meta)
+    model, meta, path = _load(arg, runs_root(runs_dir), dev, which)
     meta["_path"] = str(path)
     return model, meta

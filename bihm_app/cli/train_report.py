@@ -67,4 +67,6 @@ class RichReporter(Reporter):
 
     def finish(self, reason) -> None:
         if self.progress is not None:
+            if self.progress.tasks and self.progress.tasks[0].completed == 0:
+                self.progress.remove_task(self.task)  # the next epoch's empty bar: not shown
             self.progress.stop()

@@ -230,6 +230,18 @@ class RunFolder:
         )
 
 
+def runs_root(runs_dir: Path | None = None) -> Path:
+    """The runs folder: ``--runs-dir``, else ``$BIHM_HOME/runs``, else the platform data dir."""
+    if runs_dir is not None:
+        return Path(runs_dir).expanduser()
+    home = os.environ.get("BIHM_HOME")
+    if home:
+        return Path(home).expanduser() / "runs"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("bihm", appauthor=False)) / "runs"
+
+
 def new_run(root: Path, name: str | None = None, *, data: str | None = None, layers=None) -> RunFolder:
     """Create ``root/<name>`` (status ``created``); the default name is :func:`default_run_name`.
 
