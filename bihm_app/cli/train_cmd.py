@@ -38,12 +38,33 @@ def train(
 ) -> None:
     """Train a BiHM (Algorithm 1) on a data set; Ctrl-C saves and prints how to resume."""
     from bihm_app.cli.train_report import RichReporter
+
+    root = runs_root(runs_dir)
+    reporter = RichReporter(err, quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
+    try:
+        run, reason = _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, baseline, epochs,
+                             patience, valid_k, valid_max, z_samples, z_every, device, seed, name)  # fmt: skip
+    except KeyboardInterrupt:
+        reporter.finish("interrupted")
+        err.print("[yellow]interrupted: the last checkpoint is kept; `bihm runs list` shows the run, "
+                  "`bihm train --resume RUN` continues it[/]")  # fmt: skip
+        raise typer.Exit(130) from None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun only rank 0 reports
+    best = reporter.best
+    best_txt = f", best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
+    out.print(f"run [bold]{run.name}[/] — {reason}{best_txt}; checkpoint {run.checkpoint_path}", highlight=False)
+    if reason.startswith("signal"):
+        out.print(f"resume with: [bold]bihm train --resume {run.name}[/]", highlight=False)
+        raise typer.Exit(130 if "SIGINT" in reason else 143)
+
+
+def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, baseline, epochs, patience, valid_k,
+           valid_max, z_samples, z_every, device, seed, name):  # fmt: skip
     from bihm_app.engine.model import parse_layers
     from bihm_app.engine.training import TrainConfig
     from bihm_app.runner.train_loop import RunSpec, resume_run, start_run
 
-    root = runs_root(runs_dir)
-    reporter = RichReporter(err, quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
     if resume:
         run, reason = resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device})
     else:
@@ -58,11 +79,4 @@ def train(
             raise ConfigError(str(exc)) from None
         spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name)
         run, reason = start_run(root, spec, reporter)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return  # under torchrun only rank 0 reports
-    best = reporter.best
-    best_txt = f", best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
-    out.print(f"run [bold]{run.name}[/] — {reason}{best_txt}; checkpoint {run.checkpoint_path}", highlight=False)
-    if reason.startswith("signal"):
-        out.print(f"resume with: [bold]bihm train --resume {run.name}[/]", highlight=False)
-        raise typer.Exit(130 if "SIGINT" in reason else 143)
+    return run, reason

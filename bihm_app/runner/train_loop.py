@@ -270,30 +270,30 @@ class TrainingRun:
         run.sweep_temp_files()
         n_train = self.ds.size("train")
         per_epoch = math.ceil(n_train / cfg.batch_size)
-        writer = None
-        if self.rank == 0:
-            run.write_status("running", pid=os.getpid(), host=socket.gethostname(), epoch=self.progress.epoch, step=self.progress.step)
-            writer = MetricsWriter(
-                run.next_metrics_path(),
-                {"run": run.name, "config": self.meta()["config"], "start_step": self.progress.step,
-                 "start_epoch": self.progress.epoch, "resumed": self.resume},
-            )  # fmt: skip
-        self.reporter.start(run, cfg.epochs, self.progress.epoch, per_epoch, self.resume)
-        reason = "epochs"
-        t_start = time.time() - self.progress.elapsed
-        try:
-            with _StopFlag() as stop:
-                reason = self._loop(writer, stop, per_epoch, t_start)
-        except BaseException as exc:
+        stop = _StopFlag()
+        with stop:  # from here on, Ctrl-C / SIGTERM request a clean save instead of killing
+            writer = None
             if self.rank == 0:
-                # a crash or a second Ctrl-C: the last checkpoint stays the resumable state
-                state = "stopped" if isinstance(exc, KeyboardInterrupt) else (
-                    "diverged" if isinstance(exc, TrainingDiverged) else "crashed")  # fmt: skip
-                run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step, message=str(exc)[:300])
-            raise
-        finally:
-            if writer is not None:
-                writer.close()
+                run.write_status("running", pid=os.getpid(), host=socket.gethostname(), epoch=self.progress.epoch, step=self.progress.step)
+                writer = MetricsWriter(
+                    run.next_metrics_path(),
+                    {"run": run.name, "config": self.meta()["config"], "start_step": self.progress.step,
+                     "start_epoch": self.progress.epoch, "resumed": self.resume},
+                )  # fmt: skip
+            self.reporter.start(run, cfg.epochs, self.progress.epoch, per_epoch, self.resume)
+            t_start = time.time() - self.progress.elapsed
+            try:
+                reason = self._loop(writer, stop, per_epoch, t_start)
+            except BaseException as exc:
+                if self.rank == 0:
+                    # a crash or a second Ctrl-C: the last checkpoint stays the resumable state
+                    state = "stopped" if isinstance(exc, KeyboardInterrupt) else (
+                        "diverged" if isinstance(exc, TrainingDiverged) else "crashed")  # fmt: skip
+                    run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step, message=str(exc)[:300])
+                raise
+            finally:
+                if writer is not None:
+                    writer.close()
         self._check_ranks_agree()
         if self.rank == 0:
             state = "stopped" if reason.startswith("signal") else "finished"
@@ -379,7 +379,7 @@ class TrainingRun:
             self.reporter.epoch(row, improved)
             if done_early:
                 return f"early stopping: no improvement for {cfg.patience} epochs (best epoch {p.best_epoch})"
-            if stop.signal:
+            if stop.signal and not p.finished:
                 return f"signal {stop.signal}"
         return f"epoch limit {cfg.epochs} reached"
 

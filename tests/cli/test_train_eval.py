@@ -75,14 +75,19 @@ def test_resume_after_epoch_n_is_bit_identical_to_an_uninterrupted_run():
 
 def test_sigint_mid_epoch_saves_and_resume_is_still_exact(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    base = [sys.executable, "-m", "bihm_app", "train", *QUICK, "--epochs", "2", "--runs-dir", str(tmp_path)]
+    base = [sys.executable, "-m", "bihm_app", "train", *QUICK, "--epochs", "6", "--runs-dir", str(tmp_path)]
     assert subprocess.run(base + ["--name", "ref"], env=env, capture_output=True, timeout=300).returncode == 0
     proc = subprocess.Popen(base + ["--name", "cut"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    ck = tmp_path / "cut" / "metrics-1.h5"
+    status = tmp_path / "cut" / "status.json"
     t0 = time.time()
-    while not ck.exists() and time.time() - t0 < 60:  # training has started once the metrics file exists
-        time.sleep(0.05)
-    time.sleep(0.3)
+    while time.time() - t0 < 120:  # until this process runs the training loop
+        try:
+            if json.loads(status.read_text()).get("state") == "running":
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, errb = proc.communicate(timeout=120)
     if proc.returncode == 0:
