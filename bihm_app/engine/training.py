@@ -163,7 +163,7 @@ def closed_form_gradients(
     # p(h_L): Σ_bk ω (h_L − σ(c)) = Σ_bk ω h_L − B σ(c) since Σ_k ω = 1
     g["p_prior"] = (w_flat * hs[L]).sum(0) - B * torch.sigmoid(c)
     # p(x | h_1): residual ω (x − σ(a)), (B, K, D), computed in place in the logits' buffer
-    r1 = torch.sub(x.unsqueeze(1), a1.sigmoid_(), out=a1).mul_(omega.unsqueeze(2)).view(B * K, D)
+    r1 = a1.sigmoid_().sub_(x.unsqueeze(1)).mul_(-omega.unsqueeze(2)).view(B * K, D)
     g["p_weights.0"] = r1.t() @ hs[1]
     g["p_biases.0"] = r1.sum(0)
     for l in range(2, L + 1):
@@ -181,6 +181,14 @@ def closed_form_gradients(
     return objective, g
 
 
+def _adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch has one for the device, else the foreach one."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
 class Trainer:
     """Adam on the closed-form gradients of Algorithm 1 / RWS, with L1 and divergence checks.
 
@@ -195,7 +203,7 @@ class Trainer:
         self.cfg = cfg
         self.generator = generator
         self.params = dict(model.named_parameters())
-        self.optimizer = torch.optim.Adam(list(self.params.values()), lr=cfg.lr, foreach=True)
+        self.optimizer = _adam(list(self.params.values()), cfg.lr)
         self.step_count = 0
 
     @property
