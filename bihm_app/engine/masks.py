@@ -1,0 +1,98 @@
+"""Inpainting masks: which visible units are *missing* (to be completed by the chain).
+
+Every mask is a bool tensor (D,) with True where the pixel is missing; ``known = ~missing`` is what
+:func:`bihm_app.engine.gibbs.inpaint` takes. Image masks need the image shape (H, W) (row-major
+pixels); for data without one, only ``bottom``/``top`` (the second/first half of the vector) and
+``random:F`` make sense. Loading a PNG mask is the CLI's business: it hands over a bool tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: The named masks :func:`mask_from_spec` understands (plus ``random:F``).
+MASK_NAMES = ("bottom", "top", "left", "right", "centre")
+
+
+def half_mask(side: str, n_visible: int, image_shape: tuple[int, int] | None) -> Tensor:
+    """The bottom, top, left or right half of the image missing, (D,) bool.
+
+    Without an image shape, ``bottom``/``top`` are the second/first half of the vector.
+    """
+    if image_shape is None:
+        if side not in ("bottom", "top"):
+            raise ValueError(f"mask {side!r} needs image data; for vectors use bottom, top or random:F")
+        m = torch.zeros(n_visible, dtype=torch.bool)
+        half = n_visible // 2
+        if side == "bottom":
+            m[half:] = True
+        else:
+            m[:half] = True
+        return m
+    H, W = _check_shape(n_visible, image_shape)
+    m = torch.zeros(H, W, dtype=torch.bool)
+    if side == "bottom":
+        m[H // 2 :, :] = True
+    elif side == "top":
+        m[: H // 2, :] = True
+    elif side == "left":
+        m[:, : W // 2] = True
+    elif side == "right":
+        m[:, W // 2 :] = True
+    else:
+        raise ValueError(f"unknown side {side!r} (use bottom, top, left or right)")
+    return m.flatten()
+
+
+def centre_mask(n_visible: int, image_shape: tuple[int, int] | None) -> Tensor:
+    """A centred square of half the image's height and width missing, (D,) bool."""
+    if image_shape is None:
+        raise ValueError("mask 'centre' needs image data; for vectors use bottom, top or random:F")
+    H, W = _check_shape(n_visible, image_shape)
+    m = torch.zeros(H, W, dtype=torch.bool)
+    h, w = max(1, H // 2), max(1, W // 2)
+    r, c = (H - h) // 2, (W - w) // 2
+    m[r : r + h, c : c + w] = True
+    return m.flatten()
+
+
+def random_mask(n_visible: int, fraction: float, seed: int = 0) -> Tensor:
+    """round(fraction · D) pixels, chosen uniformly at random with ``seed``, missing; (D,) bool."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"random mask fraction must lie in [0, 1], got {fraction}")
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    k = int(round(fraction * n_visible))
+    m = torch.zeros(n_visible, dtype=torch.bool)
+    m[torch.randperm(n_visible, generator=g)[:k]] = True
+    return m
+
+
+def mask_from_spec(spec: str, n_visible: int, image_shape: tuple[int, int] | None, seed: int = 0) -> Tensor:
+    """``bottom|top|left|right|centre|center|random:F`` -> the missing-pixel mask (D,) bool.
+
+    Raises ValueError with one line for an unknown spec or a bad fraction.
+    """
+    s = spec.strip().lower()
+    if s in ("bottom", "top", "left", "right"):
+        return half_mask(s, n_visible, image_shape)
+    if s in ("centre", "center"):
+        return centre_mask(n_visible, image_shape)
+    if s.startswith("random"):
+        _, _, frac = s.partition(":")
+        try:
+            f = float(frac) if frac else 0.5
+        except ValueError:
+            raise ValueError(f"mask {spec!r}: the fraction after 'random:' must be a number in [0, 1]") from None
+        return random_mask(n_visible, f, seed)
+    raise ValueError(
+        f"unknown mask {spec!r} (use bottom, top, left, right, centre, random:FRACTION or a PNG file)"
+    )
+
+
+def _check_shape(n_visible: int, image_shape: tuple[int, int]) -> tuple[int, int]:
+    H, W = (int(v) for v in image_shape)
+    if H * W != n_visible:
+        raise ValueError(f"image shape {H}x{W} does not match {n_visible} visible units")
+    return H, W

@@ -1,0 +1,127 @@
+"""Start, resume and stop training runs as child processes of the dashboard.
+
+A run is always a separate ``python -m bihm_app train`` process in its own session, so it keeps
+training when the dashboard closes and a crash in either never takes the other down. The
+dashboard talks to a run only through its folder (status.json, metrics-<n>.h5) and signals.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bihm_app.errors import ConfigError, RunError
+from bihm_app.store.runs import RunFolder, default_run_name, open_run
+
+#: Validation settings that keep an epoch's evaluation short (the new-run form's "quick" box).
+QUICK_VALIDATION = ("--valid-max", "1000", "--z-samples", "10000")
+
+
+@dataclass
+class NewRunSpec:
+    """What the new-run form asks for; :meth:`argv` turns it into a ``bihm train`` command line."""
+
+    data: str = "bmnist"
+    layers: str = "200,200"
+    K: int = 10
+    batch: int = 100
+    lr: float = 1e-3
+    epochs: int = 100
+    device: str = "auto"
+    name: str = ""
+    quick: bool = True
+
+    def validate(self) -> None:
+        """Raise ConfigError with one line for the first bad field."""
+        try:
+            sizes = [int(s) for s in self.layers.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise ConfigError(f"layers {self.layers!r} must be comma-separated integers, e.g. 200,200") from None
+        if not sizes or min(sizes) < 1:
+            raise ConfigError(f"layers {self.layers!r} must be positive integers, e.g. 200,200")
+        for what, v in (("K", self.K), ("batch", self.batch), ("epochs", self.epochs)):
+            if v < 1:
+                raise ConfigError(f"{what} must be at least 1, got {v}")
+        if not self.lr > 0:
+            raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        if not self.data:
+            raise ConfigError("pick a data set")
+
+    def run_name(self) -> str:
+        return self.name.strip() or default_run_name(self.data, self.layers)
+
+    def argv(self, root: Path, name: str) -> list[str]:
+        args = [
+            sys.executable, "-m", "bihm_app", "train", "--data", self.data, "--layers", self.layers.replace(" ", ""),
+            "-K", str(self.K), "--batch", str(self.batch), "--lr", repr(float(self.lr)), "--epochs", str(self.epochs),
+            "--device", self.device, "--name", name, "--runs-dir", str(root), "--quiet",
+        ]  # fmt: skip
+        if self.quick:
+            args += list(QUICK_VALIDATION)
+        return args
+
+
+def resume_argv(root: Path, name: str) -> list[str]:
+    return [sys.executable, "-m", "bihm_app", "train", "--resume", name, "--runs-dir", str(root), "--quiet"]
+
+
+def launch_log_path(root: Path, name: str) -> Path:
+    """Where a launched child's stdout/stderr go (a hidden folder, so `runs list` skips it)."""
+    return Path(root) / ".launch" / f"{name}.log"
+
+
+def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
+    """Start ``argv`` in a new session (it outlives the dashboard), output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        try:
+            return subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+        except OSError as exc:
+            raise RunError(f"cannot start {argv[0]}: {exc}") from None
+
+
+def launch_new(root: Path, spec: NewRunSpec) -> tuple[str, subprocess.Popen]:
+    """Validate the form, refuse an existing name, start training; returns (run name, process)."""
+    spec.validate()
+    name = spec.run_name()
+    if (Path(root) / name).exists():
+        raise RunError(f"run {name!r} already exists under {root} (pick another name, or resume it)")
+    return name, spawn(spec.argv(Path(root), name), launch_log_path(root, name))
+
+
+def launch_resume(root: Path, name: str) -> subprocess.Popen:
+    """Resume ``name`` from its latest checkpoint (refused while it is running)."""
+    run = open_run(name, root)
+    state = run.read_status().get("state")
+    if state == "running":
+        raise RunError(f"run {name} is still running (stop it first)")
+    if not (run.checkpoint_path.exists() or run.best_path.exists()):
+        raise RunError(f"run {name} has no checkpoint to resume from")
+    return spawn(resume_argv(Path(root), name), launch_log_path(root, name))
+
+
+def stop_run(run: RunFolder) -> int:
+    """Ask a running run to stop (SIGINT: it saves a checkpoint and exits); returns its pid."""
+    status = run.read_status()
+    if status.get("state") != "running":
+        raise RunError(f"run {run.name} is not running (state: {status.get('state', 'unknown')})")
+    pid, host = status.get("pid"), status.get("host")
+    if host not in (None, socket.gethostname()):
+        raise RunError(f"run {run.name} runs on host {host}; stop it there")
+    if not isinstance(pid, int) or pid <= 0:
+        raise RunError(f"run {run.name}: status.json has no process id")
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        raise RunError(f"run {run.name}: process {pid} is gone") from None
+    except PermissionError:
+        raise RunError(f"run {run.name}: not allowed to signal process {pid}") from None
+    return pid

@@ -1,0 +1,66 @@
+"""What every dashboard screen shares: the runs root, one-line errors, safe thread workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.screen import Screen
+from textual.widgets import Input
+from textual.worker import Worker, get_current_worker
+
+from bihm_app.errors import BihmError
+
+
+def one_line(exc: BaseException) -> str:
+    """A user-facing line for an exception: the message of a BihmError, else 'Type: message'."""
+    if isinstance(exc, BihmError):
+        return str(exc)
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+class BihmScreen(Screen):
+    """Base screen: ``self.root`` is the runs folder; ``in_thread`` runs work off the UI thread."""
+
+    @property
+    def root(self) -> Path:
+        return self.app.runs_root  # type: ignore[attr-defined]
+
+    def fail(self, exc: BaseException | str, title: str = "error") -> None:
+        """Show a problem as a notification (never a traceback)."""
+        self.notify(exc if isinstance(exc, str) else one_line(exc), title=title, severity="error", timeout=8)
+
+    def in_thread(
+        self, fn: Callable[..., Any], *args: Any, done: Callable[[Any], None] | None = None,
+        group: str = "default", exclusive: bool = True, description: str = "",
+    ) -> Worker:
+        """Run ``fn(*args)`` in a thread worker; ``done(result)`` runs on the UI thread afterwards.
+
+        Exceptions are caught here and shown with :meth:`fail`, so a failing worker never takes
+        the application down.
+        """
+
+        def job() -> None:
+            try:
+                result = fn(*args)
+            except Exception as exc:  # noqa: BLE001 - the UI edge: every failure becomes a notification
+                if not get_current_worker().is_cancelled:
+                    self.app.call_from_thread(self.fail, exc)
+                return
+            if done is not None and not get_current_worker().is_cancelled:
+                self.app.call_from_thread(done, result)
+
+        return self.run_worker(job, thread=True, group=group, exclusive=exclusive, description=description or group)
+
+    def is_cancelled(self) -> bool:
+        """Inside a thread worker: whether it was cancelled (screen closed, a newer job started)."""
+        return get_current_worker().is_cancelled
+
+
+def text_input(blink: bool, value: str = "", **kwargs) -> Input:
+    """An Input whose cursor blinks only if ``blink`` (off for deterministic snapshots)."""
+    widget = Input(value, **kwargs)
+    widget.cursor_blink = blink
+    return widget

@@ -1,0 +1,128 @@
+"""The inpaint screen: hide part of a test image and watch Gibbs chains (3.4) fill it in.
+
+The chain runs in a thread worker one sweep at a time and posts every frame; the grid shows
+the original, the masked input (missing pixels dotted) and four chains' current means.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Input, Label, Select
+
+from bihm_app.tui.pictures import MASKS, inpaint_frames, make_mask, test_image, to_grid
+from bihm_app.tui.screens.base import text_input
+from bihm_app.tui.screens.pictures_base import PictureScreen
+
+CHAINS = 4
+STEPS = 30
+K = 10
+FRAME_S = 0.08  # pacing of the animation (a frame is shown at most this often)
+
+
+def masked_picture(x: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The input as the chain sees it: known pixels, and a sparse dot pattern where pixels are missing."""
+    dots = (np.arange(len(x)) % 3 == 0).astype(float)
+    return np.where(known, x, dots)
+
+
+class InpaintScreen(PictureScreen):
+    """Pick a test image and a mask; ``g`` runs the chains and animates them."""
+
+    BINDINGS = PictureScreen.BINDINGS + [
+        Binding("g", "run_chain", "Run chain", tooltip="Run the inpainting chains (animated)"),
+        Binding("m", "mask", "Mask", tooltip="Switch the missing part: bottom, top, left, right, random"),
+        Binding("left_square_bracket", "index(-1)", "Image −", tooltip="Previous test image"),
+        Binding("right_square_bracket", "index(1)", "Image +", tooltip="Next test image"),
+    ]
+    kind = "inpaint"
+
+    def __init__(self, name: str, index: int = 0, mask: str = "bottom", seed: int = 0) -> None:
+        super().__init__(name)
+        self.index = index
+        self.mask = mask
+        self.seed = seed
+        self.frames_shown = 0
+        self.sweep = -1
+
+    def compose_controls(self) -> ComposeResult:
+        blink = self.app.cursor_blink  # type: ignore[attr-defined]
+        with Horizontal(id="inpaint-controls"):
+            yield Label("test image")
+            yield text_input(blink, str(self.index), id="inpaint-index", type="integer")
+            yield Label("missing")
+            yield Select([(m, m) for m in MASKS], value=self.mask, allow_blank=False, id="inpaint-mask")
+
+    def model_ready(self) -> None:
+        self.action_run_chain()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        try:
+            self.index = int(event.value)
+        except ValueError:
+            self.fail(f"test image index {event.value!r} is not a number")
+            return
+        self.action_run_chain()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "inpaint-mask" and event.value != self.mask and isinstance(event.value, str):
+            self.mask = event.value
+            self.action_run_chain()
+
+    def action_mask(self) -> None:
+        self.query_one("#inpaint-mask", Select).value = MASKS[(MASKS.index(self.mask) + 1) % len(MASKS)]
+
+    def action_index(self, delta: int) -> None:
+        self.index = max(0, self.index + delta)
+        self.query_one("#inpaint-index", Input).value = str(self.index)
+        self.action_run_chain()
+
+    def action_run_chain(self) -> None:
+        lm = self.model
+        if lm is None:
+            self.notify("the model is still loading", severity="warning")
+            return
+        index, mask, seed = self.index, self.mask, self.seed
+        self.set_status(f"image {index}, missing {mask}: starting {CHAINS} chains …")
+        self.frames_shown = 0
+
+        def work() -> int:
+            x = test_image(lm.data_name, index)
+            known = make_mask(mask, len(x), lm.image_shape, seed)
+            shown = masked_picture(x, known)
+            last = 0.0
+            t = 0
+            for t, means in inpaint_frames(lm, x, known, CHAINS, STEPS, K, seed, cancelled=self.is_cancelled):
+                grid = to_grid(np.vstack([x, shown, means]), lm.image_shape, ncol=3)
+                wait = FRAME_S - (time.monotonic() - last)
+                if wait > 0:
+                    time.sleep(wait)
+                last = time.monotonic()
+                if self.is_cancelled():
+                    break
+                self.app.call_from_thread(self._frame, t, grid)
+            return t
+
+        self.in_thread(work, done=self._finished, group="inpaint")
+
+    def _frame(self, sweep: int, grid: np.ndarray) -> None:
+        self.sweep = sweep
+        self.frames_shown += 1
+        self.show_grid(grid)
+        self.set_status(
+            f"image {self.index}, missing {self.mask}: sweep {sweep}/{STEPS}  "
+            "[dim]original · input · 4 chains (g run · m mask · [ ] image · w save)[/dim]"
+        )
+
+    def _finished(self, sweeps: int) -> None:
+        self.set_status(
+            f"image {self.index}, missing {self.mask}: done, {sweeps} sweeps of {CHAINS} chains (K={K})  "
+            "[dim]original · input · 4 chains (g run · m mask · [ ] image · w save)[/dim]"
+        )
+
+    def file_stem(self) -> str:
+        return f"inpaint-{self.index}-{self.mask}"

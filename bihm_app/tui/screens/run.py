@@ -1,0 +1,250 @@
+"""The live view of one run: curves from its metrics files, hyper-parameters, log tail, stop/resume.
+
+A :class:`RunSeries` tails the run's SWMR metrics files; a timer at ``REDRAW_HZ`` polls it and
+redraws the charts only when rows arrived (or the view changed). Works for runs started here
+and for runs started from the command line alike.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Footer, Header, Static
+
+from bihm_app.errors import BihmError
+from bihm_app.store.checkpoint import read_meta
+from bihm_app.store.runs import RunFolder, open_run
+from bihm_app.tui import format as fmt
+from bihm_app.tui.launcher import launch_log_path
+from bihm_app.tui.screens.base import BihmScreen, one_line
+from bihm_app.tui.widgets.metric_chart import MetricChart
+from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, LOGZ_COLUMNS, RunSeries
+
+REDRAW_HZ = 3.0
+ZOOMS = (None, 50, 10, 3)  # "last N epochs" steps of the zoom key; None = everything
+LOG_LINES = 12
+START_WAIT_S = 60.0  # how long a just-launched run may take to create its folder
+
+
+def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:
+    """The last ``n`` lines of a text file (reads at most ``max_bytes`` from its end)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line.rstrip() for line in data.splitlines()[-n:]]
+
+
+def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
+    """(name, value) pairs from the metrics file's run info, else the checkpoint's config."""
+    cfg = run_info.get("config") if isinstance(run_info, dict) else None
+    if not isinstance(cfg, dict):
+        for path in (run.checkpoint_path, run.best_path):
+            if path.exists():
+                try:
+                    cfg = read_meta(path).get("config")
+                    break
+                except BihmError:
+                    continue
+    if not isinstance(cfg, dict):
+        return []
+    model, train = cfg.get("model") or {}, cfg.get("train") or {}
+    pairs = [("data", cfg.get("data")), ("layers", fmt.layers_text(model.get("layers"))),
+             ("visible", model.get("n_visible")), ("device", cfg.get("device"))]  # fmt: skip
+    for key in ("method", "K", "batch_size", "lr", "l1", "epochs", "patience", "valid_K", "valid_max", "z_samples", "seed"):
+        if key in train:
+            pairs.append((key, train[key]))
+    return [(k, str(v)) for k, v in pairs if v is not None]
+
+
+class RunScreen(BihmScreen):
+    """Live curves and controls of one run."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back to the runs list"),
+        Binding("m", "smooth", "Smooth", tooltip="Toggle the smoothed batch-bound curve"),
+        Binding("v", "epoch_view", "log p / 2 log Z", tooltip="Switch the epoch chart between the bounds (log p~*, log p) and 2 log Z"),
+        Binding("z", "zoom", "Zoom", tooltip="Zoom to the last N epochs (cycles 50, 10, 3, all)"),
+        Binding("x", "stop", "Stop", tooltip="Stop the run (SIGINT: it saves a checkpoint and exits)"),
+        Binding("r", "resume", "Resume", tooltip="Resume the run from its last checkpoint"),
+        Binding("s", "samples", "Samples", tooltip="Samples of this run's best model"),
+    ]
+
+    def __init__(self, name: str, starting: bool = False) -> None:
+        super().__init__()
+        self.run_name = name
+        self.starting = starting  # launched just now: wait for its folder instead of failing
+        self._reported = False
+        self._mounted_at = 0.0
+        self.run: RunFolder | None = None
+        self.series: RunSeries | None = None
+        self.smooth = False
+        self.zoom_index = 0
+        self.show_logz = False
+        self.redraws = 0
+        self._drawn_version = -1
+        self._status: dict = {}
+        self._params: list[tuple[str, str]] = []
+        self._shown: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static("", id="run-info")
+        with Horizontal(id="run-body"):
+            with Vertical(id="run-charts"):
+                yield MetricChart("batch bound (per update)", "step", empty="waiting for updates", id="chart-batch")
+                yield MetricChart("validation log p~*, log p (per epoch) ± 2 se", "epoch", empty="waiting for the first epoch", id="chart-epochs")
+            with VerticalScroll(id="run-side"):
+                yield Static("", id="run-params")
+                yield Static("", id="run-log")
+                with Horizontal(id="run-buttons"):
+                    yield Button("Stop", id="stop", variant="error")
+                    yield Button("Resume", id="resume", variant="primary")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"run {self.run_name}"
+        self._mounted_at = time.monotonic()
+        self._open_folder()
+        self.set_interval(1.0 / REDRAW_HZ, self.tick)
+
+    def _open_folder(self) -> bool:
+        """Open the run folder; a run just launched may need a moment to create it."""
+        try:
+            self.run = open_run(self.run_name, self.root)
+        except BihmError as exc:
+            if self.starting and time.monotonic() - self._mounted_at < START_WAIT_S:
+                self.query_one("#run-info", Static).update(f"[b]{self.run_name}[/b]: waiting for the run to start …")
+                return False
+            if not self._reported:
+                self._reported = True
+                self.fail(exc)
+                self.query_one("#run-info", Static).update(f"[b]{self.run_name}[/b]: {escape(one_line(exc))}")
+            return False
+        self.series = RunSeries(self.run.path)
+        self.tick()
+        return True
+
+    def on_unmount(self) -> None:
+        if self.series is not None:
+            self.series.close()
+
+    # -- the timer -----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Poll the metrics tail and status; redraw the charts only if something changed."""
+        if self.run is None or self.series is None:
+            if not self._reported:
+                self._open_folder()
+            return
+        try:
+            self.series.poll()
+        except Exception as exc:  # noqa: BLE001 - keep ticking; show the problem once per change
+            self.fail(exc)
+        try:
+            self._status = self.run.read_status()
+        except BihmError as exc:
+            self._status = {"state": "corrupt", "message": str(exc)}
+        if self.series.version != self._drawn_version:
+            self.redraw()
+        self._update_side()
+
+    def redraw(self) -> None:
+        series = self.series
+        if series is None:
+            return
+        last = ZOOMS[self.zoom_index]
+        self.query_one("#chart-batch", MetricChart).show([series.batch_curve(self.smooth, last)])
+        columns = LOGZ_COLUMNS if self.show_logz else BOUND_COLUMNS
+        title = "2 log Z (per epoch) ± 2 se" if self.show_logz else "validation log p~*, log p (per epoch) ± 2 se"
+        self.query_one("#chart-epochs", MetricChart).show(series.epoch_curves(last, columns), title=title)
+        self._drawn_version = series.version
+        self.redraws += 1
+
+    def _update_side(self) -> None:
+        series, run = self.series, self.run
+        if series is None or run is None:
+            return
+        state = str(self._status.get("state", "unknown"))
+        best = series.best_valid()
+        speed = series.updates_per_second() if state == "running" else None
+        parts = [
+            f"[b]{self.run_name}[/b]",
+            fmt.status_text(state).markup,
+            f"epoch {series.epoch}",
+            f"step {series.step}",
+            f"best log p~* {fmt.pm(*best) if best else '—'}",
+        ]
+        logz = series.last_epoch_value("log_z2")
+        if logz:
+            parts.append(f"2 log Z {fmt.pm(*logz)}")
+        if speed:
+            parts.append(f"{speed:.0f} upd/s")
+        view = ("smoothed" if self.smooth else "raw") + (f", last {ZOOMS[self.zoom_index]} epochs" if ZOOMS[self.zoom_index] else "")
+        parts.append(f"[dim]{view}[/dim]")
+        info = "  ".join(parts)
+        if state in ("crashed", "diverged", "corrupt") and self._status.get("message"):
+            info += f"\n[b]{state}:[/b] {self._status['message']}"
+        for w in series.warnings[:1]:
+            info += f"\n[b]warning:[/b] {w}"
+        self._set("#run-info", info)
+        if not self._params:
+            self._params = hyper_parameters(run, series.run_info)
+        params = self._params
+        text = "[b]hyper-parameters[/b]\n" + "\n".join(f"{k:>10} {v}" for k, v in params) if params else "[b]hyper-parameters[/b]\n—"
+        self._set("#run-params", text)
+        log = run.log_path if run.log_path.exists() else launch_log_path(self.root, self.run_name)
+        lines = tail_lines(log, LOG_LINES)
+        events = [f"{e['kind']}: {e['message']}" for e in series.events[-3:]]
+        body = "\n".join(escape(x) for x in (lines or events)) or "[dim](no log yet)[/dim]"
+        self._set("#run-log", f"[b]log[/b] [dim]{escape(log.name) if lines else 'events'}[/dim]\n{body}")
+        self.query_one("#stop", Button).disabled = state != "running"
+        self.query_one("#resume", Button).disabled = state == "running"
+
+    def _set(self, selector: str, text: str) -> None:
+        """Update a Static only when its text changed (an idle tick then costs no repaint)."""
+        if self._shown.get(selector) != text:
+            self._shown[selector] = text
+            self.query_one(selector, Static).update(text)
+
+    # -- actions -------------------------------------------------------------------------------
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_smooth(self) -> None:
+        self.smooth = not self.smooth
+        self.redraw()
+        self._update_side()
+
+    def action_epoch_view(self) -> None:
+        self.show_logz = not self.show_logz
+        self.redraw()
+
+    def action_zoom(self) -> None:
+        self.zoom_index = (self.zoom_index + 1) % len(ZOOMS)
+        self.redraw()
+        self._update_side()
+
+    def action_stop(self) -> None:
+        self.app.stop_run(self.run_name)  # type: ignore[attr-defined]
+
+    def action_resume(self) -> None:
+        self.app.resume_run(self.run_name)  # type: ignore[attr-defined]
+
+    def action_samples(self) -> None:
+        self.app.open_samples(self.run_name)  # type: ignore[attr-defined]
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "stop":
+            self.action_stop()
+        elif event.button.id == "resume":
+            self.action_resume()
+

@@ -1,0 +1,271 @@
+"""The runs screen: every run under the runs root, refreshed every 2 s (in a thread worker)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from bihm_app.render.chart import sparkline
+from bihm_app.store.metrics import metrics_files, read_run_metrics
+from bihm_app.store.runs import RunSummary, list_runs
+from bihm_app.tui import format as fmt
+from bihm_app.tui.screens.base import BihmScreen
+
+REFRESH_S = 2.0
+SPARK_WIDTH = 12
+NAME_MAX = 32  # longer run names are cut in the table (the detail line shows them whole)
+#: (label, key, width); fixed widths keep the layout stable while values change (None: fit the names).
+COLUMNS = (("", "mark", 1), ("run", "name", None), ("status", "status", 8), ("data", "data", 8),
+           ("layers", "layers", 10), ("epoch", "epoch", 5), ("step", "step", 7), ("best log p~*", "best", 12),
+           ("trend", "trend", SPARK_WIDTH), ("age", "age", 10))  # fmt: skip
+
+
+@dataclass
+class RunRow:
+    """A run summary plus its validation trend (what one table row shows)."""
+
+    summary: RunSummary
+    trend: str = ""
+
+
+class _TrendCache:
+    """Validation curves per run, re-read only when a run's metrics files change."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple, str, dict]] = {}
+
+    def trend(self, run_path: Path) -> tuple[str, dict]:
+        """(sparkline of valid log p~*, config from the latest metrics file's run info)."""
+        files = metrics_files(run_path)
+        try:
+            key = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+        except OSError:
+            return "", {}
+        hit = self._cache.get(str(run_path))
+        if hit is not None and hit[0] == key:
+            return hit[1], hit[2]
+        text, config = "", {}
+        if files:
+            try:
+                rm = read_run_metrics(run_path)
+                v = rm.epochs["valid_log_ptilde"].astype(float)
+                v = v[np.isfinite(v)]
+                text = sparkline(v, SPARK_WIDTH) if len(v) >= 2 else ""
+                infos = [i for i in rm.run_info.values() if isinstance(i, dict)]
+                config = infos[-1].get("config", {}) if infos else {}
+                config = config if isinstance(config, dict) else {}
+            except Exception:  # noqa: BLE001 - a bad metrics file only loses its sparkline
+                text = "?"
+        self._cache[str(run_path)] = (key, text, config)
+        return text, config
+
+
+def load_rows(root: Path, cache: _TrendCache) -> list[RunRow]:
+    """Summaries and trends of every run (runs in a worker thread; never raises for a bad run)."""
+    rows = []
+    for s in list_runs(root):
+        if s.status == "corrupt":
+            rows.append(RunRow(s))
+            continue
+        trend, config = cache.trend(Path(s.path))
+        # a run that has not saved its first checkpoint yet: its metrics file knows the config
+        if s.data is None and isinstance(config.get("data"), str):
+            s.data = config["data"]
+        layers = (config.get("model") or {}).get("layers")
+        if s.layers is None and isinstance(layers, list):
+            s.layers = layers
+        rows.append(RunRow(s, trend))
+    return rows
+
+
+class RunsScreen(BihmScreen):
+    """All runs: status, data, layers, progress, best validation bound and its trend."""
+
+    BINDINGS = [
+        Binding("enter", "open_run", "Open", tooltip="Open the selected run's live view"),
+        Binding("n", "new_run", "New run", tooltip="Start a new training run"),
+        Binding("s", "samples", "Samples", tooltip="Samples of the selected run"),
+        Binding("i", "inpaint", "Inpaint", tooltip="Inpainting with the selected run"),
+        Binding("l", "layers", "Layers", tooltip="Layer-wise generation of the selected run"),
+        Binding("space", "mark", "Mark", tooltip="Mark/unmark the run for comparison"),
+        Binding("c", "compare", "Compare", tooltip="Compare the marked runs (or the selected one)"),
+        Binding("x", "stop", "Stop", tooltip="Stop the selected run (SIGINT: it saves a checkpoint)"),
+        Binding("r", "resume", "Resume", tooltip="Resume the selected run from its last checkpoint"),
+        Binding("f5", "refresh", "Refresh", show=False, tooltip="Re-read the runs folder now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[RunRow] = []
+        self.marked: set[str] = set()
+        self.refreshes = 0
+        self._cache = _TrendCache()
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        self._add_columns(table, [])
+        yield table
+        yield Static("", id="runs-detail")
+        yield Footer()
+
+    @staticmethod
+    def _add_columns(table: DataTable, names: list[str]) -> None:
+        name_width = min(NAME_MAX, max([3] + [len(n) for n in names]))
+        for label, key, width in COLUMNS:
+            table.add_column(label, key=key, width=name_width if width is None else width)
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.root)
+        self.action_refresh()
+        self.set_interval(REFRESH_S, self.action_refresh)
+
+    def on_screen_resume(self) -> None:
+        self.action_refresh()
+
+    # -- data ----------------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        self.in_thread(load_rows, self.root, self._cache, done=self._show_rows, group="runs-refresh")
+
+    def _show_rows(self, rows: list[RunRow]) -> None:
+        self.rows = rows
+        self.refreshes += 1
+        table = self.query_one("#runs-table", DataTable)
+        names = [r.summary.name for r in rows]
+        current = [str(k.value) for k in table.rows]
+        if names != current:
+            selected = self.selected_name()
+            table.clear(columns=True)
+            self._add_columns(table, names)
+            for r in rows:
+                table.add_row(*self._cells(r), key=r.summary.name)
+            if selected in names:
+                table.move_cursor(row=names.index(selected))
+        else:
+            for r in rows:
+                for (_, col, _w), cell in zip(COLUMNS, self._cells(r)):
+                    table.update_cell(r.summary.name, col, cell)
+        self._show_detail()
+        if not rows:
+            self.query_one("#runs-detail", Static).update(
+                f"No runs under {self.root} yet — press [b]n[/] to start one, or run `bihm train`."
+            )
+
+    def _cells(self, r: RunRow) -> list:
+        s = r.summary
+        return [
+            "●" if s.name in self.marked else " ",
+            s.name,
+            fmt.status_text(s.status),
+            s.data or "—",
+            fmt.layers_text(s.layers),
+            "—" if s.epoch is None else str(s.epoch),
+            "—" if s.step is None else str(s.step),
+            fmt.num(s.best_valid),
+            r.trend,
+            fmt.age(s.age_s),
+        ]
+
+    def selected_name(self) -> str | None:
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:  # noqa: BLE001 - an empty or refreshing table
+            return None
+        return None if key is None else str(key.value)
+
+    def selected(self) -> RunSummary | None:
+        name = self.selected_name()
+        return next((r.summary for r in self.rows if r.summary.name == name), None)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_open_run()
+
+    def _show_detail(self) -> None:
+        s = self.selected()
+        detail = self.query_one("#runs-detail", Static)
+        if s is None:
+            detail.update("")
+            return
+        if s.error:
+            detail.update(f"[b]{s.name}[/b] is corrupt: {s.error}")
+            return
+        marked = f"   marked for compare: {', '.join(sorted(self.marked))}" if self.marked else ""
+        method = f"{s.method} " if s.method else ""
+        detail.update(f"[b]{s.name}[/b]  {method}{s.path}{marked}")
+
+    # -- actions -------------------------------------------------------------------------------
+    def _need_run(self) -> RunSummary | None:
+        s = self.selected()
+        if s is None:
+            self.notify("No run selected", severity="warning")
+        return s
+
+    def _need_model(self) -> RunSummary | None:
+        s = self._need_run()
+        if s is not None and s.status == "corrupt":
+            self.fail(f"run {s.name} is corrupt: {s.error}")
+            return None
+        return s
+
+    def action_open_run(self) -> None:
+        s = self._need_run()
+        if s is not None:
+            self.app.open_run(s.name)  # type: ignore[attr-defined]
+
+    def action_new_run(self) -> None:
+        self.app.action_new_run()  # type: ignore[attr-defined]
+
+    def action_samples(self) -> None:
+        s = self._need_model()
+        if s is not None:
+            self.app.open_samples(s.name)  # type: ignore[attr-defined]
+
+    def action_inpaint(self) -> None:
+        s = self._need_model()
+        if s is not None:
+            self.app.open_inpaint(s.name)  # type: ignore[attr-defined]
+
+    def action_layers(self) -> None:
+        s = self._need_model()
+        if s is not None:
+            self.app.open_layers(s.name)  # type: ignore[attr-defined]
+
+    def action_mark(self) -> None:
+        s = self._need_run()
+        if s is None:
+            return
+        self.marked ^= {s.name}
+        self.query_one("#runs-table", DataTable).update_cell(s.name, "mark", "●" if s.name in self.marked else " ")
+        self._show_detail()
+
+    def action_compare(self) -> None:
+        names = sorted(self.marked)
+        if not names:
+            s = self._need_run()
+            names = [s.name] if s else []
+        if names:
+            self.app.open_compare(names)  # type: ignore[attr-defined]
+
+    def action_stop(self) -> None:
+        s = self._need_run()
+        if s is not None:
+            self.app.stop_run(s.name)  # type: ignore[attr-defined]
+            self.action_refresh()
+
+    def action_resume(self) -> None:
+        s = self._need_run()
+        if s is not None:
+            self.app.resume_run(s.name)  # type: ignore[attr-defined]
+            self.action_refresh()
+

@@ -1,0 +1,62 @@
+"""The samples screen: a grid of model samples (ancestral, Gibbs or importance-resampled)."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+from bihm_app.tui.pictures import METHODS, draw_samples, to_grid
+from bihm_app.tui.screens.pictures_base import PictureScreen
+
+N_SAMPLES = 16
+NCOL = 4
+
+
+class SamplesScreen(PictureScreen):
+    """Samples of a run's best model; ``g`` draws new ones, ``m`` switches the method."""
+
+    BINDINGS = PictureScreen.BINDINGS + [
+        Binding("g", "regenerate", "Regenerate", tooltip="Draw new samples (next seed)"),
+        Binding("m", "method", "Method", tooltip="Switch ancestral / gibbs / resampled"),
+    ]
+    kind = "samples"
+
+    def __init__(self, name: str, method: str = "ancestral", seed: int = 0) -> None:
+        super().__init__(name)
+        self.method = method
+        self.seed = seed
+        self.generated = 0
+
+    def model_ready(self) -> None:
+        self.generate()
+
+    def generate(self) -> None:
+        lm = self.model
+        if lm is None:
+            return
+        self.set_status(f"drawing {N_SAMPLES} {self.method} samples (seed {self.seed}) …")
+        method, seed = self.method, self.seed
+
+        def work():
+            return to_grid(draw_samples(lm, method, N_SAMPLES, seed), lm.image_shape, NCOL)
+
+        self.in_thread(work, done=self._show, group="samples")
+
+    def _show(self, grid) -> None:
+        self.generated += 1
+        self.show_grid(grid)
+        lm = self.model
+        self.set_status(
+            f"{N_SAMPLES} {self.method} samples, seed {self.seed}, from {lm.path.name if lm else '?'}  "
+            "[dim](g regenerate · m method · b pixels · w save)[/dim]"
+        )
+
+    def file_stem(self) -> str:
+        return f"samples-{self.method}-seed{self.seed}"
+
+    def action_regenerate(self) -> None:
+        self.seed += 1
+        self.generate()
+
+    def action_method(self) -> None:
+        self.method = METHODS[(METHODS.index(self.method) + 1) % len(METHODS)]
+        self.generate()

@@ -1,0 +1,201 @@
+"""The live series of one run, owned in one place (dolphie's "metric manager" pattern).
+
+:class:`RunSeries` tails every ``metrics-<n>.h5`` of a run folder with the store's SWMR
+:class:`~bihm_app.store.metrics.MetricsReader` and keeps the rows; charts and labels only read it.
+``poll()`` is cheap (it reads only rows committed since the last call) and says whether anything
+changed, so the screen redraws on a timer only when there is something new.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bihm_app.errors import BihmError
+from bihm_app.store.metrics import EPOCH_DTYPE, UPDATE_DTYPE, MetricsReader, decode_events, metrics_files
+
+#: Most points drawn for the per-update curve: longer series are averaged into this many bins.
+MAX_POINTS = 600
+
+
+@dataclass
+class Curve:
+    """One line of a chart: x, y and an optional standard error (band y ± 2 se)."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+    se: np.ndarray | None = None
+
+
+def bin_means(x: np.ndarray, y: np.ndarray, n: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Average consecutive points into at most ``n`` bins (keeps charts cheap to draw)."""
+    if len(x) <= n:
+        return x, y
+    edges = np.linspace(0, len(x), n + 1).astype(int)
+    sx = np.add.reduceat(x, edges[:-1]) / np.diff(edges)
+    sy = np.add.reduceat(y, edges[:-1]) / np.diff(edges)
+    return sx, sy
+
+
+def moving_average(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (the first points average what there is)."""
+    if window <= 1 or len(y) == 0:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    idx = np.arange(1, len(y) + 1)
+    lo = np.maximum(0, idx - window)
+    return (c[idx] - c[lo]) / (idx - lo)
+
+
+EPOCH_LABELS = {"valid_log_ptilde": "log p~*", "valid_log_p": "log p", "log_z2": "2 log Z"}
+BOUND_COLUMNS = ("valid_log_ptilde", "valid_log_p")
+LOGZ_COLUMNS = ("log_z2",)
+
+
+class RunSeries:
+    """All metrics of a run folder, tailed live."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._readers: dict[Path, MetricsReader] = {}
+        self._closed: set[Path] = set()
+        self._bad: dict[Path, str] = {}
+        self.updates = np.zeros(0, dtype=UPDATE_DTYPE)
+        self.epochs = np.zeros(0, dtype=EPOCH_DTYPE)
+        self.events: list[dict] = []
+        self.run_info: dict = {}
+        self.version = 0  # bumped whenever rows arrive
+        self._rate: list[tuple[float, int]] = []  # (wall time, step) samples for updates/s
+
+    # -- reading ---------------------------------------------------------------------------------
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._bad.values())
+
+    def poll(self) -> bool:
+        """Read new rows of every metrics file (new attempts are picked up); True if any arrived."""
+        changed = False
+        for path in metrics_files(self.run_dir):
+            if path in self._closed or path in self._bad:
+                continue
+            reader = self._readers.get(path)
+            if reader is None:
+                try:
+                    reader = MetricsReader(path)
+                except BihmError as exc:
+                    self._bad[path] = str(exc)
+                    continue
+                self._readers[path] = reader
+                self._start_attempt(reader.run_info)
+            try:
+                delta = reader.poll()
+            except (BihmError, OSError, RuntimeError, ValueError) as exc:
+                self._bad[path] = f"metrics file {path}: {' '.join(str(exc).split())[:200]}"
+                reader.close()
+                self._readers.pop(path, None)
+                continue
+            if delta:
+                changed = True
+                if len(delta.updates):
+                    self.updates = np.concatenate([self.updates, delta.updates])
+                if len(delta.epochs):
+                    self.epochs = np.concatenate([self.epochs, delta.epochs])
+                if len(delta.events):
+                    self.events += decode_events(delta.events)
+            if delta.closed:
+                reader.close()
+                self._readers.pop(path, None)
+                self._closed.add(path)
+        if changed:
+            self.version += 1
+            self._rate.append((time.monotonic(), self.step))
+            self._rate = self._rate[-20:]
+        return changed
+
+    def _start_attempt(self, info: dict) -> None:
+        """A resumed attempt drops the rows of earlier attempts after the step it resumed from."""
+        if isinstance(info, dict):
+            self.run_info = info
+            start = info.get("start_step")
+            if isinstance(start, int):
+                self.updates = self.updates[self.updates["step"] <= start]
+                self.epochs = self.epochs[self.epochs["step"] <= start]
+
+    def close(self) -> None:
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
+
+    # -- views -----------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return int(self.updates["step"][-1]) if len(self.updates) else 0
+
+    @property
+    def epoch(self) -> int:
+        e = [int(self.updates["epoch"][-1])] if len(self.updates) else []
+        e += [int(self.epochs["epoch"][-1])] if len(self.epochs) else []
+        return max(e, default=0)
+
+    def updates_per_second(self) -> float | None:
+        """Recent training speed seen through the metrics file (None until two polls saw rows)."""
+        if len(self._rate) < 2 or self._rate[-1][0] - self._rate[0][0] <= 0:
+            return None
+        (t0, s0), (t1, s1) = self._rate[0], self._rate[-1]
+        return (s1 - s0) / (t1 - t0)
+
+    def best_valid(self) -> tuple[float, float] | None:
+        """(best valid log p~*, its standard error), or None before the first validation."""
+        v = self.epochs["valid_log_ptilde"] if len(self.epochs) else np.zeros(0)
+        ok = np.isfinite(v)
+        if not ok.any():
+            return None
+        i = int(np.flatnonzero(ok)[np.argmax(v[ok])])
+        return float(v[i]), float(self.epochs["valid_log_ptilde_se"][i])
+
+    def last_epoch_value(self, column: str) -> tuple[float, float] | None:
+        """The latest finite value of an epoch column with its standard error."""
+        if not len(self.epochs):
+            return None
+        v = self.epochs[column].astype(float)
+        ok = np.flatnonzero(np.isfinite(v))
+        if not len(ok):
+            return None
+        i = int(ok[-1])
+        return float(v[i]), float(self.epochs[f"{column}_se"][i])
+
+    def _epoch_window(self, last_epochs: int | None) -> float:
+        if not last_epochs:
+            return -math.inf
+        return self.epoch - last_epochs
+
+    def batch_curve(self, smooth: bool = False, last_epochs: int | None = None) -> Curve:
+        """The per-update batch bound (the training objective), binned to at most MAX_POINTS."""
+        u = self.updates[self.updates["epoch"] >= self._epoch_window(last_epochs)]
+        x = u["step"].astype(float)
+        y = u["objective"].astype(float)
+        ok = np.isfinite(y)
+        x, y = x[ok], y[ok]
+        if smooth:
+            y = moving_average(y, max(5, len(y) // 50))
+        x, y = bin_means(x, y)
+        return Curve("smoothed batch bound" if smooth else "batch bound", x, y)
+
+    def epoch_curves(self, last_epochs: int | None = None, columns: tuple[str, ...] = BOUND_COLUMNS) -> list[Curve]:
+        """Per-epoch curves with their standard errors: valid log p~* and log p by default, or
+        ``LOGZ_COLUMNS`` (2 log Z lives on another scale, so it gets its own view)."""
+        e = self.epochs[self.epochs["epoch"] >= self._epoch_window(last_epochs)]
+        x = e["epoch"].astype(float)
+        out = []
+        for col in columns:
+            label = EPOCH_LABELS[col]
+            y, se = e[col].astype(float), e[f"{col}_se"].astype(float)
+            ok = np.isfinite(y)
+            if ok.any():
+                out.append(Curve(label, x[ok], y[ok], np.nan_to_num(se[ok], nan=0.0)))
+        return out

@@ -1,0 +1,433 @@
+"""Pilot tests of every dashboard screen and action, on a temporary runs folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from textual.widgets import Button, DataTable, Input, Select
+
+from bihm_app.tui import launcher
+from bihm_app.tui.app import make_app
+from bihm_app.tui.screens.compare import CompareScreen
+from bihm_app.tui.screens.help import HelpScreen
+from bihm_app.tui.screens.inpaint import InpaintScreen
+from bihm_app.tui.screens.layers import LayersScreen
+from bihm_app.tui.screens.new_run import NewRunScreen
+from bihm_app.tui.screens.run import RunScreen
+from bihm_app.tui.screens.runs import RunsScreen
+from bihm_app.tui.screens.samples import SamplesScreen
+from bihm_app.tui.widgets.bitmap import BitmapImage
+from bihm_app.tui.widgets.metric_chart import MetricChart
+from tests.tui.runs_fixture import set_status, write_metrics
+
+SIZE = (100, 32)
+
+
+async def wait_for(pilot, cond, timeout: float = 20.0) -> None:
+    """Let the app run until ``cond()`` holds (workers finish in threads)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+
+
+async def runs_loaded(pilot) -> RunsScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, RunsScreen)
+    await wait_for(pilot, lambda: screen.refreshes >= 1)
+    return screen
+
+
+def select_row(screen: RunsScreen, name: str) -> None:
+    table = screen.query_one("#runs-table", DataTable)
+    names = [str(k.value) for k in table.rows]
+    table.move_cursor(row=names.index(name))
+
+
+# -- runs ------------------------------------------------------------------------------------------
+async def test_runs_table_lists_runs_and_shows_a_corrupt_run_as_corrupt(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one("#runs-table", DataTable)
+        assert [str(k.value) for k in table.rows] == ["alpha", "beta", "gamma"]
+        assert str(table.get_cell("gamma", "status")) == "corrupt"
+        assert str(table.get_cell("alpha", "status")) == "finished"
+        assert str(table.get_cell("beta", "layers")) == "10,5,3"
+        assert table.get_cell("alpha", "trend").strip()  # a sparkline of the validation curve
+        select_row(screen, "gamma")
+        await pilot.pause()
+        assert "corrupt" in str(screen.query_one("#runs-detail").render())
+
+
+async def test_runs_table_picks_up_a_new_run_on_refresh(runs_root):
+    from tests.tui.runs_fixture import make_run
+
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        make_run(runs_root, "delta", epochs=1)
+        n = screen.refreshes
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: screen.refreshes > n)
+        assert "delta" in [str(k.value) for k in screen.query_one("#runs-table", DataTable).rows]
+
+
+async def test_empty_runs_folder_says_how_to_start(tmp_path):
+    app = make_app(tmp_path / "nothing-here")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        assert "No runs" in str(screen.query_one("#runs-detail").render())
+        await pilot.press("s")  # no run selected: a warning, no crash
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+
+
+# -- run (live) -------------------------------------------------------------------------------------
+async def test_run_screen_draws_curves_from_the_metrics_file(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        select_row(screen, "beta")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+        run = app.screen
+        assert run.series.step == 6 * 25
+        assert len(run.series.epochs) == 6
+        epochs_chart = run.query_one("#chart-epochs", MetricChart)
+        assert [c.label for c in epochs_chart.curves] == ["log p~*", "log p"]
+        await pilot.press("v")  # 2 log Z has its own view (another scale)
+        assert [c.label for c in epochs_chart.curves] == ["2 log Z"] and epochs_chart.curves[0].se[0] == pytest.approx(0.3)
+        await pilot.press("v")
+        assert "K" in str(run.query_one("#run-params").render())
+        batch = run.query_one("#chart-batch", MetricChart).curves[0]
+        await pilot.press("m")  # smoothed view: same steps, smoother values
+        smooth = run.query_one("#chart-batch", MetricChart).curves[0]
+        assert smooth.label.startswith("smoothed") and np.std(np.diff(smooth.y)) < np.std(np.diff(batch.y))
+        await pilot.press("z")  # zoom to the last 50 epochs (all six here)
+        await pilot.press("z", "z")  # last 10, then last 3 epochs
+        assert run.query_one("#chart-epochs", MetricChart).curves[0].x.min() >= 6 - 3
+        assert run.query_one("#stop", Button).disabled  # finished: nothing to stop
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_run_screen_follows_a_growing_metrics_file(runs_root):
+    """A writer appends while the screen is open (an SWMR tail, as for a run started from the CLI)."""
+    from bihm_app.store.runs import RunFolder
+
+    run = RunFolder(runs_root / "live")
+    run.path.mkdir()
+    set_status(run, "running")  # our own pid: alive
+    writer = write_metrics(run.path / "metrics-1.h5", {"model": {"layers": [8, 4]}, "train": {"K": 3}}, 1, 10, close=False)
+    app = make_app(runs_root)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_run("live")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.series is not None
+                           and app.screen.series.step == 10)
+            screen = app.screen
+            before = screen.redraws
+            for step in range(11, 31):
+                writer.log_update(step, 1, float(step), -150.0)
+            writer.log_epoch({"epoch": 2, "step": 30, "valid_log_ptilde": -140.0, "valid_log_ptilde_se": 1.0})
+            await wait_for(pilot, lambda: screen.series.step == 30 and screen.redraws > before)
+            assert screen.series.best_valid()[0] == pytest.approx(-140.0)
+            assert not screen.query_one("#stop", Button).disabled
+            # redraws happen on the timer only when rows arrived: idle polls do not redraw
+            idle = screen.redraws
+            await pilot.pause(1.0)
+            assert screen.redraws == idle
+    finally:
+        writer.close()
+
+
+async def test_run_screen_for_a_missing_run_shows_an_error(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run("no-such-run")
+        await pilot.pause(0.2)
+        assert "no run named" in str(app.screen.query_one("#run-info").render())
+
+
+# -- stop / resume ----------------------------------------------------------------------------------
+async def test_stop_sends_sigint_to_the_running_process(runs_root):
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import signal,sys,time\n"
+         "signal.signal(signal.SIGINT, lambda *a: sys.exit(130))\nprint('ready', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout.readline().strip() == b"ready"
+        from bihm_app.store.runs import RunFolder
+
+        set_status(RunFolder(runs_root / "alpha"), "running", pid=child.pid)
+        app = make_app(runs_root)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await runs_loaded(pilot)
+            select_row(screen, "alpha")
+            await pilot.press("x")
+            assert child.wait(timeout=10) == 130
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+async def test_stop_of_a_finished_run_is_refused_with_a_notification(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        select_row(screen, "alpha")
+        await pilot.press("x")
+        await pilot.pause()
+        assert any("not running" in n.message for n in app._notifications)
+
+
+async def test_resume_launches_the_train_command_as_a_child(runs_root, monkeypatch):
+    calls = []
+
+    class FakeProc:
+        pid = 4242
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(launcher, "spawn", lambda argv, log: calls.append(argv) or FakeProc())
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        select_row(screen, "beta")
+        await pilot.press("r")
+        await pilot.pause()
+    assert calls and calls[0][1:] == ["-m", "bihm_app", "train", "--resume", "beta", "--runs-dir", str(runs_root), "--quiet"]
+
+
+# -- pictures ---------------------------------------------------------------------------------------
+async def test_samples_screen_draws_regenerates_switches_method_and_saves_png(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        select_row(screen, "alpha")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SamplesScreen) and app.screen.generated >= 1)
+        s = app.screen
+        img = s.query_one("#picture", BitmapImage)
+        first = img.grid.copy()
+        assert img.grid.shape == (4 * 30 + 2, 4 * 30 + 2)  # 4x4 digits of 28 px, 2 px gaps
+        await pilot.press("g")
+        await wait_for(pilot, lambda: s.generated >= 2)
+        assert s.seed == 1 and not np.array_equal(first, img.grid)
+        await pilot.press("m")
+        await wait_for(pilot, lambda: s.generated >= 3, timeout=60)
+        assert s.method == "gibbs"
+        await pilot.press("b")
+        assert img.mode == "halfblock"
+        await pilot.press("w")
+        await wait_for(pilot, lambda: s.last_saved is not None)
+        assert s.last_saved.exists() and s.last_saved.parent == runs_root / "alpha" / "pictures"
+
+
+async def test_samples_of_a_corrupt_run_are_refused(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        select_row(screen, "gamma")
+        await pilot.press("s")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert any("corrupt" in n.message for n in app._notifications)
+
+
+async def test_inpaint_screen_animates_the_chain(runs_root, monkeypatch):
+    monkeypatch.setattr("bihm_app.tui.screens.inpaint.FRAME_S", 0.01)
+    monkeypatch.setattr("bihm_app.tui.screens.inpaint.STEPS", 5)
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_inpaint("alpha")
+        await wait_for(pilot, lambda: isinstance(app.screen, InpaintScreen) and app.screen.frames_shown >= 3)
+        s = app.screen
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert s.sweep == 5 and s.frames_shown == 6
+        grid = s.query_one("#picture", BitmapImage).grid
+        assert grid.shape == (2 * 30 + 2, 3 * 30 + 2)  # original, input, 4 chains
+        # the known (top) half of every chain equals the original image
+        orig = grid[2:30, 2:30]
+        chain = grid[32:60, 2:30]
+        assert np.array_equal(chain[:14] > 0.5, orig[:14] > 0.5)
+        await pilot.press("m")  # mask -> top: restarts the chain
+        await wait_for(pilot, lambda: s.mask == "top" and s.frames_shown >= 1)
+        s.query_one("#inpaint-index", Input).value = "x"
+        s.query_one("#inpaint-index", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("not a number" in n.message for n in app._notifications)
+
+
+async def test_inpaint_index_out_of_range_is_a_notification(runs_root, monkeypatch):
+    monkeypatch.setattr("bihm_app.tui.screens.inpaint.STEPS", 2)
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_inpaint("alpha")
+        await wait_for(pilot, lambda: isinstance(app.screen, InpaintScreen) and app.screen.model is not None)
+        await app.workers.wait_for_complete()
+        s = app.screen
+        s.index = 10**6
+        s.action_run_chain()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert any("does not exist" in n.message for n in app._notifications)
+
+
+async def test_layers_screen_switches_layers_within_the_model(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_layers("beta")  # three latent layers
+        await wait_for(pilot, lambda: isinstance(app.screen, LayersScreen) and app.screen.generated >= 1)
+        s = app.screen
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        await wait_for(pilot, lambda: s.generated >= 3)
+        assert s.layer_index == 3
+        await pilot.press("right_square_bracket")  # no layer 4: a warning
+        await pilot.pause()
+        assert s.layer_index == 3 and any("layers 1" in n.message for n in app._notifications)
+
+
+# -- compare ----------------------------------------------------------------------------------------
+async def test_compare_highlights_config_differences_and_shows_errors(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        for name in ("alpha", "beta"):
+            select_row(screen, name)
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.facts)
+        s = app.screen
+        metrics = s.query_one("#compare-metrics", DataTable)
+        assert metrics.row_count == 2
+        assert "±" in str(metrics.get_row_at(0)[3])
+        config = s.query_one("#compare-config", DataTable)
+        keys = [str(config.get_row_at(i)[0]) for i in range(config.row_count)]
+        assert {"model.layers", "train.K", "train.lr"} <= set(keys) and "data" not in keys
+        await pilot.press("a")  # all keys, equal ones too
+        assert "data" in [str(config.get_row_at(i)[0]) for i in range(config.row_count)]
+        assert len(s.query_one("#compare-chart", MetricChart).curves) == 2
+
+
+# -- new run ----------------------------------------------------------------------------------------
+async def test_new_run_form_launches_the_child_and_opens_the_run(runs_root, monkeypatch):
+    calls = []
+
+    class FakeProc:
+        pid = 4242
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(launcher, "spawn", lambda argv, log: calls.append(argv) or FakeProc())
+    app = make_app(runs_root, cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: len(form.query_one("#f-device", Select)._options) > 1)
+        form.query_one("#f-layers", Input).value = "20,10"
+        form.query_one("#f-epochs", Input).value = "3"
+        form.query_one("#f-name", Input).value = "fresh"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        assert app.screen.run_name == "fresh"
+    argv = calls[0]
+    assert argv[3] == "train" and argv[argv.index("--layers") + 1] == "20,10"
+    assert argv[argv.index("--epochs") + 1] == "3" and argv[argv.index("--name") + 1] == "fresh"
+    assert "--valid-max" in argv and argv[argv.index("--runs-dir") + 1] == str(runs_root)
+
+
+async def test_new_run_form_rejects_bad_input_with_one_line(runs_root, monkeypatch):
+    monkeypatch.setattr(launcher, "spawn", lambda argv, log: pytest.fail("must not start"))
+    app = make_app(runs_root, cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        app.action_new_run()
+        await pilot.pause()
+        form = app.screen
+        form.query_one("#f-layers", Input).value = "20,x"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, NewRunScreen)
+        form.query_one("#f-layers", Input).value = "20"
+        form.query_one("#f-name", Input).value = "alpha"  # exists
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("layers" in m for m in messages) and any("already exists" in m for m in messages)
+
+
+# -- help, palette, theme ---------------------------------------------------------------------------
+async def test_help_screen_lists_the_keys_of_the_screen_below(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help-text").render())
+        assert "Start a new training run" in text and "Quit" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_command_palette_offers_every_screen_action(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        titles = [c.title for c in app.get_system_commands(screen)]
+        for b in RunsScreen.BINDINGS:
+            assert any(t.startswith(b.description) for t in titles), b.description
+        assert "New run" in titles and "Help" in titles
+        cmd = next(c for c in app.get_system_commands(screen) if c.title.startswith("New run ("))
+        cmd.callback()
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+
+
+async def test_theme_toggle_switches_light_and_dark(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        dark = app.current_theme.dark
+        await pilot.press("ctrl+t")
+        assert app.current_theme.dark != dark
+
+
+async def test_small_terminal_80x24_shows_every_screen(runs_root):
+    app = make_app(runs_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await runs_loaded(pilot)
+        app.open_run("alpha")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+        for chart in app.screen.query(MetricChart):
+            assert chart.size.height >= 5 and chart.size.width >= 30
+
+
+async def test_a_run_without_checkpoint_shows_its_config_from_the_metrics_file(runs_root):
+    from bihm_app.store.runs import RunFolder
+
+    run = RunFolder(runs_root / "fresh")
+    run.path.mkdir()
+    set_status(run, "running")
+    cfg = {"data": "bmnist", "model": {"n_visible": 784, "layers": [20, 10]}, "train": {"K": 3}}
+    write_metrics(run.path / "metrics-1.h5", cfg, 1, 5)
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one("#runs-table", DataTable)
+        assert str(table.get_cell("fresh", "data")) == "bmnist"
+        assert str(table.get_cell("fresh", "layers")) == "20,10"
+        assert str(table.get_cell("fresh", "status")) == "running"
