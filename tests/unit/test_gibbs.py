@@ -1,0 +1,126 @@
+"""Algorithm 2 against exact enumeration: the Gibbs chain leaves p*(x) invariant, inpainting samples
+p*(x_missing | x_known), and dropping the top layer's factor p(h_{L-1} | h_L) (the authors' script's
+mistake) is detected. Also the ancestral sampler, layer-wise generation and masks."""
+
+import math
+
+import pytest
+import torch
+
+from bihm_app.engine import gibbs
+from bihm_app.engine.exact import all_states, exact_tables, state_index
+from bihm_app.engine.masks import mask_from_spec
+from bihm_app.engine.model import make_generator
+from tests.unit.tiny import tiny_model
+
+N_CHAINS = 20_000
+
+
+def chi2_threshold(df: int) -> float:
+    """≈ the 99.99 % quantile of χ²(df) (Wilson–Hilferty): a correct sampler fails once in 10⁴ runs."""
+    z = 3.719
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def chi2(samples: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson χ² of independent samples (rows of 0/1) against the exact distribution over all states."""
+    obs = torch.bincount(state_index(samples), minlength=probs.numel()).double()
+    exp = samples.shape[0] * probs
+    return float(((obs - exp) ** 2 / exp).sum())
+
+
+@pytest.fixture(scope="module")
+def setup():
+    m = tiny_model((4, 3, 2), seed=3, scale=2.0)  # strong weights: far from uniform, the top factor matters
+    t = exact_tables(m)
+    return m, t, (lambda x: t.log_ptilde[state_index(x)])
+
+
+@pytest.mark.parametrize("omit_top_factor", [False, True])
+def test_gibbs_chains_converge_to_p_star(setup, omit_top_factor):
+    m, t, fn = setup
+    # many independent chains from ancestral samples of p; the final states are i.i.d. draws
+    res = gibbs.run_gibbs(m, N_CHAINS, 25, 10, make_generator(1), log_ptilde_fn=fn, keep_current=True,
+                          _omit_top_factor=omit_top_factor)  # fmt: skip
+    p_star = torch.exp(t.log_pstar)
+    stat = chi2(res.x, p_star)
+    tv = 0.5 * float((torch.bincount(state_index(res.x), minlength=16).double() / N_CHAINS - p_star).abs().sum())
+    if omit_top_factor:  # the wrong target must be detected by the same check
+        assert stat > chi2_threshold(15), (stat, tv)
+    else:
+        assert stat < chi2_threshold(15), (stat, tv)
+        assert tv < 0.02
+    # ... and the chains really moved away from the top-down model's p(x)
+    assert chi2(res.x, torch.exp(t.log_px)) > chi2_threshold(15) or omit_top_factor
+
+
+def test_plain_algorithm_2_with_many_proposals_is_close_to_p_star(setup):
+    m, t, fn = setup
+    res = gibbs.run_gibbs(m, 10_000, 10, 100, make_generator(2), log_ptilde_fn=fn, keep_current=False)
+    assert chi2(res.x, torch.exp(t.log_pstar)) < chi2_threshold(15)
+
+
+@pytest.mark.parametrize("omit_top_factor", [False, True])
+def test_inpainting_samples_the_exact_conditional(setup, omit_top_factor):
+    m, t, fn = setup
+    known = torch.tensor([False, False, True, True])
+    x_tilde = torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64).expand(N_CHAINS, 4)
+    res = gibbs.inpaint(m, x_tilde, known, 20, 10, make_generator(3), log_ptilde_fn=fn, keep_current=True,
+                        _omit_top_factor=omit_top_factor)  # fmt: skip
+    assert bool((res.x[:, 2:] == x_tilde[:, 2:]).all())  # known pixels stay clamped
+    states = all_states(4)
+    rows = (states[:, 2] == 1) & (states[:, 3] == 0)
+    cond = torch.exp(t.log_pstar[rows] - torch.logsumexp(t.log_pstar[rows], 0))  # p*(x1, x2 | x3=1, x4=0)
+    stat = chi2(res.x[:, :2], cond)
+    if omit_top_factor:
+        assert stat > chi2_threshold(3), stat
+    else:
+        assert stat < chi2_threshold(3), stat
+
+
+def test_ancestral_sampler_matches_exact_p(setup):
+    m, t, _ = setup
+    x, means = gibbs.sample_ancestral(m, N_CHAINS, make_generator(4))
+    assert chi2(x, torch.exp(t.log_px)) < chi2_threshold(15)
+    assert means.shape == x.shape and bool(((means >= 0) & (means <= 1)).all())
+
+
+def test_importance_resampling_approaches_p_star(setup):
+    m, t, fn = setup
+    p_star = torch.exp(t.log_pstar)
+
+    def tv(n_proposals):
+        x, _ = gibbs.sample_importance_resampled(m, 4_000, n_proposals, make_generator(n_proposals), log_ptilde_fn=fn)
+        return 0.5 * float((torch.bincount(state_index(x), minlength=16).double() / 4_000 - p_star).abs().sum())
+
+    tv_p = 0.5 * float((torch.exp(t.log_px) - p_star).abs().sum())  # where the proposal p starts: ≈ 0.7
+    small, large = tv(50), tv(2_000)
+    assert large < small / 2 and large < 0.04 and tv_p > 0.5  # consistent as the proposals grow
+
+
+def test_layerwise_generation_holds_the_chosen_layer_fixed():
+    m = tiny_model((6, 4, 3, 2), seed=1)
+    res = gibbs.layerwise_samples(m, 2, 50, make_generator(0))
+    assert res.x.shape == (50, 6) and res.means.shape == (50, 6)
+    assert len(res.top) == 4 and res.top[2].shape == (1, 3)
+    # completions below layer 2 are draws of p(x | h_2) for that one h_2: they vary
+    assert len({tuple(r.tolist()) for r in res.x}) > 1
+    with pytest.raises(ValueError, match="layer 4 does not exist"):
+        gibbs.layerwise_samples(m, 4, 5, None)
+
+
+def test_masks():
+    assert int(mask_from_spec("bottom", 784, (28, 28)).sum()) == 392
+    assert bool(mask_from_spec("bottom", 784, (28, 28)).view(28, 28)[14:].all())
+    assert bool(mask_from_spec("left", 784, (28, 28)).view(28, 28)[:, :14].all())
+    assert int(mask_from_spec("random:0.25", 100, None, seed=1).sum()) == 25
+    assert not torch.equal(mask_from_spec("random:0.5", 100, None, seed=1), mask_from_spec("random:0.5", 100, None, seed=2))
+    for bad in ("diagonal", "random:x", "random:1.5"):
+        with pytest.raises(ValueError):
+            mask_from_spec(bad, 784, (28, 28))
+
+
+def test_inpaint_rejects_a_mask_of_the_wrong_size(setup):
+    m, _, _ = setup
+    with pytest.raises(ValueError, match="mask"):
+        gibbs.inpaint(m, torch.zeros(2, 4, dtype=torch.float64), torch.zeros(5, dtype=torch.bool), 1, 2, None)
