@@ -47,6 +47,11 @@ def _register() -> None:
     from bihm_app.cli import ckpt_cmd; app.add_typer(ckpt_cmd.app, name="ckpt")  # noqa: E702
     from bihm_app.cli import runs_cmd; app.add_typer(runs_cmd.app, name="runs")  # noqa: E702
     from bihm_app.cli import data_cmd; app.add_typer(data_cmd.app, name="data")  # noqa: E702
+    from bihm_app.cli import sample_cmd
+
+    app.command("sample")(sample_cmd.sample)
+    app.command("inpaint")(sample_cmd.inpaint)
+    app.command("layers")(sample_cmd.layers)
 
 
 _register()
