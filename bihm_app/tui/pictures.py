@@ -18,7 +18,7 @@ import numpy as np
 from bihm_app.errors import ConfigError, DataError
 
 METHODS = ("ancestral", "gibbs", "resampled")
-MASKS = ("bottom", "top", "left", "right", "random")
+MASKS = ("bottom", "top", "left", "right", "centre", "random")
 
 
 @dataclass
@@ -112,20 +112,17 @@ def layer_samples(lm: LoadedModel, layer: int, n: int, seed: int) -> np.ndarray:
 
 
 def make_mask(kind: str, dim: int, image_shape: tuple[int, int] | None, seed: int = 0) -> np.ndarray:
-    """Known-pixel mask (D,) bool: True where the image is kept. ``kind`` names the *missing* part."""
+    """Known-pixel mask (D,) bool: True where the image is kept. ``kind`` names the *missing* part
+    (the engine's masks; ``random`` hides half of the pixels)."""
+    from bihm_app.engine.masks import mask_from_spec
+
     if kind not in MASKS:
         raise ConfigError(f"unknown mask {kind!r} (one of {', '.join(MASKS)})")
-    if kind == "random":
-        return np.random.default_rng(seed).random(dim) >= 0.5
-    h, w = image_shape if image_shape and image_shape[0] * image_shape[1] == dim else (1, dim)
-    rows, cols = np.indices((h, w))
-    missing = {
-        "bottom": rows >= h // 2 if h > 1 else cols >= w // 2,
-        "top": rows < h // 2 if h > 1 else cols < w // 2,
-        "left": cols < w // 2,
-        "right": cols >= w // 2,
-    }[kind]
-    return ~missing.reshape(-1)
+    try:
+        missing = mask_from_spec("random:0.5" if kind == "random" else kind, dim, image_shape, seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ~missing.numpy()
 
 
 def test_image(data_name: str, index: int) -> np.ndarray:
