@@ -25,7 +25,7 @@ from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, LOGZ_COLUMNS, RunSeries
 
-REDRAW_HZ = 3.0
+REDRAW_HZ = 2.0
 ZOOMS = (None, 50, 10, 3)  # "last N epochs" steps of the zoom key; None = everything
 LOG_LINES = 12
 START_WAIT_S = 60.0  # how long a just-launched run may take to create its folder

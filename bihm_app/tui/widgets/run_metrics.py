@@ -19,7 +19,7 @@ from bihm_app.errors import BihmError
 from bihm_app.store.metrics import EPOCH_DTYPE, UPDATE_DTYPE, MetricsReader, decode_events, metrics_files
 
 #: Most points drawn for the per-update curve: longer series are averaged into this many bins.
-MAX_POINTS = 600
+MAX_POINTS = 200  # about two points per chart column: more only costs plotext time
 
 
 @dataclass
