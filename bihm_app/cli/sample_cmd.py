@@ -20,6 +20,11 @@ Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 Seed = Annotated[int, typer.Option(help="Random seed.")]
 RunsDir = Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder.")]
 Mode = Annotated[str, typer.Option("--mode", help="Terminal picture: auto, halfblock or braille.")]
+KeepCurrent = Annotated[
+    bool,
+    typer.Option("--keep-current/--fresh-proposals", help="Keep the current state among the K candidates "
+                 "(iterated importance resampling: exactly p*-invariant for any K) or K fresh proposals as in Algorithm 2."),
+]
 
 
 def _model(run: str | None, fresh: bool, layers: str, data: str | None, device: str, seed: int, runs_dir):
@@ -71,6 +76,7 @@ def sample(
     k: Annotated[int, typer.Option("-K", "--proposals", help="Proposals per layer update (or per sample for resample).")] = 100,
     inner_k: Annotated[int, typer.Option("--inner-k", help="Inner samples for the p̃*(x) estimate of the x step.")] = 10,
     expected: Annotated[bool, typer.Option("--expected/--draw", help="Show Bernoulli means (crisper) or binary draws.")] = True,
+    keep_current: KeepCurrent = False,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the grid as PNG.")] = None,
     fresh: Fresh = False,
     layers: FreshLayers = "200,200",
@@ -88,12 +94,15 @@ def sample(
         raise ConfigError(f"unknown method {method!r} (use gibbs, resample or ancestral)")
     if n < 1 or k < 1 or steps < 0 or inner_k < 1:
         raise ConfigError("--n, -K and --inner-k must be at least 1 and --steps at least 0")
+    if keep_current and method == "gibbs" and k < 2:
+        raise ConfigError("--keep-current needs -K of at least 2")
     model, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
     gen = make_generator(seed, model.device)
     with _progress() as prog:
         if method == "gibbs":
             task = prog.add_task(f"Gibbs, K = {k}", total=steps)
-            res = gibbs.run_gibbs(model, n, steps, k, gen, inner_K=inner_k, progress=lambda m: prog.advance(task, m))
+            res = gibbs.run_gibbs(model, n, steps, k, gen, inner_K=inner_k, keep_current=keep_current,
+                                  progress=lambda m: prog.advance(task, m))  # fmt: skip
             x, means = res.x, res.means
         elif method == "resample":
             prog.add_task(f"importance resampling, {k} proposals", total=None)
@@ -115,6 +124,7 @@ def inpaint(
     steps: Annotated[int, typer.Option(help="Gibbs sweeps.")] = 100,
     k: Annotated[int, typer.Option("-K", "--proposals", help="Proposals per layer update.")] = 100,
     inner_k: Annotated[int, typer.Option("--inner-k", help="Inner samples for the p̃*(x) estimate.")] = 10,
+    keep_current: KeepCurrent = False,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write original | masked | completion as PNG.")] = None,
     gif: Annotated[Optional[Path], typer.Option("--gif", help="Write the chain as an animated GIF.")] = None,
     fresh: Fresh = False,
@@ -138,6 +148,8 @@ def inpaint(
 
     if steps < 1 or k < 1 or n < 1:
         raise ConfigError("--steps, -K and --n must be at least 1")
+    if keep_current and k < 2:
+        raise ConfigError("--keep-current needs -K of at least 2")
     model, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
     D = model.sizes[0]
     if split not in ds.split_names:
@@ -160,7 +172,8 @@ def inpaint(
     gen = make_generator(seed, model.device)
     with _progress() as prog:
         task = prog.add_task(f"inpainting, K = {k}", total=steps)
-        res = gibbs.inpaint(model, x_tilde, known, steps, k, gen, inner_K=inner_k, record_trajectory=gif is not None,
+        res = gibbs.inpaint(model, x_tilde, known, steps, k, gen, inner_K=inner_k, keep_current=keep_current,
+                            record_trajectory=gif is not None,
                             progress=lambda m: prog.advance(task, m))  # fmt: skip
     score = gibbs.inpaint_score(res.means, res.x, x_true, known)
     ncol = len(idx)

@@ -19,7 +19,9 @@ with ``keep_current=True`` (iterated SIR: the current state, with the estimate i
 of the K candidates) every step is exactly p*-invariant for any K ≥ 2 and any inner K — the
 pseudo-marginal argument on the space extended by the inner samples. With the plain Algorithm 2 step
 (K fresh proposals, ``keep_current=False``) a step draws from the conditional only approximately, with
-an error that vanishes as K grows (the thesis uses K = 100 … 10,000).
+an error that vanishes as K grows (the thesis uses K = 100 … 10,000). It can be large: inpainting a
+strongly coupled tiny model, plain resampling left a TV error of 0.18 at K = 50, 0.045 at K = 200 and
+0.02 at K = 1000, while ``keep_current`` with K = 20 was at the Monte-Carlo floor (< 0.01).
 
 Shapes: chain states are lists ``[x (B, D), h_1 (B, n_1), …, h_L (B, n_L)]``; the K proposals of
 chain b are ``(B, K, n_l)``, contiguous per chain.

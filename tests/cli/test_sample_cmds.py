@@ -85,3 +85,10 @@ def test_wrong_size_png_mask_is_rejected(tmp_path):
     Image.fromarray(np.zeros((10, 10), dtype=np.uint8)).save(tmp_path / "small.png")
     res = bihm("inpaint", *FRESH, "--mask", tmp_path / "small.png")
     assert res.exit_code == 1 and "10x10" in res.stderr and "28x28" in res.stderr
+
+
+def test_keep_current_kernel_runs_and_needs_two_proposals(tmp_path):
+    res = bihm("sample", *FRESH, "--n", "4", "--steps", "2", "-K", "3", "--keep-current", "--out", tmp_path / "k.png")
+    assert res.exit_code == 0, res.output
+    res = bihm("inpaint", *FRESH, "--index", "1", "--steps", "2", "-K", "1", "--keep-current")
+    assert res.exit_code == 1 and "at least 2" in res.stderr
