@@ -64,3 +64,11 @@ def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str
     model, meta, path = _load(arg, runs_root(runs_dir), dev, which)
     meta["_path"] = str(path)
     return model, meta
+
+
+def progress_bar():
+    """A transient Rich progress bar on stderr (hidden when stderr is not a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=not err.is_terminal)  # fmt: skip

@@ -8,21 +8,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bihm_app.cli.common import cli_errors, err, load_model, out, parse_int_list
+from bihm_app.cli.common import cli_errors, load_model, out, parse_int_list, progress_bar
 from bihm_app.errors import ConfigError
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
-    )  # fmt: skip
-
-
-def _z(model, n: int, inner: int, seed: int, prog: Progress):
+def _z(model, n: int, inner: int, seed: int, prog):
     from bihm_app.engine.estimators import estimate_log_z2
     from bihm_app.engine.model import make_generator
 
@@ -65,7 +57,7 @@ def eval_(
     if n:
         x = x[:n]
     results, z = [], None
-    with _progress() as prog:
+    with progress_bar() as prog:
         for K in ks:
             task = prog.add_task(f"K = {K}", total=x.shape[0])
             est = evaluate(model, x.split(batch), K, make_generator(seed * 1009 + K, model.device),
@@ -111,7 +103,7 @@ def logz(
     if samples < 2 or inner < 1:
         raise ConfigError("--samples must be at least 2 and --inner at least 1")
     model, meta = load_model(run, runs_dir, device, which)
-    with _progress() as prog:
+    with progress_bar() as prog:
         z = _z(model, int(samples), inner, seed, prog)
     if as_json:
         out.print_json(json.dumps({"checkpoint": meta["_path"], "log_z2": z.mean, "se": z.se, "samples": int(samples), "inner": inner}))

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bihm_app.cli.common import cli_errors, err, load_model, out
+from bihm_app.cli.common import cli_errors, load_model, out, progress_bar
 from bihm_app.errors import ConfigError, DataError
 
 RunArg = Annotated[Optional[str], typer.Argument(help="Run name, run folder or checkpoint file (or use --fresh).")]
@@ -45,11 +44,6 @@ def _model(run: str | None, fresh: bool, layers: str, data: str | None, device: 
     ds = load_dataset(data or meta["data"]["name"])
     check_compatible(ds, model.sizes[0], f"checkpoint {meta['_path']}")
     return model, ds
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err, transient=True, disable=not err.is_terminal)  # fmt: skip
 
 
 def _show(grid, title: str, mode: str, out_path: Path | None, scale: int = 4) -> None:
@@ -98,7 +92,7 @@ def sample(
         raise ConfigError("--keep-current needs -K of at least 2")
     model, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
     gen = make_generator(seed, model.device)
-    with _progress() as prog:
+    with progress_bar() as prog:
         if method == "gibbs":
             task = prog.add_task(f"Gibbs, K = {k}", total=steps)
             res = gibbs.run_gibbs(model, n, steps, k, gen, inner_K=inner_k, keep_current=keep_current,
@@ -170,7 +164,7 @@ def inpaint(
     x_true = torch.as_tensor(np.asarray(X[idx], dtype=np.float32), device=model.device)
     x_tilde = torch.where(known.to(model.device), x_true, torch.zeros_like(x_true))
     gen = make_generator(seed, model.device)
-    with _progress() as prog:
+    with progress_bar() as prog:
         task = prog.add_task(f"inpainting, K = {k}", total=steps)
         res = gibbs.inpaint(model, x_tilde, known, steps, k, gen, inner_K=inner_k, keep_current=keep_current,
                             record_trajectory=gif is not None,

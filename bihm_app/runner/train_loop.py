@@ -221,7 +221,7 @@ class TrainingRun:
         self.history = {k: list(hist.get(k, [])) for k in HISTORY_KEYS}
 
     # -- the loop --------------------------------------------------------------------------------
-    def _valid_batches(self, epoch: int):
+    def _valid_batches(self):
         x = as_tensor(self.ds, "valid", device=self.device)
         if self.spec.train.valid_max:
             x = x[: self.spec.train.valid_max]
@@ -231,7 +231,7 @@ class TrainingRun:
         cfg = self.spec.train
         self.reporter.phase("validating")
         gen = make_generator(cfg.seed * 1_000_003 + epoch + 17, self.device)
-        est = evaluate(self.model, self._valid_batches(epoch), cfg.valid_K, gen)
+        est = evaluate(self.model, self._valid_batches(), cfg.valid_K, gen)
         row = {
             "valid_log_ptilde": est.log_ptilde.mean,
             "valid_log_ptilde_se": est.log_ptilde.se,

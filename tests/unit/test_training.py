@@ -79,7 +79,6 @@ def test_rws_p_gradient_matches_exact_gradient_of_log_p():
     m.zero_grad()
     t_logp = torch.logsumexp(_log_pxh_differentiable(m)[xi].flatten(1), 1)
     t_logp.sum().backward()
-    names = [n for n, _ in m.named_parameters()]
     offs = torch.cumsum(torch.tensor([0] + [p.numel() for _, p in m.named_parameters()]), 0)
     for i, (n, p) in enumerate(m.named_parameters()):
         if not n.startswith("p_"):
@@ -87,7 +86,6 @@ def test_rws_p_gradient_matches_exact_gradient_of_log_p():
         sl = slice(int(offs[i]), int(offs[i + 1]))
         z = (mean[sl] - p.grad.flatten()) / (se[sl] + 1e-4)
         assert float(z.abs().max()) < 5.0, n
-    assert names  # parameters were compared
 
 
 def _log_pxh_differentiable(m):
