@@ -21,7 +21,8 @@ def train(
     k: Annotated[int, typer.Option("-K", "--samples", help="Importance samples per data point.")] = 10,
     batch: Annotated[int, typer.Option(help="Minibatch size.")] = 100,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    l1: Annotated[float, typer.Option(help="L1 penalty on all weights.")] = 1e-3,
+    l1: Annotated[float, typer.Option(help="L1 penalty λ on all weights, added once per minibatch as in the authors' code (λ/B per data point).")] = 1e-3,
+    l1_per: Annotated[str, typer.Option("--l1-per", help="batch: λ once per minibatch (the authors'); point: λ per data point (bihm-app 0.1, 100× stronger).")] = "batch",
     baseline: Annotated[bool, typer.Option(help="Use the (w − 1/K) baseline for the q-updates.")] = True,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs (default 1000; early stopping usually ends first).")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Stop after this many epochs without validation improvement (0: never; default 10).")] = None,
@@ -42,7 +43,7 @@ def train(
     root = runs_root(runs_dir)
     reporter = RichReporter(err, quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
     try:
-        run, reason = _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, baseline, epochs,
+        run, reason = _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs,
                              patience, valid_k, valid_max, z_samples, z_every, device, seed, name)  # fmt: skip
     except KeyboardInterrupt:
         reporter.finish("interrupted")
@@ -59,7 +60,7 @@ def train(
         raise typer.Exit(130 if "SIGINT" in reason else 143)
 
 
-def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, baseline, epochs, patience, valid_k,
+def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs, patience, valid_k,
            valid_max, z_samples, z_every, device, seed, name):  # fmt: skip
     from bihm_app.engine.model import parse_layers
     from bihm_app.engine.training import TrainConfig
@@ -71,7 +72,7 @@ def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, basel
         try:
             sizes = parse_layers(layers)
             cfg = TrainConfig(
-                method=method, K=k, batch_size=batch, lr=lr, l1=l1, baseline=baseline,
+                method=method, K=k, batch_size=batch, lr=lr, l1=l1, l1_per=l1_per, baseline=baseline,
                 epochs=1000 if epochs is None else epochs, patience=10 if patience is None else patience,
                 valid_K=valid_k, valid_max=valid_max, z_samples=int(z_samples), z_every=z_every, seed=seed,
             )  # fmt: skip

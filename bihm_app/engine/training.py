@@ -31,6 +31,7 @@ from torch import Tensor
 from bihm_app.engine.model import BiHM
 
 METHODS = ("bihm", "rws")
+L1_SCALINGS = ("batch", "point")
 
 
 @dataclass
@@ -41,7 +42,12 @@ class TrainConfig:
     K: int = 10  # importance samples per data point
     batch_size: int = 100
     lr: float = 1e-3  # Adam
-    l1: float = 1e-3  # L1 penalty on all weights (per data point)
+    # L1 penalty λ Σ|W| on all weights. With l1_per="batch" (the default, the authors' scaling:
+    # jbornschein/bihm adds the gradient of l1reg·Σ|W| once to the minibatch's *summed* objective)
+    # it is λ/B per data point; l1_per="point" adds λ per data point (bihm-app 0.1's meaning, 100×
+    # stronger at B = 100; checkpoints written before l1_per existed keep it on resume).
+    l1: float = 1e-3
+    l1_per: str = "batch"  # "batch" or "point"
     baseline: bool = True  # (ω̃ − 1/K) baseline for the q-updates
     epochs: int = 1000  # upper bound; early stopping usually ends first
     patience: int = 10  # epochs without validation improvement before stopping (0: never stop early)
@@ -64,8 +70,10 @@ class TrainConfig:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
         if not (0 < self.lr <= 1):
             raise ValueError(f"learning rate must be in (0, 1], got {self.lr}")
-        if self.l1 < 0:
-            raise ValueError(f"L1 penalty must be non-negative, got {self.l1}")
+        if not (math.isfinite(self.l1) and self.l1 >= 0):
+            raise ValueError(f"L1 penalty must be a finite non-negative number, got {self.l1}")
+        if self.l1_per not in L1_SCALINGS:
+            raise ValueError(f"l1_per must be batch or point, got {self.l1_per!r}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.patience < 0:
@@ -81,7 +89,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        kept = {k: v for k, v in d.items() if k in names}
+        if "l1" in kept and "l1_per" not in kept:
+            kept["l1_per"] = "point"  # written before l1_per existed: λ was applied per data point
+        return cls(**kept)
 
 
 @dataclass
@@ -215,7 +226,9 @@ class Trainer:
             group["lr"] = lr
 
     def step(self, x: Tensor) -> StepResult:
-        """One update on the minibatch x (B, D): maximise mean_b objective − λ Σ|W| (3.7)."""
+        """One update on the minibatch x (B, D): maximise mean_b objective − λ' Σ|W| (3.7),
+
+        λ' = λ/B ("batch" scaling, the authors') or λ ("point")."""
         cfg = self.cfg
         objective, g = closed_form_gradients(self.model, x, cfg.K, self.generator, cfg.method, cfg.baseline)
         B = x.shape[0]
@@ -230,10 +243,12 @@ class Trainer:
                 g[name] = flat[off : off + n].view_as(p)
                 off += n
         scale = -1.0 / (B * world)  # Adam minimises: gradient of −mean objective
+        # per data point: λ/B_global ("batch", the authors' Σ_b objective − λΣ|W|) or λ ("point")
+        l1 = cfg.l1 / (B * world) if cfg.l1_per == "batch" else cfg.l1
         for name, p in self.params.items():
             grad = g[name].mul_(scale)
-            if cfg.l1 > 0 and ("weights" in name):
-                grad.add_(torch.sign(p.detach()), alpha=cfg.l1)
+            if l1 > 0 and ("weights" in name):
+                grad.add_(torch.sign(p.detach()), alpha=l1)
             p.grad = grad
         # One scalar check: a NaN or inf anywhere makes the sum non-finite (huge finite values
         # that overflow the sum count as divergence too). Adam's step is bounded by lr, so

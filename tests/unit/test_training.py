@@ -144,13 +144,49 @@ def test_resume_from_state_is_bit_identical():
 def test_l1_penalty_shrinks_weights():
     data = (torch.rand(400, 6, generator=make_generator(5)) < 0.5).float()  # nothing to learn
     norms = {}
-    for l1 in (0.0, 0.05):
+    for l1 in (0.0, 2.5):  # per minibatch of 50: 0.05 per data point
         m = tiny_model((6, 4, 3), seed=10).float()
         tr = Trainer(m, TrainConfig(K=5, batch_size=50, lr=1e-2, l1=l1), make_generator(6))
         for xb in data.split(50):
             tr.step(xb)
         norms[l1] = sum(float(w.abs().sum()) for w in m.weights())
-    assert norms[0.05] < norms[0.0] - 1.0
+    assert norms[2.5] < norms[0.0] - 1.0
+
+
+def test_l1_batch_scaling_is_lambda_over_b_per_point():
+    """The default ("batch", the authors' scaling) adds λ once per minibatch: identical updates to
+    λ/B per data point. Catches the 0.1 defect (λ per point, 100× the authors' at B = 100) and any
+    other factor (B·K, world size) in the scaling."""
+    data = (torch.rand(200, 6, generator=make_generator(5)) < 0.5).float()
+    params = {}
+    for cfg in (TrainConfig(K=5, batch_size=50, lr=1e-2, l1=0.5), TrainConfig(K=5, batch_size=50, lr=1e-2, l1=0.01, l1_per="point")):
+        m = tiny_model((6, 4, 3), seed=10).float()
+        tr = Trainer(m, cfg, make_generator(6))
+        for xb in data.split(50):
+            tr.step(xb)
+        params[cfg.l1_per] = [p.detach().clone() for p in m.parameters()]
+    for a, b in zip(params["batch"], params["point"]):
+        assert torch.allclose(a, b, atol=1e-6)
+    # and it is not the per-point penalty of the same λ
+    m = tiny_model((6, 4, 3), seed=10).float()
+    tr = Trainer(m, TrainConfig(K=5, batch_size=50, lr=1e-2, l1=0.5, l1_per="point"), make_generator(6))
+    for xb in data.split(50):
+        tr.step(xb)
+    assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(params["batch"], m.parameters()))
+
+
+def test_l1_meaning_of_old_configs_is_kept():
+    """A config written before l1_per existed (bihm-app 0.1) meant λ per data point."""
+    old = TrainConfig().to_dict()
+    del old["l1_per"]
+    assert TrainConfig.from_dict(old).l1_per == "point"
+    assert TrainConfig.from_dict(TrainConfig().to_dict()).l1_per == "batch"
+    assert TrainConfig().l1_per == "batch"
+    for bad in (float("nan"), float("inf"), -1e-3):
+        with pytest.raises(ValueError, match="L1"):
+            TrainConfig(l1=bad)
+    with pytest.raises(ValueError, match="l1_per"):
+        TrainConfig(l1_per="sample")
 
 
 def test_train_config_validation():

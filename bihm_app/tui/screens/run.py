@@ -60,7 +60,7 @@ def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
     model, train = cfg.get("model") or {}, cfg.get("train") or {}
     pairs = [("data", cfg.get("data")), ("layers", fmt.layers_text(model.get("layers"))),
              ("visible", model.get("n_visible")), ("device", cfg.get("device"))]  # fmt: skip
-    for key in ("method", "K", "batch_size", "lr", "l1", "epochs", "patience", "valid_K", "valid_max", "z_samples", "seed"):
+    for key in ("method", "K", "batch_size", "lr", "l1", "l1_per", "epochs", "patience", "valid_K", "valid_max", "z_samples", "seed"):
         if key in train:
             pairs.append((key, train[key]))
     return [(k, str(v)) for k, v in pairs if v is not None]
