@@ -52,6 +52,7 @@ def _register() -> None:
     app.command("sample")(sample_cmd.sample)
     app.command("inpaint")(sample_cmd.inpaint)
     app.command("layers")(sample_cmd.layers)
+    from bihm_app.cli import repro_cmd; app.add_typer(repro_cmd.app, name="repro")  # noqa: E702
 
 
 _register()

@@ -72,3 +72,51 @@ def progress_bar():
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err, transient=True, disable=not err.is_terminal)  # fmt: skip
+
+
+class TaskBars:
+    """The runner's ``progress(description, total) -> advance``: one transient Rich bar per task,
+    closed when the task completes (so training's own progress display can follow). Use as a
+    context manager, which closes a bar left open by an interruption."""
+
+    def __init__(self) -> None:
+        self.current = None
+
+    def __enter__(self) -> "TaskBars":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+    def __call__(self, description: str, total: int):
+        self.close()
+        prog = progress_bar()
+        prog.start()
+        self.current = prog
+        task = prog.add_task(description, total=total)
+        done = [0]
+
+        def advance(amount: int) -> None:
+            prog.advance(task, amount)
+            done[0] += amount
+            if done[0] >= total and self.current is prog:
+                self.close()
+
+        return advance
+
+
+def table_of(spec, **kwargs):
+    """A Rich table from a runner ``Table`` (title, columns, rows of strings)."""
+    from rich.table import Table
+
+    table = Table(title=spec.title, title_justify="left", **kwargs)
+    for i, col in enumerate(spec.columns):
+        table.add_column(col, justify="left" if i < 2 else "right")
+    for row in spec.rows:
+        table.add_row(*row)
+    return table

@@ -506,14 +506,18 @@ def save_chart_png(
     height: int = 480,
     x_label: str = "epoch",
     y_label: str = "",
+    x_log: bool = False,
 ) -> Path:
     """Draw the same chart as :class:`LineChart` into a PNG (written atomically); returns the path.
 
     Lines in distinct colours with distinct markers, ± SE bands as translucent areas, axes
-    with round ticks and a light grid, a legend in the top-right corner.
+    with round ticks and a light grid, a legend in the top-right corner. ``x_log``: a base-10
+    logarithmic x axis with ticks at powers of ten (non-positive x values are left out).
     """
     from PIL import Image, ImageDraw
 
+    if x_log:
+        series = {name: (_log10_or_nan(pair[0]), pair[1]) for name, pair in series.items()}
     items = _prepare(series, bands)
     (x0, x1), (y0, y1), has_data = _ranges(items, x_pad=0.02, y_pad=0.06)
     font, small = _font(14), _font(12)
@@ -540,9 +544,9 @@ def save_chart_png(
     def sy(y: np.ndarray) -> np.ndarray:
         return bottom - (y - y0) / (y1 - y0) * (bottom - top)
 
-    integer = _integer_x(items)
+    integer = _integer_x(items) or x_log
     x_ticks, x_step = nice_ticks(x0, x1, target=max(2, (right - left) // 90), integer=integer)
-    x_labels = format_ticks(x_ticks, x_step)
+    x_labels = [f"{10.0 ** t:,.0f}" if 0 <= t <= 6 else f"1e{t:.0f}" for t in x_ticks] if x_log else format_ticks(x_ticks, x_step)
     grid_colour, axis_colour, text_colour = (232, 232, 232), (60, 60, 60), (30, 30, 30)
     for t, s in zip(y_ticks, y_labels):
         y = float(sy(np.array(t)))
@@ -620,6 +624,12 @@ def save_chart_png(
             draw.text((bx0 + 46, cy - h / 2 - 3), r, fill=text_colour, font=small)
 
     return atomic_save(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def _log10_or_nan(values: Any) -> np.ndarray:
+    x = _floats(values, "x")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, np.log10(np.where(x > 0, x, 1.0)), np.nan)
 
 
 def sparkline(values: Sequence[float] | Any, width: int | None = None) -> str:

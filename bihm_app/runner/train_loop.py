@@ -57,6 +57,9 @@ class RunSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"
     name: str | None = None
+    # start from the parameters of this checkpoint (a fine-tuning phase) instead of a fresh
+    # initialisation; recorded in the checkpoint config as {"path", "params_sha256"}
+    init_from: dict | None = None
 
 
 @dataclass
@@ -87,12 +90,23 @@ class Progress:
         return p
 
 
+#: The stop "signal" a time budget raises (handled like SIGTERM: save, then return).
+BUDGET = "time budget"
+
+
 class _StopFlag:
-    """SIGINT/SIGTERM set a flag the loop checks after every update; a second Ctrl-C raises."""
+    """SIGINT/SIGTERM set a flag the loop checks after every update; a second Ctrl-C raises.
+
+    :meth:`request` sets the same flag from inside the process (the time budget).
+    """
 
     def __init__(self) -> None:
         self.signal: str | None = None
         self._old: dict = {}
+
+    def request(self, name: str) -> None:
+        if self.signal is None:
+            self.signal = name
 
     def __enter__(self) -> "_StopFlag":
         if _in_main_thread():
@@ -152,11 +166,14 @@ def _broadcast(obj):
 class TrainingRun:
     """One start or resume of a run folder."""
 
-    def __init__(self, run: RunFolder, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False) -> None:
+    def __init__(self, run: RunFolder, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False,
+                 time_limit_s: float | None = None) -> None:  # fmt: skip
         self.run = run
         self.spec = spec
         self.reporter = reporter or Reporter()
         self.resume = resume
+        # stop cleanly (as on SIGTERM) once the run's cumulative training time reaches this
+        self.time_limit_s = time_limit_s
         try:
             self.device = resolve_device(spec.device)
         except ValueError as exc:
@@ -171,18 +188,33 @@ class TrainingRun:
         self.model = BiHM(self.model_cfg, make_generator(cfg.seed)).to(self.device)
         # each rank draws its own samples (rank 0's stream is the single-process one)
         self.trainer = Trainer(self.model, cfg, make_generator(cfg.seed + 1 + 100_003 * rank, self.device))
+        if spec.init_from and not resume:
+            self._load_initial_parameters(Path(spec.init_from["path"]))
         self.progress = Progress()
         self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
 
+    def _load_initial_parameters(self, path: Path) -> None:
+        """Copy the parameters of another run's checkpoint (same architecture) into the model."""
+        ck = load_checkpoint(path)
+        if ck.model_config() != self.model_cfg:
+            raise RunError(f"checkpoint {path}: its architecture {ck.meta['config']['model']} differs from this run's")
+        with torch.no_grad():
+            params = ck.params()
+            for name, p in self.model.named_parameters():
+                p.copy_(torch.from_numpy(np.asarray(params[name])))
+
     # -- checkpoint meta -------------------------------------------------------------------------
     def meta(self) -> dict:
+        config = {
+            "model": self.model_cfg.to_dict(),
+            "train": self.spec.train.to_dict(),
+            "data": self.spec.data,
+            "device": self.spec.device,
+        }
+        if self.spec.init_from:
+            config["init_from"] = dict(self.spec.init_from)
         return {
-            "config": {
-                "model": self.model_cfg.to_dict(),
-                "train": self.spec.train.to_dict(),
-                "data": self.spec.data,
-                "device": self.spec.device,
-            },
+            "config": config,
             "data": {"name": self.ds.name, "sha256": self.ds.sha256, "dim": self.ds.dim},
             "progress": self.progress.to_dict(),
             "history": self.history,
@@ -296,7 +328,7 @@ class TrainingRun:
                     writer.close()
         self._check_ranks_agree()
         if self.rank == 0:
-            state = "stopped" if reason.startswith("signal") else "finished"
+            state = "stopped" if stop.signal and not self.progress.finished else "finished"
             run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step,
                              best_valid=self.progress.to_dict()["best_valid"], message=reason)  # fmt: skip
         self.reporter.finish(reason)
@@ -341,12 +373,13 @@ class TrainingRun:
                 if writer is not None:
                     writer.log_update(p.step, epoch, p.elapsed, obj)
                 self.reporter.update(p.step, p.batch, obj)
+                self._check_budget(stop)
                 if stop.signal:
                     self.save()
                     self.reporter.message(f"{stop.signal}: saved epoch {epoch + 1}, batch {p.batch}/{per_epoch}")
                     if writer is not None:
                         writer.log_event(p.step, p.elapsed, "stopped", stop.signal)
-                    return f"signal {stop.signal}"
+                    return self._stop_reason(stop)
             if diverged:
                 self._rollback(writer)
                 continue
@@ -379,9 +412,21 @@ class TrainingRun:
             self.reporter.epoch(row, improved)
             if done_early:
                 return f"early stopping: no improvement for {cfg.patience} epochs (best epoch {p.best_epoch})"
+            self._check_budget(stop)
             if stop.signal and not p.finished:
-                return f"signal {stop.signal}"
+                if writer is not None:
+                    writer.log_event(p.step, p.elapsed, "stopped", stop.signal)
+                return self._stop_reason(stop)
         return f"epoch limit {cfg.epochs} reached"
+
+    def _check_budget(self, stop: _StopFlag) -> None:
+        if self.time_limit_s is not None and self.progress.elapsed >= self.time_limit_s:
+            stop.request(BUDGET)
+
+    def _stop_reason(self, stop: _StopFlag) -> str:
+        if stop.signal == BUDGET:
+            return f"time budget of {self.time_limit_s:.0f} s of training reached"
+        return f"signal {stop.signal}"
 
     def _rollback(self, writer: MetricsWriter | None) -> None:
         """Divergence guard: back to the last good checkpoint with half the learning rate."""
@@ -414,24 +459,37 @@ def _jsonable(v):
     return v if math.isfinite(v) else None
 
 
-def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None) -> tuple[RunFolder, str]:
-    """Create a run folder and train in it. Returns (run, stop reason)."""
+def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None, time_limit_s: float | None = None,
+              run: RunFolder | None = None) -> tuple[RunFolder, str]:  # fmt: skip
+    """Create a run folder and train in it. Returns (run, stop reason).
+
+    ``run``: train in this existing, empty run folder (one that stopped before its first
+    checkpoint) instead of creating one. ``time_limit_s``: stop cleanly, as on SIGTERM, once the
+    run has trained this long.
+    """
     ds_name = spec.data
     load_dataset(ds_name)  # fail before creating the folder if the data set is unknown/corrupt
     rank, _ = init_distributed(spec.device)
-    path = new_run(root, spec.name, data=ds_name, layers=spec.layers).path if rank == 0 else None
-    run = RunFolder(Path(_broadcast(str(path) if path else None)))
-    tr = TrainingRun(run, spec, reporter)
+    if run is None:
+        path = new_run(root, spec.name, data=ds_name, layers=spec.layers).path if rank == 0 else None
+        run = RunFolder(Path(_broadcast(str(path) if path else None)))
+    tr = TrainingRun(run, spec, reporter, time_limit_s=time_limit_s)
     return run, tr.execute()
 
 
-def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, overrides: dict | None = None) -> tuple[RunFolder, str]:
+def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, overrides: dict | None = None,
+               time_limit_s: float | None = None) -> tuple[RunFolder, str]:  # fmt: skip
     """Continue a run from its latest checkpoint, with the config stored there.
 
-    ``overrides`` may raise ``epochs``/``patience`` or change ``device``.
+    ``overrides`` may raise ``epochs``/``patience`` or change ``device``; ``time_limit_s`` stops
+    it cleanly once its cumulative training time reaches that many seconds.
     """
     init_distributed((overrides or {}).get("device") or "auto")
     run = open_run(name_or_path, root)
+    status = run.read_status()
+    if status.get("state") == "running" and status.get("host") == socket.gethostname() and _dist_info()[1] == 1:
+        raise RunError(f"run {run.name} is being trained by process {status.get('pid')} on {status.get('host')}; "
+                       "stop it before resuming")  # fmt: skip
     path = run.checkpoint_path if run.checkpoint_path.exists() else run.best_path
     if not path.exists():
         raise RunError(f"run {run.path}: no checkpoint to resume from (it stopped before the first save)")
@@ -450,6 +508,7 @@ def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, 
         train=train,
         device=overrides.get("device") or cfg.get("device", "auto"),
         name=run.name,
+        init_from=cfg.get("init_from"),
     )
-    tr = TrainingRun(run, spec, reporter, resume=True)
+    tr = TrainingRun(run, spec, reporter, resume=True, time_limit_s=time_limit_s)
     return run, tr.execute()

@@ -1,0 +1,322 @@
+"""Test-set evaluation of a checkpoint, with its results cached in the run folder.
+
+``evaluate_target`` computes log p̃*(x) (3.5), log p(x) (3.6) and the ESS for each requested
+(K, number of points) and 2 log Z (3.11) with the engine's estimators, and merges them into
+``<run>/eval-<split>.json`` (atomic write) so that ``bihm report``, ``bihm repro`` and the
+dashboard show them without recomputing. Cached entries belong to one checkpoint: the cache records
+the checkpoint's file name, epoch, step and parameter digest, and entries of another checkpoint
+(best.h5 rewritten by further training) are dropped, never shown as current.
+
+Cache file (JSON)::
+
+    {"format": "bihm-eval", "version": 1, "split": "test", "data": "adult",
+     "checkpoint": "best.h5", "epoch": 120, "step": 6000, "params_sha256": "…",
+     "estimates": [{"K": 1000, "n": 26147, "log_ptilde": …, "log_ptilde_se": …, "log_p": …,
+                    "log_p_se": …, "ess": …, "ess_se": …, "seed": 0, "seconds": …}, …],
+     "log_z2": [{"samples": 1000000, "inner": 1, "mean": …, "se": …, "seed": 0, "seconds": …}]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bihm_app.errors import ConfigError
+
+CACHE_FORMAT = "bihm-eval"
+CACHE_VERSION = 1
+#: The K-sensitivity sweep of ``bihm eval --k-sweep`` (thesis figure comparing BiHM and RWS).
+DEFAULT_SWEEP = (1, 3, 10, 30, 100, 300, 1000, 3000, 10_000)
+
+#: ``progress(description, total)`` opens a task and returns ``advance(amount)``.
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+def no_progress(description: str, total: int) -> Callable[[int], None]:
+    return lambda amount: None
+
+
+@dataclass
+class EvalPlan:
+    """What to estimate: (K, points) pairs (points 0 = the whole split) and 2 log Z."""
+
+    points: list[tuple[int, int]]
+    z_samples: int = 1_000_000
+    z_inner: int = 1
+    split: str = "test"
+    seed: int = 0
+    batch: int = 100
+
+    def __post_init__(self) -> None:
+        if not self.points and self.z_samples < 2:
+            raise ConfigError("nothing to evaluate: give at least one K or 2 log Z samples")
+        for K, n in self.points:
+            if K < 1 or n < 0:
+                raise ConfigError(f"K must be at least 1 and the number of points non-negative, got K={K}, n={n}")
+        if self.z_samples and self.z_samples < 2:
+            raise ConfigError(f"2 log Z needs at least 2 samples, got {self.z_samples}")
+        if self.z_inner < 1:
+            raise ConfigError(f"inner samples for 2 log Z must be at least 1, got {self.z_inner}")
+        if self.batch < 1:
+            raise ConfigError(f"batch must be at least 1, got {self.batch}")
+
+
+@dataclass
+class EvalCache:
+    """The evaluation results of one checkpoint on one split."""
+
+    split: str
+    data: str
+    checkpoint: str
+    epoch: int | None
+    step: int | None
+    params_sha256: str | None = None
+    estimates: list[dict] = field(default_factory=list)
+    log_z2: list[dict] = field(default_factory=list)
+
+    def estimate(self, K: int, n: int) -> dict | None:
+        """The entry for K samples on the first n points (n = the whole split's size)."""
+        for e in self.estimates:
+            if e.get("K") == K and e.get("n") == n:
+                return e
+        return None
+
+    def z(self, samples: int, inner: int = 1) -> dict | None:
+        """A 2 log Z entry with at least ``samples`` outer samples and this many inner ones (the largest)."""
+        ok = [z for z in self.log_z2 if z.get("inner") == inner and z.get("samples", 0) >= samples]
+        return max(ok, key=lambda z: z["samples"]) if ok else None
+
+    def add_estimate(self, entry: dict) -> None:
+        self.estimates = [e for e in self.estimates if not (e.get("K") == entry["K"] and e.get("n") == entry["n"])]
+        self.estimates.append(entry)
+        self.estimates.sort(key=lambda e: (e["n"], e["K"]))
+
+    def add_z(self, entry: dict) -> None:
+        self.log_z2 = [z for z in self.log_z2 if not (z.get("samples") == entry["samples"] and z.get("inner") == entry["inner"])]
+        self.log_z2.append(entry)
+        self.log_z2.sort(key=lambda z: (z["inner"], z["samples"]))
+
+    def sweep(self, n: int | None = None) -> list[dict]:
+        """Estimates on the same number of points (default: the number with most K values), by K."""
+        if not self.estimates:
+            return []
+        if n is None:
+            counts: dict[int, int] = {}
+            for e in self.estimates:
+                counts[e["n"]] = counts.get(e["n"], 0) + 1
+            n = max(counts, key=lambda k: (counts[k], k))
+        return sorted((e for e in self.estimates if e["n"] == n), key=lambda e: e["K"])
+
+    def to_dict(self) -> dict:
+        return {
+            "format": CACHE_FORMAT, "version": CACHE_VERSION, "split": self.split, "data": self.data,
+            "checkpoint": self.checkpoint, "epoch": self.epoch, "step": self.step,
+            "params_sha256": self.params_sha256, "estimates": self.estimates, "log_z2": self.log_z2,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvalCache":
+        if not isinstance(d, dict) or d.get("format") != CACHE_FORMAT or d.get("version") != CACHE_VERSION:
+            raise ValueError("not a bihm-eval version 1 file")
+        est, z = d.get("estimates", []), d.get("log_z2", [])
+        if not isinstance(est, list) or not isinstance(z, list):
+            raise ValueError("estimates and log_z2 must be lists")
+        for e in est:
+            if not isinstance(e, dict) or not all(isinstance(e.get(k), (int, float)) for k in ("K", "n", "log_ptilde", "log_p")):
+                raise ValueError("an estimate lacks K, n, log_ptilde or log_p")
+        for e in z:
+            if not isinstance(e, dict) or not all(isinstance(e.get(k), (int, float)) for k in ("samples", "inner", "mean", "se")):
+                raise ValueError("a 2 log Z entry lacks samples, inner, mean or se")
+        return cls(str(d.get("split")), str(d.get("data")), str(d.get("checkpoint")), d.get("epoch"), d.get("step"),
+                   d.get("params_sha256"), list(est), list(z))  # fmt: skip
+
+
+def cache_path(run_dir: Path, split: str = "test") -> Path:
+    return Path(run_dir) / f"eval-{split}.json"
+
+
+def read_cache(run_dir: Path, split: str = "test") -> EvalCache | None:
+    """The cached results in a run folder, or None if there are none (or the file is unusable)."""
+    path = cache_path(run_dir, split)
+    try:
+        return EvalCache.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError, TypeError):
+        return None
+
+
+def write_cache(run_dir: Path, cache: EvalCache) -> Path:
+    from bihm_app.store.runs import write_json_atomic
+
+    path = cache_path(run_dir, cache.split)
+    write_json_atomic(path, cache.to_dict())
+    return path
+
+
+def _checkpoint_key(meta: dict) -> tuple[int | None, int | None]:
+    prog = meta.get("progress", {}) if isinstance(meta, dict) else {}
+    return prog.get("epoch"), prog.get("step")
+
+
+def cache_for_checkpoint(ckpt: Path, split: str = "test", meta: dict | None = None) -> EvalCache | None:
+    """The cache next to ``ckpt`` if it belongs to this very checkpoint (same file, epoch and step).
+
+    Cheap (reads the checkpoint's meta only): for listings such as the dashboard's.
+    """
+    from bihm_app.store.checkpoint import read_meta
+
+    ckpt = Path(ckpt)
+    cache = read_cache(ckpt.parent, split)
+    if cache is None or cache.checkpoint != ckpt.name:
+        return None
+    if meta is None:
+        meta = read_meta(ckpt)
+    return cache if (cache.epoch, cache.step) == _checkpoint_key(meta) else None
+
+
+def run_cache(run_dir: Path, split: str = "test") -> EvalCache | None:
+    """The cached results of a run's best checkpoint (None when missing or stale)."""
+    from bihm_app.errors import BihmError
+
+    best = Path(run_dir) / "best.h5"
+    if not best.exists():
+        return None
+    try:
+        return cache_for_checkpoint(best, split)
+    except BihmError:
+        return None
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate_target` computed or found: the cache of this checkpoint and the plan."""
+
+    cache: EvalCache
+    plan: EvalPlan
+    checkpoint: Path
+    split_size: int
+    computed: int = 0  # number of entries computed now (0: everything came from the cache)
+    written: Path | None = None
+
+    def estimates(self) -> list[dict]:
+        """The plan's estimates, in the plan's order."""
+        out = []
+        for K, n in self.plan.points:
+            e = self.cache.estimate(K, _points(n, self.split_size))
+            if e is not None:
+                out.append(e)
+        return out
+
+    def z(self) -> dict | None:
+        return self.cache.z(self.plan.z_samples, self.plan.z_inner) if self.plan.z_samples else None
+
+
+def _points(n: int, size: int) -> int:
+    return size if n <= 0 else min(n, size)
+
+
+def _digest(model) -> str:
+    from bihm_app.store.checkpoint import params_digest
+
+    return params_digest({k: v.detach().cpu().numpy() for k, v in model.named_parameters()})
+
+
+def evaluate_target(
+    target: str | Path,
+    root: Path,
+    plan: EvalPlan,
+    *,
+    which: str = "best",
+    device: str = "auto",
+    use_cache: bool = True,
+    write: bool = True,
+    progress: ProgressFactory | None = None,
+) -> EvalResult:
+    """Estimate every (K, points) of ``plan`` and 2 log Z for a run or checkpoint file.
+
+    With ``use_cache``, entries already cached for this checkpoint are not recomputed. When the
+    checkpoint lies in a run folder and ``write`` is set, every new entry is merged into
+    ``eval-<split>.json`` as soon as it is computed (an interrupted evaluation keeps what it
+    finished).
+    """
+    from bihm_app.data import as_tensor, check_compatible, load_dataset
+    from bihm_app.engine.estimators import estimate_log_z2, evaluate
+    from bihm_app.engine.model import make_generator, resolve_device
+    from bihm_app.store.models import load_model
+    from bihm_app.store.runs import RunFolder
+
+    progress = progress or no_progress
+    try:
+        dev = resolve_device(device)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    model, meta, path = load_model(target, Path(root), dev, which)
+    path = Path(path)
+    ds = load_dataset(meta["data"]["name"])
+    check_compatible(ds, model.sizes[0], f"checkpoint {path}")
+    if plan.split not in ds.split_names:
+        raise ConfigError(f"data set {ds.name} has no split {plan.split!r} (splits: {', '.join(ds.split_names)})")
+    size = ds.size(plan.split)
+    epoch, step = _checkpoint_key(meta)
+    digest = _digest(model)
+    in_run = RunFolder(path.parent).looks_like_run() and path.name in ("best.h5", "checkpoint.h5")
+    cache = read_cache(path.parent, plan.split) if in_run else None
+    if cache is None or (cache.checkpoint, cache.params_sha256, cache.data) != (path.name, digest, ds.name):
+        cache = EvalCache(plan.split, ds.name, path.name, epoch, step, digest)
+    cache.epoch, cache.step = epoch, step
+    result = EvalResult(cache, plan, path, size)
+    save = write and in_run
+
+    x_all = None
+    for K, n in plan.points:
+        n_pts = _points(n, size)
+        if use_cache and cache.estimate(K, n_pts) is not None:
+            continue
+        if x_all is None:
+            x_all = as_tensor(ds, plan.split, device=model.device)
+        x = x_all[:n_pts]
+        advance = progress(f"K = {K:,} on {n_pts:,} points", n_pts)
+        t0 = time.time()
+        est = evaluate(model, x.split(plan.batch), K, make_generator(plan.seed * 1009 + K, model.device), progress=advance)
+        entry = dict(est.to_dict(), seed=plan.seed, seconds=round(time.time() - t0, 2))
+        cache.add_estimate(entry)
+        result.computed += 1
+        if save:
+            result.written = write_cache(path.parent, cache)
+    if plan.z_samples >= 2 and not (use_cache and cache.z(plan.z_samples, plan.z_inner) is not None):
+        advance = progress(f"2 log Z, {plan.z_samples:,} samples", plan.z_samples)
+        t0 = time.time()
+        z = estimate_log_z2(model, plan.z_samples, make_generator(plan.seed + 1, model.device), n_inner=plan.z_inner,
+                            chunk=20_000, progress=advance)  # fmt: skip
+        cache.add_z({"samples": plan.z_samples, "inner": plan.z_inner, "mean": z.mean, "se": z.se, "seed": plan.seed,
+                     "seconds": round(time.time() - t0, 2)})  # fmt: skip
+        result.computed += 1
+        if save:
+            result.written = write_cache(path.parent, cache)
+    return result
+
+
+def log_pstar(estimate: dict, z: dict | None) -> tuple[float, float] | None:
+    """log p*(x) = log p̃*(x) − 2 log Z (3.3) with the SEs added in quadrature (independent estimates)."""
+    if z is None:
+        return None
+    return estimate["log_ptilde"] - z["mean"], math.hypot(estimate.get("log_ptilde_se") or 0.0, z.get("se") or 0.0)
+
+
+def parse_k_list(spec: str | Sequence[int] | None, default: Sequence[int] = DEFAULT_SWEEP) -> list[int]:
+    """'1,10,1e3' -> [1, 10, 1000]; None -> ``default``."""
+    if spec is None:
+        return list(default)
+    if not isinstance(spec, str):
+        vals = [int(v) for v in spec]
+    else:
+        try:
+            vals = [int(float(s)) for s in spec.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"K list {spec!r} is not a comma-separated list of integers") from None
+    if not vals or any(v < 1 for v in vals):
+        raise ConfigError(f"every K must be at least 1, got {spec!r}")
+    return vals
