@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from bihm_app.cli.common import cli_errors, load_model, out, parse_int_list, progress_bar
+from bihm_app.cli.common import TaskBars, cli_errors, load_model, out, progress_bar, runs_root
 from bihm_app.errors import ConfigError
 
 
@@ -29,63 +29,76 @@ def _z(model, n: int, inner: int, seed: int, prog):
 def eval_(
     run: Annotated[str, typer.Argument(help="Run name, run folder or checkpoint file.")],
     split: Annotated[str, typer.Option(help="Data split to evaluate.")] = "test",
-    k: Annotated[str, typer.Option("-K", "--samples", help="Comma-separated numbers of importance samples.")] = "1,10,100,1000",
+    k: Annotated[Optional[str], typer.Option("-K", "--samples", help="Comma-separated numbers of importance samples (default 1,10,100,1000; with --k-sweep 1,3,10,…,10000).")] = None,
+    k_sweep: Annotated[bool, typer.Option("--k-sweep", help="The K-sensitivity table and a PNG plot of log p̃*(x) and log p(x) against K.")] = False,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG of the --k-sweep (default: k-sweep-<split>.png in the run folder).")] = None,
     z_samples: Annotated[float, typer.Option("--z-samples", help="Samples for 2 log Z (0: skip).")] = 1e6,
     z_inner: Annotated[int, typer.Option("--z-inner", help="Inner samples per outer sample for 2 log Z.")] = 1,
     n: Annotated[int, typer.Option("--n", help="Evaluate only the first N points (0: all).")] = 0,
     batch: Annotated[int, typer.Option(help="Data points per batch.")] = 100,
     which: Annotated[str, typer.Option(help="best or latest checkpoint of a run.")] = "best",
+    reuse: Annotated[bool, typer.Option("--reuse", help="Take estimates already cached in the run folder for this checkpoint instead of recomputing them.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder.")] = None,
 ) -> None:
-    """Estimate log p(x), log p̃*(x), 2 log Z, log p*(x) and the ESS on a split, each with its standard error."""
-    from bihm_app.data import as_tensor, check_compatible, load_dataset
-    from bihm_app.engine.estimators import evaluate, log_p_star
-    from bihm_app.engine.model import make_generator
+    """Estimate log p(x), log p̃*(x), 2 log Z, log p*(x) and the ESS on a split, each with its standard error.
 
-    ks = parse_int_list(k, "-K")
-    if batch < 1:
-        raise ConfigError(f"--batch must be at least 1, got {batch}")
-    model, meta = load_model(run, runs_dir, device, which)
-    ds = load_dataset(meta["data"]["name"])
-    check_compatible(ds, model.sizes[0], f"checkpoint {meta['_path']}")
-    if split not in ds.split_names:
-        raise ConfigError(f"data set {ds.name} has no split {split!r} (splits: {', '.join(ds.split_names)})")
-    x = as_tensor(ds, split, device=model.device)
-    if n:
-        x = x[:n]
-    results, z = [], None
-    with progress_bar() as prog:
-        for K in ks:
-            task = prog.add_task(f"K = {K}", total=x.shape[0])
-            est = evaluate(model, x.split(batch), K, make_generator(seed * 1009 + K, model.device),
-                           progress=lambda m, t=task: prog.advance(t, m))  # fmt: skip
-            results.append(est)
-        if z_samples >= 2:
-            z = _z(model, int(z_samples), z_inner, seed, prog)
+    Results of a run's checkpoint are also merged into eval-<split>.json in the run folder, where
+    `bihm report`, `bihm repro` and the dashboard read them.
+    """
+    from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, evaluate_target, log_pstar, parse_k_list, save_k_sweep_png
+
+    ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
+    if n < 0:
+        raise ConfigError(f"--n must be at least 0, got {n}")
+    if z_samples and z_samples < 2:
+        raise ConfigError(f"--z-samples must be 0 or at least 2, got {z_samples}")
+    plan = EvalPlan([(K, n) for K in ks], int(z_samples), z_inner, split, seed, batch)
+    with TaskBars() as bars:
+        res = evaluate_target(run, runs_root(runs_dir), plan, which=which, device=device, use_cache=reuse, progress=bars)
+    results, z = res.estimates(), res.z()
+    n_pts = results[-1]["n"]
     best = results[-1]
-    star = log_p_star(best.log_ptilde, z) if z is not None else None
+    star = log_pstar(best, z)
+    png = None
+    if k_sweep:
+        png = plot or (res.checkpoint.parent if res.written else Path.cwd()) / f"k-sweep-{split}.png"
+        title = f"{res.cache.data} / {split}, {n_pts:,} points: {res.checkpoint.parent.name}/{res.checkpoint.name}"
+        try:
+            png = save_k_sweep_png({res.checkpoint.parent.name: results}, png, title)
+        except OSError as exc:
+            raise ConfigError(f"--plot {png}: cannot write ({exc})") from None
     payload = {
-        "checkpoint": meta["_path"], "data": ds.name, "split": split, "n": int(x.shape[0]),
-        "estimates": [r.to_dict() for r in results],
-        "log_z2": None if z is None else {"mean": z.mean, "se": z.se, "samples": int(z_samples), "inner": z_inner},
-        "log_pstar": None if star is None else {"mean": star.mean, "se": star.se, "K": best.K},
+        "checkpoint": str(res.checkpoint), "data": res.cache.data, "split": split, "n": n_pts,
+        "estimates": [{k_: v for k_, v in e.items() if k_ not in ("seed", "seconds")} for e in results],
+        "log_z2": None if z is None else {"mean": z["mean"], "se": z["se"], "samples": z["samples"], "inner": z["inner"]},
+        "log_pstar": None if star is None else {"mean": star[0], "se": star[1], "K": best["K"]},
+        "cache": None if res.written is None else str(res.written),
+        "plot": None if png is None else str(png),
     }  # fmt: skip
     if as_json:
         out.print_json(json.dumps(payload))
         return
-    table = Table(title=f"{ds.name} / {split} — {x.shape[0]} points — {Path(meta['_path']).name}", title_justify="left")
-    for col in ("K", "log p(x)", "log p̃*(x)", "ESS"):
+    table = Table(title=f"{res.cache.data} / {split} — {n_pts} points — {res.checkpoint.name}", title_justify="left")
+    for col in ("K", "log p(x)", "log p̃*(x)", "ESS") + (("log p*(x)",) if k_sweep and z is not None else ()):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(str(r.K), f"{r.log_p.mean:.2f} ± {r.log_p.se:.2f}", f"{r.log_ptilde.mean:.2f} ± {r.log_ptilde.se:.2f}",
-                      f"{100 * r.ess.mean:.1f} %")  # fmt: skip
+        cells = [str(r["K"]), f"{r['log_p']:.2f} ± {r['log_p_se']:.2f}", f"{r['log_ptilde']:.2f} ± {r['log_ptilde_se']:.2f}",
+                 f"{100 * r['ess']:.1f} %"]  # fmt: skip
+        if k_sweep and z is not None:
+            m, se = log_pstar(r, z)
+            cells.append(f"{m:.2f} ± {se:.2f}")
+        table.add_row(*cells)
     out.print(table)
     if z is not None:
-        out.print(f"2 log Z = {z.mean:.3f} ± {z.se:.3f}   ({int(z_samples):,} samples, inner {z_inner})", highlight=False)
-        out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star.mean:.2f} ± {star.se:.2f}[/]   (K = {best.K})", highlight=False)
+        out.print(f"2 log Z = {z['mean']:.3f} ± {z['se']:.3f}   ({z['samples']:,} samples, inner {z['inner']})", highlight=False)
+        out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star[0]:.2f} ± {star[1]:.2f}[/]   (K = {best['K']})", highlight=False)
+    if png is not None:
+        out.print(f"wrote {png}", highlight=False)
+    if res.written is not None:
+        out.print(f"[dim]results cached in {res.written}[/]", highlight=False)
 
 
 @cli_errors

@@ -131,7 +131,7 @@ def mnist(
     from bihm_app.runner import repro
     from bihm_app.runner.evaluation import parse_k_list
 
-    points = [(k, 0) for k in parse_k_list(ks)] + ([(big_k, k10k_points)] if big_k else [])
+    points = [(k, 0) for k in parse_k_list(ks, what="--ks")] + ([(big_k, k10k_points)] if big_k else [])
     settings = repro.EvalSettings(points=points, z_samples=int(z_samples))
     budget_s = repro.parse_duration(budget)
 

@@ -507,12 +507,14 @@ def save_chart_png(
     x_label: str = "epoch",
     y_label: str = "",
     x_log: bool = False,
+    band_label: str = "± SE",
 ) -> Path:
     """Draw the same chart as :class:`LineChart` into a PNG (written atomically); returns the path.
 
     Lines in distinct colours with distinct markers, ± SE bands as translucent areas, axes
     with round ticks and a light grid, a legend in the top-right corner. ``x_log``: a base-10
     logarithmic x axis with ticks at powers of ten (non-positive x values are left out).
+    ``band_label`` follows a banded series' name in the legend (e.g. "± 2 SE" for 2·SE bands).
     """
     from PIL import Image, ImageDraw
 
@@ -609,7 +611,7 @@ def save_chart_png(
         draw = ImageDraw.Draw(img)
 
     if items:  # legend box, top-right inside the plot
-        rows = [s.name + (" ± SE" if s.se is not None else "") for s in items]
+        rows = [s.name + (f" {band_label}" if s.se is not None and band_label else "") for s in items]
         tw = max(text_size(r, small)[0] for r in rows)
         line_h = 18
         box_w, box_h = tw + 56, line_h * len(rows) + 8

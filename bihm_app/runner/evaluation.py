@@ -135,13 +135,15 @@ class EvalCache:
                    d.get("params_sha256"), list(est), list(z))  # fmt: skip
 
 
-def cache_path(run_dir: Path, split: str = "test") -> Path:
-    return Path(run_dir) / f"eval-{split}.json"
+def cache_path(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") -> Path:
+    """``eval-<split>.json`` for best.h5 (what report, repro and the dashboard read),
+    ``eval-<split>-latest.json`` for checkpoint.h5."""
+    return Path(run_dir) / (f"eval-{split}.json" if checkpoint == "best.h5" else f"eval-{split}-latest.json")
 
 
-def read_cache(run_dir: Path, split: str = "test") -> EvalCache | None:
+def read_cache(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") -> EvalCache | None:
     """The cached results in a run folder, or None if there are none (or the file is unusable)."""
-    path = cache_path(run_dir, split)
+    path = cache_path(run_dir, split, checkpoint)
     try:
         return EvalCache.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, UnicodeDecodeError, TypeError):
@@ -151,7 +153,7 @@ def read_cache(run_dir: Path, split: str = "test") -> EvalCache | None:
 def write_cache(run_dir: Path, cache: EvalCache) -> Path:
     from bihm_app.store.runs import write_json_atomic
 
-    path = cache_path(run_dir, cache.split)
+    path = cache_path(run_dir, cache.split, cache.checkpoint)
     write_json_atomic(path, cache.to_dict())
     return path
 
@@ -169,7 +171,7 @@ def cache_for_checkpoint(ckpt: Path, split: str = "test", meta: dict | None = No
     from bihm_app.store.checkpoint import read_meta
 
     ckpt = Path(ckpt)
-    cache = read_cache(ckpt.parent, split)
+    cache = read_cache(ckpt.parent, split, ckpt.name)
     if cache is None or cache.checkpoint != ckpt.name:
         return None
     if meta is None:
@@ -263,7 +265,7 @@ def evaluate_target(
     epoch, step = _checkpoint_key(meta)
     digest = _digest(model)
     in_run = RunFolder(path.parent).looks_like_run() and path.name in ("best.h5", "checkpoint.h5")
-    cache = read_cache(path.parent, plan.split) if in_run else None
+    cache = read_cache(path.parent, plan.split, path.name) if in_run else None
     if cache is None or (cache.checkpoint, cache.params_sha256, cache.data) != (path.name, digest, ds.name):
         cache = EvalCache(plan.split, ds.name, path.name, epoch, step, digest)
     cache.epoch, cache.step = epoch, step
@@ -306,8 +308,8 @@ def log_pstar(estimate: dict, z: dict | None) -> tuple[float, float] | None:
     return estimate["log_ptilde"] - z["mean"], math.hypot(estimate.get("log_ptilde_se") or 0.0, z.get("se") or 0.0)
 
 
-def parse_k_list(spec: str | Sequence[int] | None, default: Sequence[int] = DEFAULT_SWEEP) -> list[int]:
-    """'1,10,1e3' -> [1, 10, 1000]; None -> ``default``."""
+def parse_k_list(spec: str | Sequence[int] | None, default: Sequence[int] = DEFAULT_SWEEP, what: str = "K list") -> list[int]:
+    """'1,10,1e3' -> [1, 10, 1000]; None -> ``default``; a ConfigError naming ``what`` otherwise."""
     if spec is None:
         return list(default)
     if not isinstance(spec, str):
@@ -316,7 +318,24 @@ def parse_k_list(spec: str | Sequence[int] | None, default: Sequence[int] = DEFA
         try:
             vals = [int(float(s)) for s in spec.split(",") if s.strip()]
         except ValueError:
-            raise ConfigError(f"K list {spec!r} is not a comma-separated list of integers") from None
+            raise ConfigError(f"{what} {spec!r} is not a comma-separated list of integers") from None
     if not vals or any(v < 1 for v in vals):
-        raise ConfigError(f"every K must be at least 1, got {spec!r}")
+        raise ConfigError(f"{what}: every K must be at least 1, got {spec!r}")
     return vals
+
+
+def save_k_sweep_png(sweeps: dict[str, list[dict]], path: Path, title: str = "") -> Path:
+    """log p̃*(x) and log p(x) against K (log axis) with ± 2 SE bands, one pair of curves per entry
+    of ``sweeps`` (label -> estimates): the thesis' figure comparing BiHM with RWS."""
+    from bihm_app.render.chart import save_chart_png
+
+    series, bands = {}, {}
+    for label, entries in sweeps.items():
+        entries = sorted(entries, key=lambda e: e["K"])
+        ks = [e["K"] for e in entries]
+        prefix = f"{label}: " if len(sweeps) > 1 else ""
+        for key, name in (("log_ptilde", "log p~*(x)"), ("log_p", "log p(x)")):
+            series[prefix + name] = (ks, [e[key] for e in entries])
+            bands[prefix + name] = [2 * (e.get(f"{key}_se") or 0.0) for e in entries]
+    return save_chart_png(series, path, title=title, bands=bands, x_label="K (importance samples, log scale)",
+                          y_label="nats", x_log=True, band_label="± 2 SE")  # fmt: skip

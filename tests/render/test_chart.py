@@ -174,3 +174,20 @@ def test_sparkline_extremes_constant_nan_and_width():
     assert len(long) == 10 and long[0] == "▁" and long[-1] == "█"
     assert list(long) == sorted(long)  # monotone input stays monotone
     assert len(sparkline([1, 2], width=10)) == 2  # short input is not stretched
+
+
+def test_png_chart_with_a_log_x_axis_places_points_by_decade(tmp_path):
+    """Catches a linear axis under x_log: y = log10(K) against K must be drawn as a straight line
+    (on a linear axis it is a bent curve), and non-positive x values must not break the chart."""
+    from PIL import Image
+
+    ks = [1, 3, 10, 30, 100, 300, 1000]
+    path = save_chart_png({"a": (ks, np.log10(ks)), "b": ([0, -1], [5.0, 5.0])}, tmp_path / "k.png", x_log=True)
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    blue = (np.abs(img - np.array(PNG_COLOURS[0])).sum(axis=2) < 40)
+    cols = np.flatnonzero(blue.any(axis=0))
+    lo, hi = np.quantile(cols, [0.2, 0.8])
+    xs = np.array([c for c in cols if lo <= c <= hi])
+    ys = np.array([np.flatnonzero(blue[:, c]).mean() for c in xs])
+    fit = np.polyfit(xs, ys, 1)
+    assert fit[0] < 0 and np.abs(np.polyval(fit, xs) - ys).max() < 4
