@@ -133,12 +133,11 @@ def inpaint(
     import numpy as np
     import torch
 
-    from bihm_app.engine import gibbs
     from bihm_app.engine.masks import mask_from_spec
     from bihm_app.engine.model import make_generator
-    from bihm_app.render.grid import side_by_side
-    from bihm_app.render.png import colorize, save_gif, save_png
+    from bihm_app.render.png import save_gif, save_png
     from bihm_app.render.terminal import BitmapImage
+    from bihm_app.runner.pictures import inpaint_panel
 
     if steps < 1 or k < 1 or n < 1:
         raise ConfigError("--steps, -K and --n must be at least 1")
@@ -160,22 +159,14 @@ def inpaint(
     if bad or not idx:
         raise ConfigError(f"image index {bad[0] if bad else index} out of range: {ds.name}/{split} has {len(X)} images (0 … {len(X) - 1})")
     missing = _mask(mask, D, ds.image_shape, seed, mask_from_spec)
-    known = ~missing
     x_true = torch.as_tensor(np.asarray(X[idx], dtype=np.float32), device=model.device)
-    x_tilde = torch.where(known.to(model.device), x_true, torch.zeros_like(x_true))
     gen = make_generator(seed, model.device)
     with progress_bar() as prog:
         task = prog.add_task(f"inpainting, K = {k}", total=steps)
-        res = gibbs.inpaint(model, x_tilde, known, steps, k, gen, inner_K=inner_k, keep_current=keep_current,
-                            record_trajectory=gif is not None,
-                            progress=lambda m: prog.advance(task, m))  # fmt: skip
-    score = gibbs.inpaint_score(res.means, res.x, x_true, known)
-    ncol = len(idx)
-    shown_masked = x_tilde.clone()
-    shown_masked[:, missing.to(model.device)] = 1.0  # the hidden region as a solid patch
-    g_true, g_masked, g_done = (_grid(t, ds, ncol) for t in (x_true, shown_masked, res.means))
-    cell_mask = _grid(missing.float().expand(len(idx), D), ds, ncol) > 0.75
-    picture = side_by_side([g_true, colorize(g_masked, cell_mask), colorize(g_done, cell_mask)], gap=6)
+        picture, res, score, tinted_grid = inpaint_panel(
+            model, x_true, missing, ds.image_shape, steps, k, gen, inner_K=inner_k, keep_current=keep_current,
+            record_trajectory=gif is not None, progress=lambda m: prog.advance(task, m),
+        )  # fmt: skip
     out.print(BitmapImage(picture, mode=mode, title=f"original | masked ({mask}) | completion after {steps} sweeps (means)"))
     n_miss = int(missing.sum())
     out.print(
@@ -187,7 +178,7 @@ def inpaint(
     if out_path is not None:
         out.print(f"wrote {save_png(picture, out_path)}", highlight=False)
     if gif is not None:
-        frames = [colorize(_grid(m, ds, ncol), cell_mask) for m in res.trajectory]
+        frames = [tinted_grid(m) for m in res.trajectory]
         out.print(f"wrote {save_gif(frames, gif, duration_ms=120)} ({len(frames)} frames)", highlight=False)
 
 

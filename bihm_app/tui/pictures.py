@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app.errors import ConfigError, DataError
+from bihm_app.runner.pictures import METHODS, image_shape_of, layer_pictures, sample_pictures, to_grid  # noqa: F401
 
-METHODS = ("ancestral", "gibbs", "resampled")
 MASKS = ("bottom", "top", "left", "right", "centre", "random")
 
 
@@ -70,13 +70,10 @@ def _image_shape_of(data_name: str, dim: int) -> tuple[int, int] | None:
     from bihm_app.errors import BihmError
 
     try:
-        shape = _dataset(data_name).image_shape
+        ds = _dataset(data_name)
     except BihmError:
-        shape = None
-    if shape is None:
-        side = int(round(dim**0.5))
-        shape = (side, side) if side * side == dim else None
-    return tuple(shape) if shape else None
+        ds = None
+    return image_shape_of(ds, dim)
 
 
 def _generator(seed: int):
@@ -88,27 +85,12 @@ def _generator(seed: int):
 def draw_samples(lm: LoadedModel, method: str, n: int, seed: int, steps: int = 20, K: int = 10) -> np.ndarray:
     """``n`` pictures (n, D) in [0, 1]: Bernoulli means of ancestral, Gibbs (Algorithm 2) or
     importance-resampled samples."""
-    from bihm_app.engine import gibbs
-
-    gen = _generator(seed)
-    if method == "ancestral":
-        _, means = gibbs.sample_ancestral(lm.model, n, gen)
-    elif method == "gibbs":
-        means = gibbs.run_gibbs(lm.model, n, steps, K, gen).means
-    elif method == "resampled":
-        _, means = gibbs.sample_importance_resampled(lm.model, n, K, gen)
-    else:
-        raise ConfigError(f"unknown sampling method {method!r} (one of {', '.join(METHODS)})")
-    return means.detach().cpu().numpy()
+    return sample_pictures(lm.model, method, n, seed, steps, K)
 
 
 def layer_samples(lm: LoadedModel, layer: int, n: int, seed: int) -> np.ndarray:
     """Layer-wise generation: n pictures (n, D) below one fixed state of ``layer``."""
-    from bihm_app.engine import gibbs
-
-    if not 1 <= layer <= lm.n_layers:
-        raise ConfigError(f"layer {layer} does not exist: this model has latent layers 1 … {lm.n_layers}")
-    return gibbs.layerwise_samples(lm.model, layer, n, _generator(seed)).means.detach().cpu().numpy()
+    return layer_pictures(lm.model, layer, n, seed)
 
 
 def make_mask(kind: str, dim: int, image_shape: tuple[int, int] | None, seed: int = 0) -> np.ndarray:
@@ -157,10 +139,3 @@ def inpaint_frames(
         res = gibbs.run_chains(lm.model, state, 1, K, gen, clamp=clamp)
         state = res.state
         yield t, res.means.detach().cpu().numpy()
-
-
-def to_grid(rows: np.ndarray, image_shape: tuple[int, int] | None, ncol: int | None = None) -> np.ndarray:
-    """Pictures (N, D) -> one grid picture (float [0, 1]) with 2 blank pixels between pictures."""
-    from bihm_app.render.grid import make_grid
-
-    return make_grid(rows, ncol=ncol, pad=2, pad_value=0.0, image_shape=image_shape)
