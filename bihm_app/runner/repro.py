@@ -35,6 +35,8 @@ from bihm_app.engine.training import TrainConfig
 from bihm_app.errors import BihmError, ConfigError, RunError
 from bihm_app.runner import thesis
 from bihm_app.runner.evaluation import EvalPlan, ProgressFactory, evaluate_target, no_progress
+from bihm_app.runner.tables import Table, duration, to_markdown  # noqa: F401  (to_markdown: re-exported)
+from bihm_app.runner.tables import pm as _pm
 from bihm_app.runner.train_loop import Reporter, RunSpec, resume_run, start_run
 from bihm_app.store.runs import RunFolder
 
@@ -577,32 +579,8 @@ def _finish_group(root, g: GroupResult, settings, device, progress, quantities, 
 
 
 # -- tables -------------------------------------------------------------------------------------
-@dataclass
-class Table:
-    """A table as strings: the CLI draws it with Rich, :func:`to_markdown` writes it."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    notes: list[str] = field(default_factory=list)
-
-
-def _pm(mean: float | None, se: float | None, digits: int = 2) -> str:
-    if mean is None or not math.isfinite(mean):
-        return "—"
-    if se is None or not math.isfinite(se):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {se:.{digits}f}"
-
-
 def _num(v: float | None, fmt: str) -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, fmt)
-
-
-def _hours(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def training_table(result: ReproResult) -> Table:
@@ -615,7 +593,7 @@ def training_table(result: ReproResult) -> Table:
                       "new": "not trained", "resumable": "unfinished"}.get(r.state, r.stop_reason or r.state)  # fmt: skip
             rows.append([g.group, r.name, lr_label(r.lr), mark, _pm(r.best_valid, r.best_valid_se, 3),
                          "—" if r.best_epoch is None else str(r.best_epoch), f"{r.epoch}/{r.max_epochs}", reason,
-                         _hours(r.train_seconds) if r.train_seconds else "—"])  # fmt: skip
+                         duration(r.train_seconds) if r.train_seconds else "—"])  # fmt: skip
     notes = ["✓: the run selected by its best validation log p̃*(x) (K = 10, the whole validation split)."]
     notes += [f"{g.group}: {g.note}" for g in result.groups if g.note]
     return Table("training", ["set", "run", "lr", "sel.", "best valid log p̃*(x)", "best epoch", "epochs", "stopped by", "time"],
@@ -681,14 +659,3 @@ def within_two_percent(result: ReproResult) -> str:
     if not total:
         return ""
     return f"−log p*(x) within 2 % of the thesis or better on {len(hits)} of {total} sets" + (f" ({', '.join(hits)})." if hits else ".")
-
-
-def to_markdown(tables: list[Table], heading: str = "", preamble: list[str] | None = None) -> str:
-    """The tables as GitHub markdown, notes as lines below each."""
-    out = [f"# {heading}", ""] if heading else []
-    out += [*(preamble or []), ""] if preamble else []
-    for t in tables:
-        out += [f"## {t.title}", "", "| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
-        out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in t.rows]
-        out += [""] + [f"- {n}" for n in t.notes] + [""]
-    return "\n".join(out)

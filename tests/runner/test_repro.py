@@ -142,7 +142,7 @@ def test_comparison_table_rows_and_two_percent_summary():
     row = next(r for r in t.rows if r[0] == "adult")
     assert row[1:] == ["−log p*(x)", "13.82", "14.00 ± 0.03", "+6.0", "+1.30"]
     md = repro.to_markdown([t], "title")
-    assert "| adult | −log p*(x) | 13.82 | 14.00 ± 0.03 | +6.0 | +1.30 |" in md
+    assert "| adult | −log p\\*(x) | 13.82 | 14.00 ± 0.03 | +6.0 | +1.30 |" in md
 
 
 # -- adoption, budget, interrupt -------------------------------------------------------------------
@@ -298,7 +298,7 @@ def test_cli_end_to_end_on_dna_with_a_tiny_budget_then_only_prints(tmp_path):
     assert set(g["comparisons"]) == {"K=5", "K=20 (first 50)"}
     assert g["comparisons"]["K=5"]["nll_pstar"]["thesis"] == 86.92
     md = (out_dir / "uci.md").read_text()
-    assert "| dna | −log p*(x) | 86.92 |" in md and "uci-dna-lr1e-2-s0" in md
+    assert "| dna | −log p\\*(x) | 86.92 |" in md and "uci-dna-lr1e-2-s0" in md
     cache = root() / "uci-dna-lr1e-2-s0" / "eval-test.json"
     stamp = (cache.stat().st_mtime_ns, (root() / "uci-dna-lr1e-2-s0" / "checkpoint.h5").stat().st_mtime_ns)
     res = bihm(*args, "--json")

@@ -1,0 +1,94 @@
+"""`bihm report`: markdown plus PNG figures of one or more runs."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from bihm_app.cli.app import app
+from bihm_app.runner.evaluation import read_cache
+
+cli = CliRunner()
+QUICK = ["--data", "dna", "--layers", "12,6", "--valid-max", "200", "--z-samples", "2000", "--epochs", "2", "--quiet"]
+FAST = ["--sweep-points", "30", "--k-sweep", "1,3,10", "--z-samples", "1000"]
+
+
+def bihm(*args):
+    return cli.invoke(app, [str(a) for a in args])
+
+
+def runs() -> Path:
+    return Path(os.environ["BIHM_HOME"]) / "runs"
+
+
+@pytest.fixture
+def two_runs():
+    for name, lr in (("ra", "1e-3"), ("rb", "1e-2")):
+        res = bihm("train", *QUICK, "--lr", lr, "--name", name)
+        assert res.exit_code == 0, res.output
+    return ["ra", "rb"]
+
+
+def _png_ok(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return im.size
+
+
+def test_report_of_two_runs_has_every_figure_as_a_valid_png(two_runs, tmp_path):
+    """Catches a figure that is referenced but not written (or not a PNG), a missing section, a K
+    sweep that is not cached for the next report or the dashboard, and summary numbers that are
+    not the cached ones."""
+    out = tmp_path / "rep"
+    res = bihm("report", *two_runs, "--out", out, *FAST)
+    assert res.exit_code == 0, res.output
+    md = (out / "report.md").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    expected = {"compare-valid.png", "compare-k-sweep.png"} | {
+        f"{r}/{f}.png" for r in two_runs for f in ("training", "validation", "log-z", "ess", "samples", "inpaint", "layers")
+    } | {f"{r}/k-sweep.png" for r in two_runs}  # fmt: skip
+    assert set(linked) == expected
+    for rel in linked:
+        w, h = _png_ok(out / rel)
+        assert w > 20 and h > 10
+    for section in ("## summary", "### Training curves", "### Test set", "### Sensitivity to K", "### Pictures", "### Configuration"):
+        assert section in md
+    assert "| train.lr | 0.01 |" in md and "| train.lr | 0.001 |" in md
+    for r in two_runs:
+        cache = read_cache(runs() / r)
+        assert cache is not None and [e["K"] for e in cache.sweep()] == [1, 3, 10] and cache.z(1000) is not None
+        top = max(cache.estimates, key=lambda e: (e["n"], e["K"]))
+        assert f"| {r} | dna | 12,6 | bihm | 2 |" in md
+        assert f"{top['log_ptilde']:.2f} ± {top['log_ptilde_se']:.2f} (K=10, n=30)" in md
+
+    # a second report takes everything from the cache (nothing recomputed, nothing rewritten)
+    stamps = {r: (runs() / r / "eval-test.json").stat().st_mtime_ns for r in two_runs}
+    res = bihm("report", "ra", "--out", tmp_path / "again", "--cached-only", "--no-pictures")
+    assert res.exit_code == 0, res.output
+    assert {r: (runs() / r / "eval-test.json").stat().st_mtime_ns for r in two_runs} == stamps
+    assert (tmp_path / "again" / "ra" / "k-sweep.png").exists() and not (tmp_path / "again" / "ra" / "samples.png").exists()
+
+
+def test_cached_only_report_of_an_unevaluated_run_says_how_to_evaluate(two_runs, tmp_path):
+    res = bihm("report", "ra", "--out", tmp_path / "r", "--cached-only", "--no-pictures")
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "bihm eval ra --k-sweep" in md and "k-sweep.png" not in md
+    assert read_cache(runs() / "ra") is None
+
+
+def test_report_bad_input_is_one_line(two_runs, tmp_path):
+    res = bihm("report", "ghost", "--out", tmp_path / "r")
+    assert res.exit_code == 1 and "ghost" in res.output and "Traceback" not in res.output
+    res = bihm("report", "ra", "ra", "--out", tmp_path / "r")
+    assert res.exit_code == 1 and "twice" in res.output
+    (tmp_path / "f").write_text("x")
+    res = bihm("report", "ra", "--out", tmp_path / "f" / "sub", "--cached-only", "--no-pictures")
+    assert res.exit_code == 1 and "Traceback" not in res.output
