@@ -323,6 +323,41 @@ async def test_compare_highlights_config_differences_and_shows_errors(runs_root)
         assert len(s.query_one("#compare-chart", MetricChart).curves) == 2
 
 
+async def test_compare_shows_the_cached_test_estimate_and_writes_a_report(runs_root):
+    """Catches a compare screen that ignores `bihm eval`'s cached results, shows a stale cache, or
+    whose report key writes nothing."""
+    from PIL import Image
+
+    from bihm_app.runner.evaluation import EvalCache, write_cache
+    from bihm_app.store.checkpoint import read_meta
+
+    meta = read_meta(runs_root / "alpha" / "best.h5")
+    cache = EvalCache("test", "bmnist", "best.h5", meta["progress"]["epoch"], meta["progress"]["step"])
+    cache.add_estimate({"K": 1000, "n": 10000, "log_ptilde": -90.0, "log_ptilde_se": 0.3, "log_p": -89.0,
+                        "log_p_se": 0.3, "ess": 0.1, "ess_se": 0.01})  # fmt: skip
+    cache.add_z({"samples": 1000000, "inner": 1, "mean": -0.5, "se": 0.4})
+    write_cache(runs_root / "alpha", cache)
+    stale = EvalCache("test", "bmnist", "best.h5", 999, 99999, estimates=list(cache.estimates))
+    write_cache(runs_root / "beta", stale)  # another checkpoint's numbers: must not be shown
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_compare(["alpha", "beta"])
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.facts)
+        s = app.screen
+        metrics = s.query_one("#compare-metrics", DataTable)
+        assert str(metrics.get_row_at(0)[-1]) == "-89.50 ± 0.50 p* K=1000"  # −90.0 − (−0.5); √(0.3² + 0.4²)
+        assert str(metrics.get_row_at(1)[-1]) == "—"
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any("report written" in n.message for n in app._notifications), timeout=60)
+    (report,) = (runs_root.parent / "reports").glob("compare-*/report.md")
+    text = report.read_text()
+    assert "-89.50 ± 0.50" in text and "## alpha" in text and "## beta" in text
+    for png in report.parent.rglob("*.png"):
+        with Image.open(png) as im:
+            im.verify()
+    assert (report.parent / "alpha" / "samples.png").exists() and (report.parent / "compare-valid.png").exists()
+
+
 # -- new run ----------------------------------------------------------------------------------------
 async def test_new_run_form_launches_the_child_and_opens_the_run(runs_root, monkeypatch):
     calls = []

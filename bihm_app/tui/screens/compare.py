@@ -3,6 +3,7 @@ with standard errors, and their validation curves overlaid."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class RunFacts:
     epochs: int = 0
     best_epoch: int | None = None
     ess: float | None = None
+    test: tuple[float, float, str] | None = None  # cached test log p*(x) (or log p̃*(x)): mean, se, label
     curve: Curve | None = None
     problem: str | None = None
 
@@ -69,6 +71,7 @@ def run_facts(root: Path, name: str) -> RunFacts:
                 break
             except BihmError as exc:
                 facts.problem = str(exc)
+    facts.test = cached_test(run.path)
     rm = read_run_metrics(run.path)
     if not facts.config:
         for info in rm.run_info.values():
@@ -88,6 +91,33 @@ def run_facts(root: Path, name: str) -> RunFacts:
         facts.ess = float(e["ess"][i])
         facts.curve = Curve(name, e["epoch"][ok].astype(float), v[ok], np.nan_to_num(e["valid_log_ptilde_se"][ok].astype(float)))
     return facts
+
+
+def cached_test(run_dir: Path) -> tuple[float, float, str] | None:
+    """The cached test estimate of best.h5 (``bihm eval``/``report``/``repro``): log p*(x) when
+    2 log Z is cached too, else log p̃*(x); None when nothing current is cached."""
+    from bihm_app.runner.evaluation import log_pstar, run_cache
+    from bihm_app.runner.report import headline_estimate
+
+    cache = run_cache(run_dir)
+    h = headline_estimate(cache)
+    if h is None:
+        return None
+    zs = [z for z in cache.log_z2 if z.get("inner") == 1]
+    if zs:
+        mean, se = log_pstar(h, max(zs, key=lambda z: z["samples"]))
+        return mean, se, f"p* K={h['K']}"
+    return h["log_ptilde"], h.get("log_ptilde_se") or math.nan, f"p~* K={h['K']}"
+
+
+def write_compare_report(root: Path, names: list[str]) -> Path:
+    """A `bihm report` of the compared runs from what is cached (no K sweep computed), pictures included."""
+    from datetime import datetime
+
+    from bihm_app.runner.report import ReportOptions, write_report
+
+    out = Path(root).parent / "reports" / f"compare-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return write_report(root, names, out, ReportOptions(compute=False, device="cpu"), command="dashboard: compare → report")
 
 
 def compare_runs(root: Path, names: list[str]) -> list[RunFacts]:
@@ -110,6 +140,7 @@ class CompareScreen(BihmScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs list"),
         Binding("a", "all_config", "All config", tooltip="Show every config key, not only the differing ones"),
+        Binding("r", "report", "Report", tooltip="Write a markdown + PNG report of these runs (bihm report, cached numbers)"),
     ]
 
     def __init__(self, names: list[str]) -> None:
@@ -136,14 +167,15 @@ class CompareScreen(BihmScreen):
         self.facts = facts
         table = self.query_one("#compare-metrics", DataTable)
         table.clear(columns=True)
-        table.add_columns("run", "epochs", "best", *[label for _, label in METRICS], "ESS")
+        table.add_columns("run", "epochs", "best", *[label for _, label in METRICS], "ESS", "test (cached)")
         for f in facts:
             if f.problem and not f.metrics:
-                table.add_row(f.name, str(f.epochs), "—", Text(f.problem[:60], style="red"), "", "", "")
+                table.add_row(f.name, str(f.epochs), "—", Text(f.problem[:60], style="red"), "", "", "", "")
                 continue
             cells = [fmt.pm(*f.metrics.get(col, (None, None))) for col, _ in METRICS]
             best = "—" if f.best_epoch is None else f"ep {f.best_epoch}"
-            table.add_row(f.name, str(f.epochs), best, *cells, fmt.num(f.ess, 1))
+            test = "—" if f.test is None else f"{fmt.pm(f.test[0], f.test[1])} {f.test[2]}"
+            table.add_row(f.name, str(f.epochs), best, *cells, fmt.num(f.ess, 1), test)
         self.query_one("#compare-chart", MetricChart).show([f.curve for f in facts if f.curve is not None])
         self._show_config()
         problems = [f"{f.name}: {f.problem}" for f in facts if f.problem]
@@ -167,6 +199,11 @@ class CompareScreen(BihmScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_report(self) -> None:
+        self.notify("writing the report …", timeout=3)
+        self.in_thread(write_compare_report, self.root, self.names, group="report",
+                       done=lambda path: self.notify(f"report written: {path}", title="report", timeout=12))  # fmt: skip
 
     def action_all_config(self) -> None:
         self.show_all = not self.show_all
