@@ -124,14 +124,15 @@ def mnist_plans(protocol: str, seeds: int, overrides: dict | None = None, data: 
       then fine-tuning with K = 100, lr 3·10⁻⁴.
     * rws7 (the RWS-protocol paragraph): 400-300-200-100-50-25-10, K = 5 for 1000 epochs, then
       K = 100 for 500 epochs (the thesis does not give the learning rates: 10⁻³ and 3·10⁻⁴ here).
-    * small: 200-200, K = 10, lr 10⁻³, patience 10, at most 100 epochs (about a CPU hour).
+    * small: 200-200, K = 10, lr 10⁻³, until early stopping (patience 10, at most 1000 epochs) —
+      ``bihm train --layers 200,200``'s defaults; ``--budget 1h`` makes it fit a CPU hour.
     """
     if protocol not in MNIST_PROTOCOLS:
         raise ConfigError(f"unknown MNIST protocol {protocol!r} (one of {', '.join(MNIST_PROTOCOLS)})")
     phases = {
         "thesis12": (PAPER12, [dict(K=10, lr=1e-3, patience=10, epochs=1000), dict(K=100, lr=3e-4, patience=10, epochs=1000)]),
         "rws7": ((400, 300, 200, 100, 50, 25, 10), [dict(K=5, lr=1e-3, patience=0, epochs=1000), dict(K=100, lr=3e-4, patience=0, epochs=500)]),
-        "small": ((200, 200), [dict(K=10, lr=1e-3, patience=10, epochs=100)]),
+        "small": ((200, 200), [dict(K=10, lr=1e-3, patience=10, epochs=1000)]),
     }[protocol]  # fmt: skip
     arch = tuple(layers) if layers else phases[0]
     out = []
