@@ -258,6 +258,8 @@ def test_a_run_trained_elsewhere_is_left_alone_and_not_evaluated_until_done(tiny
     res = repro.run_uci(root(), ["tiny"], [1e-2], 1, settings=FAST, layers=TINY_LAYERS, overrides={"epochs": 2})
     (g,) = res.groups
     assert g.runs[0].state == "running" and not g.estimates and "not evaluated yet" in g.note
+    res = bihm("train", "--resume", name, "-q")  # nor does `bihm train --resume`
+    assert res.exit_code == 1 and f"being trained by process {os.getpid()}" in res.output
     assert read_cache(root() / name) is None
     res = repro.run_uci(root(), ["tiny"], [1e-2], 1, settings=FAST, layers=TINY_LAYERS, overrides={"epochs": 2}, eval_only=True)
     assert res.groups[0].provisional and res.groups[0].estimates
