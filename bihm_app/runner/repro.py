@@ -597,7 +597,7 @@ def training_table(result: ReproResult) -> Table:
                          duration(r.train_seconds) if r.train_seconds else "—"])  # fmt: skip
     notes = ["✓: the run selected by its best validation log p̃*(x) (K = 10, the whole validation split)."]
     notes += [f"{g.group}: {g.note}" for g in result.groups if g.note]
-    return Table("training", ["set", "run", "lr", "sel.", "best valid log p̃*(x)", "best epoch", "epochs", "stopped by", "time"],
+    return Table("training", ["set" if result.kind == "uci" else "protocol", "run", "lr", "sel.", "best valid log p̃*(x)", "best epoch", "epochs", "stopped by", "time"],
                  rows, notes)  # fmt: skip
 
 
@@ -641,8 +641,12 @@ def comparison_table(result: ReproResult) -> Table:
         if summary:
             notes.append(summary)
     else:
-        notes.append("Thesis: " + "; ".join(f"{k} {v.mean} ({v.note})" for g in result.groups
-                                            for k, v in thesis.MNIST_THESIS.get(g.group.split("-", 1)[1], thesis.MNIST_THESIS["thesis12"]).items()))  # fmt: skip
+        labels = dict(cols)
+        for g in result.groups:
+            protocol = g.group.split("-", 1)[1]
+            refs = thesis.MNIST_THESIS.get(protocol, thesis.MNIST_THESIS["thesis12"])
+            notes.append(f"Thesis ({protocol if protocol in thesis.MNIST_THESIS else '12-layer net, for reference'}): "
+                         + "; ".join(f"{labels[k]} {_pm(v.mean, v.se)} ({v.note})" for k, v in refs.items()) + ".")  # fmt: skip
     return Table("test set against the thesis", header, rows, notes)
 
 

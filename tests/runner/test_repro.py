@@ -308,3 +308,15 @@ def test_cli_end_to_end_on_dna_with_a_tiny_budget_then_only_prints(tmp_path):
     assert json.loads(res.stdout)["groups"][0]["estimates"] == g["estimates"]
     assert (cache.stat().st_mtime_ns, (root() / "uci-dna-lr1e-2-s0" / "checkpoint.h5").stat().st_mtime_ns) == stamp
     assert "86.92" in bihm(*args).stdout and math.isfinite(g["log_z2"]["mean"])
+
+
+def test_cli_mnist_eval_only_without_runs_and_a_bad_protocol(tmp_path):
+    res = bihm("repro", "mnist", "--protocol", "small", "--eval-only", "--out", tmp_path)
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "mnist-small.md").read_text()
+    assert "| mnist-small | mnist-small-s0 | 1e-3 |" in md and "nothing to evaluate" in md
+    assert not (root() / "mnist-small-s0").exists()  # --eval-only creates no run
+    res = bihm("repro", "mnist", "--protocol", "huge")
+    assert res.exit_code == 1 and "unknown MNIST protocol 'huge'" in res.output and "Traceback" not in res.output
+    res = bihm("repro", "uci", "--budget", "soon")
+    assert res.exit_code == 1 and "budget 'soon' is not a duration" in res.output
