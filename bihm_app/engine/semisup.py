@@ -196,17 +196,20 @@ class LabelTerms:
     log_pxhy: Tensor  # log p(x, h, y) for every class, (B, K, C)
 
 
-def label_terms(model: SemiBiHM, hs: list[Tensor], log_q: Tensor | None = None) -> LabelTerms:
+def label_terms(
+    model: SemiBiHM, hs: list[Tensor], log_q: Tensor | None = None, log_p_below: Tensor | None = None
+) -> LabelTerms:
     """log s(x, h, y) for every class and the pieces it is made of (differentiable).
 
-    ``hs = [x (B, D), h_1 (B, K, n_1), …, h_L (B, K, n_L)]``. Top placement:
+    ``hs = [x (B, D), h_1 (B, K, n_1), …, h_L (B, K, n_L)]``; ``log_q`` (log q(h|x)) and
+    ``log_p_below`` (Σ_l log p(h_{l−1}|h_l), the prior excluded) are computed unless given. Top:
     ``log s = ½[log p(y) + log p(h_L|y) + Σ_l log p(h_{l−1}|h_l) + log q(h|x) + log q(y|h_L)]``;
     bottom: ``log s = log q(y|x,h_1) + ½[log p(x,h) + log q(h|x)]``.
     """
     if log_q is None:
         log_q = model.log_q(hs)
     log_qy = torch.log_softmax(model.label_logits(hs), -1)  # (B, K, C)
-    below = _log_p_below(model, hs)  # (B, K)
+    below = _log_p_below(model, hs) if log_p_below is None else log_p_below  # (B, K)
     if model.top:
         a = model.top_logits()  # (C, n_L)
         hL = hs[-1]
@@ -610,7 +613,15 @@ def semisup_gradients(
     B, D = x.shape
     L, C = model.n_layers, model.n_classes
     hs, q_logits, log_q = model.sample_q(x, K, generator)  # hs[l]: (B, K, n_l); q_logits[0]: (B, 1, n_1)
-    terms = label_terms(model, hs, log_q)
+    # Σ_l log p(h_{l−1} | h_l), keeping the logits for the residuals
+    p_logits: list[Tensor] = [None] * (L + 1)  # p_logits[l]: logits of h_{l−1} given h_l, (B, K, n_{l−1})
+    below = torch.zeros_like(log_q)
+    for l in range(L, 1, -1):
+        p_logits[l] = model.p_logits(l, hs[l])
+        below += bernoulli_log_prob(hs[l - 1], p_logits[l])
+    a1 = p_logits[1] = model.p_logits(1, hs[1])  # (B, K, D): the expensive layer
+    below += torch.bmm(a1, x.unsqueeze(2)).squeeze(2) - F.softplus(a1).sum(2)
+    terms = label_terms(model, hs, log_q, below)
     log_wa, y_a = label_proposal(model, terms, proposal, generator, y, labelled)
     objective, log_a, log_b, G, c = objective_coefficients(model, terms, log_wa, y_a, y, labelled, gamma, proposal)
     half_c = 0.5 * c  # coefficient of ∇[log p(x,h) + log q(h|x)] per sample, (B, K)
@@ -620,9 +631,10 @@ def semisup_gradients(
 
     # p(h_{l−1} | h_l), l = 1 … L: residual × ½c, one matrix product per layer
     for l in range(1, L + 1):
-        a = model.p_logits(l, hs[l])  # (B, K, n_{l−1})
-        target = x.unsqueeze(1) if l == 1 else hs[l - 1]
-        r = ((target - torch.sigmoid(a)) * half_c.unsqueeze(-1)).reshape(B * K, -1)
+        if l == 1:  # ½c (x − σ(a)) computed in place in the logits' buffer
+            r = a1.sigmoid_().sub_(x.unsqueeze(1)).mul_(-half_c.unsqueeze(-1)).view(B * K, D)
+        else:
+            r = p_logits[l].sigmoid_().neg_().add_(hs[l - 1]).mul_(half_c.unsqueeze(-1)).view(B * K, -1)
         g[f"p_weights.{l - 1}"] = r.t() @ flat[l]
         g[f"p_biases.{l - 1}"] = r.sum(0)
 
