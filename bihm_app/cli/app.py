@@ -54,6 +54,9 @@ def _register() -> None:
     app.command("layers")(sample_cmd.layers)
     from bihm_app.cli import repro_cmd; app.add_typer(repro_cmd.app, name="repro")  # noqa: E702
     from bihm_app.cli import report_cmd; app.command("report")(report_cmd.report)  # noqa: E702
+    from bihm_app.cli import classify_cmd
+
+    app.command("classify")(classify_cmd.classify)
 
 
 _register()

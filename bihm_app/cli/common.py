@@ -47,7 +47,7 @@ def parse_int_list(spec: str, what: str) -> list[int]:
     return vals
 
 
-def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str = "best"):
+def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str = "best", labels_ok: bool = False):
     """A run name, run folder or checkpoint file -> (BiHM on ``device`` in eval mode, checkpoint meta).
 
     ``which`` picks best.h5 or checkpoint.h5 ("latest") inside a run folder; ``meta["_path"]`` is
@@ -61,7 +61,7 @@ def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str
         dev = resolve_device(device)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    model, meta, path = _load(arg, runs_root(runs_dir), dev, which)
+    model, meta, path = _load(arg, runs_root(runs_dir), dev, which, labels_ok=labels_ok)
     meta["_path"] = str(path)
     return model, meta
 

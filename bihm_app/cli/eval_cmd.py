@@ -17,9 +17,11 @@ from bihm_app.errors import ConfigError
 def _z(model, n: int, inner: int, seed: int, prog):
     from bihm_app.engine.estimators import estimate_log_z2
     from bihm_app.engine.model import make_generator
+    from bihm_app.engine.semisup import SemiBiHM, estimate_log_z2_labelled
 
     task = prog.add_task("2 log Z", total=n)
-    return estimate_log_z2(
+    fn = estimate_log_z2_labelled if isinstance(model, SemiBiHM) else estimate_log_z2  # y sampled too
+    return fn(
         model, n, make_generator(seed + 1, model.device), n_inner=inner, chunk=20_000,
         progress=lambda m: prog.advance(task, m),
     )  # fmt: skip
@@ -51,6 +53,11 @@ def eval_(
     from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, evaluate_target, log_pstar, parse_k_list, save_k_sweep_png
 
     ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
+    if _has_labels(run, runs_dir, which):  # a semi-supervised run: classification error too
+        if batch < 1:
+            raise ConfigError(f"--batch must be at least 1, got {batch}")
+        model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
+        return _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as_json)
     if n < 0:
         raise ConfigError(f"--n must be at least 0, got {n}")
     if z_samples and z_samples < 2:
@@ -101,6 +108,56 @@ def eval_(
         out.print(f"[dim]results cached in {res.written}[/]", highlight=False)
 
 
+def _has_labels(run: str, runs_dir, which: str) -> bool:
+    """Whether the checkpoint behind ``run`` has a label layer (reads only its meta)."""
+    from bihm_app.store.checkpoint import read_meta
+    from bihm_app.store.runs import resolve_checkpoint
+
+    meta = read_meta(resolve_checkpoint(run, runs_root(runs_dir), which=which))
+    return (meta.get("config", {}).get("model") or {}).get("labels") is not None
+
+
+def _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as_json) -> None:
+    """`bihm eval` of a semi-supervised run: per K the classification error, log p̃*(y|x) and
+    log p̃*(x) = 2 log Ã (y summed exactly), then 2 log Z of the labelled model and log p*(x)."""
+    from bihm_app.engine.estimators import log_p_star
+    from bihm_app.runner.classify import classify_split
+
+    results, z = [], None
+    with progress_bar() as prog:
+        for K in ks:
+            task = prog.add_task(f"K = {K}", total=None)
+            results.append(classify_split(model, meta["data"]["name"], split, K, seed=seed, n=n, batch=batch, n_wrong=0,
+                                          where=f"checkpoint {meta['_path']}", progress=lambda m, t=task: prog.advance(t, m)))  # fmt: skip
+        if z_samples >= 2:
+            z = _z(model, int(z_samples), z_inner, seed, prog)
+    best = results[-1].evaluation
+    star = log_p_star(best.log_ptilde, z) if z is not None else None
+    lc = model.labels
+    if as_json:
+        payload = {
+            "checkpoint": meta["_path"], "data": results[-1].data, "split": split, "n": best.n,
+            "labels": lc.to_dict(),
+            "estimates": [{k: v for k, v in r.evaluation.to_dict().items() if k != "confusion"} for r in results],
+            "log_z2": None if z is None else {"mean": z.mean, "se": z.se, "samples": int(z_samples), "inner": z_inner},
+            "log_pstar": None if star is None else {"mean": star.mean, "se": star.se, "K": best.K},
+        }  # fmt: skip
+        out.print_json(json.dumps(payload))
+        return
+    table = Table(title=f"{results[-1].data} / {split} — {best.n} points — {Path(meta['_path']).name} "
+                        f"(semi-supervised, label {lc.placement})", title_justify="left")  # fmt: skip
+    for col in ("K", "error", "log p̃*(y|x)", "log p̃*(x)"):
+        table.add_column(col, justify="right")
+    for r in results:
+        e = r.evaluation
+        table.add_row(str(e.K), f"{100 * e.error.mean:.2f} ± {100 * e.error.se:.2f} %", f"{e.log_py.mean:.3f} ± {e.log_py.se:.3f}",
+                      f"{e.log_ptilde.mean:.2f} ± {e.log_ptilde.se:.2f}")  # fmt: skip
+    out.print(table)
+    if z is not None:
+        out.print(f"2 log Z = {z.mean:.3f} ± {z.se:.3f}   ({int(z_samples):,} samples, inner {z_inner}; labelled model)", highlight=False)
+        out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star.mean:.2f} ± {star.se:.2f}[/]   (K = {best.K})", highlight=False)
+
+
 @cli_errors
 def logz(
     run: Annotated[str, typer.Argument(help="Run name, run folder or checkpoint file.")],
@@ -115,7 +172,7 @@ def logz(
     """Estimate 2 log Z (eq. 3.11) with its standard error."""
     if samples < 2 or inner < 1:
         raise ConfigError("--samples must be at least 2 and --inner at least 1")
-    model, meta = load_model(run, runs_dir, device, which)
+    model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
     with progress_bar() as prog:
         z = _z(model, int(samples), inner, seed, prog)
     if as_json:

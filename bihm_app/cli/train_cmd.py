@@ -33,6 +33,11 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps (default auto; resume: as stored).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (data order, initialisation, samples).")] = 0,
     name: Annotated[Optional[str], typer.Option(help="Run name (default: derived from data and layers).")] = None,
+    labels: Annotated[int, typer.Option("--labels", help="Semi-supervised (thesis ch. 4): N labelled training points, balanced over the classes; the rest unlabelled (0: unsupervised).")] = 0,
+    gamma: Annotated[float, typer.Option(help="Semi-supervised: labelled points maximise log B̃ − γ log Ã (4.7), γ in [−1, 1].")] = 0.0,
+    label_proposal: Annotated[str, typer.Option("--label-proposal", help="Semi-supervised: label proposal of Ã: q (4.4), mixed (4.11) or sum (y summed exactly).")] = "q",
+    label_at: Annotated[str, typer.Option("--label-at", help="Semi-supervised: the label on top of the net (4.2) or at the bottom, off h_1 and x (4.6).")] = "top",
+    labelled_per_batch: Annotated[int, typer.Option("--labelled-per-batch", help="Semi-supervised: labelled points in each minibatch (the authors' code: 50 of 100).")] = 50,
     resume: Annotated[Optional[str], typer.Option(help="Resume this run (name or folder) from its latest checkpoint.")] = None,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $BIHM_HOME/runs).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, only the final line.")] = False,
@@ -43,8 +48,15 @@ def train(
     root = runs_root(runs_dir)
     reporter = RichReporter(err, quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
     try:
+        semi = None
+        if labels and not resume:
+            from bihm_app.runner.semisup_loop import SemiSpec
+
+            semi = SemiSpec(labels, label_at, label_proposal, gamma, labelled_per_batch)
+        elif labels < 0:
+            raise ConfigError(f"--labels must be at least 1 (or 0 for unsupervised training), got {labels}")
         run, reason = _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs,
-                             patience, valid_k, valid_max, z_samples, z_every, device, seed, name)  # fmt: skip
+                             patience, valid_k, valid_max, z_samples, z_every, device, seed, name, semi)  # fmt: skip
     except KeyboardInterrupt:
         reporter.finish("interrupted")
         err.print("[yellow]interrupted: the last checkpoint is kept; `bihm runs list` shows the run, "
@@ -54,6 +66,8 @@ def train(
         return  # under torchrun only rank 0 reports
     best = reporter.best
     best_txt = f", best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
+    if reporter.best_error is not None:
+        best_txt = f", best valid error {100 * reporter.best_error:.2f} %"
     out.print(f"run [bold]{run.name}[/] — {reason}{best_txt}; checkpoint {run.checkpoint_path}", highlight=False)
     if reason.startswith("signal"):
         out.print(f"resume with: [bold]bihm train --resume {run.name}[/]", highlight=False)
@@ -61,7 +75,7 @@ def train(
 
 
 def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs, patience, valid_k,
-           valid_max, z_samples, z_every, device, seed, name):  # fmt: skip
+           valid_max, z_samples, z_every, device, seed, name, semi=None):  # fmt: skip
     from bihm_app.engine.model import parse_layers
     from bihm_app.engine.training import TrainConfig
     from bihm_app.runner.train_loop import RunSpec, resume_run, start_run
@@ -78,6 +92,6 @@ def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_pe
             )  # fmt: skip
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name)
+        spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name, semisup=semi)
         run, reason = start_run(root, spec, reporter)
     return run, reason

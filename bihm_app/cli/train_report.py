@@ -23,6 +23,7 @@ class RichReporter(Reporter):
         self.console = console
         self.quiet = quiet
         self.best: float | None = None
+        self.best_error: float | None = None  # semi-supervised runs: lowest validation error
         self.progress: Progress | None = None
         self.task = None
         self._desc = "epoch"
@@ -51,13 +52,24 @@ class RichReporter(Reporter):
 
     def epoch(self, row, improved) -> None:
         self.best = row["valid_log_ptilde"] if self.best is None else max(self.best, row["valid_log_ptilde"])
+        err = row.get("valid_error")
+        semi = err is not None and math.isfinite(err)
+        if semi:
+            self.best_error = err if self.best_error is None else min(self.best_error, err)
         if self.quiet:
             return
-        line = (
-            f"epoch {row['epoch']:>4}  train {row['train_objective']:8.2f}  valid log p̃* {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}"
-            f"  log p {_pm(row['valid_log_p'], row['valid_log_p_se'])}  2 log Z {_pm(row['log_z2'], row['log_z2_se'])}"
-            f"  ESS {100 * row['ess']:.1f}%" + ("  [green]★ best[/]" if improved else "")
-        )
+        if semi:
+            line = (
+                f"epoch {row['epoch']:>4}  train {row['train_objective']:8.2f}  valid error {100 * err:.2f} ± {100 * row['valid_error_se']:.2f} %"
+                f"  log p̃*(y|x) {_pm(row['valid_log_py'], row['valid_log_py_se'])}  log p̃*(x) {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}"
+                f"  2 log Z {_pm(row['log_z2'], row['log_z2_se'])}" + ("  [green]★ best[/]" if improved else "")
+            )
+        else:
+            line = (
+                f"epoch {row['epoch']:>4}  train {row['train_objective']:8.2f}  valid log p̃* {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}"
+                f"  log p {_pm(row['valid_log_p'], row['valid_log_p_se'])}  2 log Z {_pm(row['log_z2'], row['log_z2_se'])}"
+                f"  ESS {100 * row['ess']:.1f}%" + ("  [green]★ best[/]" if improved else "")
+            )
         if self.progress is not None:
             self.progress.console.print(line, highlight=False)
             self.progress.reset(self.task, total=self._per_epoch, description=f"epoch {row['epoch'] + 1}", obj="")

@@ -17,6 +17,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,6 +61,7 @@ class RunSpec:
     # start from the parameters of this checkpoint (a fine-tuning phase) instead of a fresh
     # initialisation; recorded in the checkpoint config as {"path", "params_sha256"}
     init_from: dict | None = None
+    semisup: Any = None  # a runner.semisup_loop.SemiSpec for a semi-supervised run (chapter 4)
 
 
 @dataclass
@@ -164,7 +166,14 @@ def _broadcast(obj):
 
 
 class TrainingRun:
-    """One start or resume of a run folder."""
+    """One start or resume of a run folder.
+
+    Subclasses (the semi-supervised run) override the hooks ``history_keys``, ``build_model``,
+    ``build_trainer``, ``train_batches``, ``train_step``, ``validate``, ``criterion`` and
+    ``status_best``.
+    """
+
+    history_keys: tuple[str, ...] = HISTORY_KEYS
 
     def __init__(self, run: RunFolder, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False,
                  time_limit_s: float | None = None) -> None:  # fmt: skip
@@ -185,13 +194,46 @@ class TrainingRun:
         self.ds = load_dataset(spec.data)
         self.model_cfg = ModelConfig(self.ds.dim, tuple(spec.layers))
         cfg = spec.train
-        self.model = BiHM(self.model_cfg, make_generator(cfg.seed)).to(self.device)
+        self.model = self.build_model().to(self.device)
         # each rank draws its own samples (rank 0's stream is the single-process one)
-        self.trainer = Trainer(self.model, cfg, make_generator(cfg.seed + 1 + 100_003 * rank, self.device))
+        self.trainer = self.build_trainer(make_generator(cfg.seed + 1 + 100_003 * rank, self.device))
         if spec.init_from and not resume:
             self._load_initial_parameters(Path(spec.init_from["path"]))
         self.progress = Progress()
-        self.history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
+        self.history: dict[str, list] = {k: [] for k in self.history_keys}
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def build_model(self) -> BiHM:
+        """The freshly initialised model (seeded by the config's seed)."""
+        return BiHM(self.model_cfg, make_generator(self.spec.train.seed))
+
+    def build_trainer(self, generator: torch.Generator) -> Trainer:
+        return Trainer(self.model, self.spec.train, generator)
+
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.ds.size("train") / self.spec.train.batch_size)
+
+    def train_batches(self, epoch: int):
+        """The minibatches of one epoch, in an order that depends only on (seed, epoch)."""
+        cfg = self.spec.train
+        return batches(self.ds, "train", cfg.batch_size, epoch=epoch, seed=cfg.seed, shuffle=True, device=self.device)
+
+    def train_step(self, batch) -> tuple[Any, int]:
+        """One update on this rank's share of ``batch``: (step result with .objective/.finite, points)."""
+        xb = batch[self.rank :: self.world] if self.world > 1 else batch
+        return self.trainer.step(xb), xb.shape[0]
+
+    @classmethod
+    def preflight(cls, spec: RunSpec, ds) -> None:
+        """Raise a one-line error before a run folder is created if ``spec`` cannot run on ``ds``."""
+
+    def criterion(self, row: dict) -> float:
+        """The early-stopping criterion of an epoch's row (higher is better)."""
+        return row["valid_log_ptilde"] if self.spec.train.method == "bihm" else row["valid_log_p"]
+
+    def status_best(self) -> float | None:
+        """The ``best_valid`` written to status.json (best validation log p̃* for `bihm runs list`)."""
+        return self.progress.to_dict()["best_valid"]
 
     def _load_initial_parameters(self, path: Path) -> None:
         """Copy the parameters of another run's checkpoint (same architecture) into the model."""
@@ -250,7 +292,7 @@ class TrainingRun:
             self.trainer.generator.manual_seed(self.spec.train.seed + 1 + 100_003 * self.rank + 7 * self.trainer.step_count)
         self.progress = Progress.from_dict(ck.meta.get("progress", {}))
         hist = ck.meta.get("history", {})
-        self.history = {k: list(hist.get(k, [])) for k in HISTORY_KEYS}
+        self.history = {k: list(hist.get(k, [])) for k in self.history_keys}
 
     # -- the loop --------------------------------------------------------------------------------
     def _valid_batches(self):
@@ -300,8 +342,7 @@ class TrainingRun:
                     )
                 self.progress.finished = False
         run.sweep_temp_files()
-        n_train = self.ds.size("train")
-        per_epoch = math.ceil(n_train / cfg.batch_size)
+        per_epoch = self.batches_per_epoch()
         stop = _StopFlag()
         with stop:  # from here on, Ctrl-C / SIGTERM request a clean save instead of killing
             writer = None
@@ -330,7 +371,7 @@ class TrainingRun:
         if self.rank == 0:
             state = "stopped" if stop.signal and not self.progress.finished else "finished"
             run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step,
-                             best_valid=self.progress.to_dict()["best_valid"], message=reason)  # fmt: skip
+                             best_valid=self.status_best(), message=reason)  # fmt: skip
         self.reporter.finish(reason)
         return reason
 
@@ -356,17 +397,15 @@ class TrainingRun:
             obj_sum, obj_n = 0.0, 0
             self.reporter.phase("training")
             diverged = False
-            stream = batches(self.ds, "train", cfg.batch_size, epoch=epoch, seed=cfg.seed, shuffle=True, device=self.device)
-            for xb in itertools.islice(stream, p.batch, None):  # resume mid-epoch: same order, skip what was done
-                if self.world > 1:
-                    xb = xb[self.rank :: self.world]
-                res = self.trainer.step(xb)
+            stream = self.train_batches(epoch)
+            for batch in itertools.islice(stream, p.batch, None):  # resume mid-epoch: same order, skip what was done
+                res, n_points = self.train_step(batch)
                 if not res.finite:
                     diverged = True
                     break
                 obj = float(res.objective.mean())
-                obj_sum += obj * xb.shape[0]
-                obj_n += xb.shape[0]
+                obj_sum += obj * n_points
+                obj_n += n_points
                 p.step += 1
                 p.batch += 1
                 p.elapsed = time.time() - t_start
@@ -387,7 +426,7 @@ class TrainingRun:
             row = self.validate(epoch)
             row.update(epoch=epoch + 1, step=p.step, time=time.time() - t_start, lr=self.trainer.lr,
                        train_objective=obj_sum / max(obj_n, 1))  # fmt: skip
-            criterion = row["valid_log_ptilde"] if cfg.method == "bihm" else row["valid_log_p"]
+            criterion = self.criterion(row)
             if not math.isfinite(criterion):
                 self._rollback(writer)
                 continue
@@ -397,7 +436,7 @@ class TrainingRun:
             else:
                 p.bad_epochs += 1
             p.epoch, p.batch, p.elapsed = epoch + 1, 0, row["time"]
-            for k in HISTORY_KEYS:
+            for k in self.history_keys:
                 self.history[k].append(_jsonable(row.get(k, math.nan)))
             done_early = cfg.patience > 0 and p.bad_epochs >= cfg.patience
             if done_early or p.epoch >= cfg.epochs:
@@ -408,7 +447,7 @@ class TrainingRun:
                 writer.log_epoch(row)
             if self.rank == 0:
                 self.run.write_status("running", pid=os.getpid(), epoch=p.epoch, step=p.step,
-                                      best_valid=self.progress.to_dict()["best_valid"])  # fmt: skip
+                                      best_valid=self.status_best())  # fmt: skip
             self.reporter.epoch(row, improved)
             if done_early:
                 return f"early stopping: no improvement for {cfg.patience} epochs (best epoch {p.best_epoch})"
@@ -441,8 +480,8 @@ class TrainingRun:
         if self.run.checkpoint_path.exists():
             self.restore(self.run.checkpoint_path)
         else:  # diverged before the first checkpoint: start over from the initial parameters
-            self.model.load_state_dict(BiHM(self.model_cfg, make_generator(cfg.seed)).state_dict())
-            self.trainer = Trainer(self.model, cfg, make_generator(cfg.seed + 1 + 7 * rollbacks, self.device))
+            self.model.load_state_dict(self.build_model().state_dict())
+            self.trainer = self.build_trainer(make_generator(cfg.seed + 1 + 7 * rollbacks, self.device))
             self.progress = Progress(elapsed=p.elapsed)
         self.progress.rollbacks = rollbacks
         self.trainer.set_lr(lr)
@@ -459,6 +498,15 @@ def _jsonable(v):
     return v if math.isfinite(v) else None
 
 
+def _run_class(spec: RunSpec) -> type[TrainingRun]:
+    """TrainingRun, or the semi-supervised run when the spec has labels."""
+    if spec.semisup is None:
+        return TrainingRun
+    from bihm_app.runner.semisup_loop import SemiTrainingRun
+
+    return SemiTrainingRun
+
+
 def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None, time_limit_s: float | None = None,
               run: RunFolder | None = None) -> tuple[RunFolder, str]:  # fmt: skip
     """Create a run folder and train in it. Returns (run, stop reason).
@@ -468,12 +516,14 @@ def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None, time_
     run has trained this long.
     """
     ds_name = spec.data
-    load_dataset(ds_name)  # fail before creating the folder if the data set is unknown/corrupt
+    ds = load_dataset(ds_name)  # fail before creating the folder if the data set is unknown/corrupt
+    run_cls = _run_class(spec)
+    run_cls.preflight(spec, ds)  # … or the run cannot work on it
     rank, _ = init_distributed(spec.device)
     if run is None:
         path = new_run(root, spec.name, data=ds_name, layers=spec.layers).path if rank == 0 else None
         run = RunFolder(Path(_broadcast(str(path) if path else None)))
-    tr = TrainingRun(run, spec, reporter, time_limit_s=time_limit_s)
+    tr = run_cls(run, spec, reporter, time_limit_s=time_limit_s)
     return run, tr.execute()
 
 
@@ -502,6 +552,11 @@ def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, 
     for key in ("epochs", "patience"):
         if overrides.get(key) is not None:
             setattr(train, key, overrides[key])
+    semisup = None
+    if isinstance((cfg.get("model") or {}).get("labels"), dict):
+        from bihm_app.runner.semisup_loop import SemiSpec
+
+        semisup = SemiSpec.from_meta(cfg)
     spec = RunSpec(
         data=cfg.get("data") or meta["data"]["name"],
         layers=tuple(cfg["model"]["layers"]),
@@ -509,6 +564,7 @@ def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, 
         device=overrides.get("device") or cfg.get("device", "auto"),
         name=run.name,
         init_from=cfg.get("init_from"),
+        semisup=semisup,
     )
-    tr = TrainingRun(run, spec, reporter, resume=True, time_limit_s=time_limit_s)
+    tr = _run_class(spec)(run, spec, reporter, resume=True, time_limit_s=time_limit_s)
     return run, tr.execute()

@@ -239,6 +239,12 @@ def validate_meta(meta: Any) -> str | None:
         return f"meta config.model.n_visible is {nv!r}, not a positive integer"
     if not isinstance(layers, list) or not layers or not all(_is_int(n) and n >= 1 for n in layers):
         return f"meta config.model.layers is {layers!r}, not a list of positive integers"
+    labels = model.get("labels")
+    if labels is not None:
+        if not isinstance(labels, dict) or not _is_int(labels.get("n_classes")) or labels["n_classes"] < 2:
+            return f"meta config.model.labels is {labels!r}, not a label layer with n_classes >= 2"
+        if labels.get("placement") not in ("top", "bottom"):
+            return f"meta config.model.labels.placement is {labels.get('placement')!r}, not top or bottom"
     if not isinstance(meta["data"].get("name"), str):
         return "meta data.name is missing or not a string"
     sha = meta["data"].get("sha256")
@@ -257,7 +263,13 @@ def validate_meta(meta: Any) -> str | None:
 def _expected_param_shapes(model: dict) -> dict[str, tuple[int, ...]]:
     from bihm_app.engine.model import ModelConfig, parameter_shapes
 
-    return parameter_shapes(ModelConfig.from_dict(model))
+    cfg = ModelConfig.from_dict(model)
+    shapes = parameter_shapes(cfg)
+    if model.get("labels") is not None:  # a semi-supervised model: plus the label layer
+        from bihm_app.engine.semisup import LabelConfig, label_parameter_shapes
+
+        shapes.update(label_parameter_shapes(cfg, LabelConfig.from_dict(model["labels"])))
+    return shapes
 
 
 def _shape_problem(model: dict, shapes: Mapping[str, tuple[int, ...]]) -> str | None:

@@ -49,6 +49,12 @@ EPOCH_FIELDS = (
     "valid_log_pstar",
     "ess",
     "lr",
+    # semi-supervised runs (chapter 4); NaN otherwise. Files written before these existed lack
+    # them: readers fill them with NaN.
+    "valid_error",
+    "valid_error_se",
+    "valid_log_py",
+    "valid_log_py_se",
 )
 EPOCH_DTYPE = np.dtype([(n, "<i8") if n in ("epoch", "step") else (n, "<f8") for n in EPOCH_FIELDS])
 EVENT_KIND_LEN = 32
@@ -64,6 +70,31 @@ def _clip_utf8(text: str, n: int) -> bytes:
     if len(b) <= n:
         return b
     return b[:n].decode("utf-8", errors="ignore").encode("utf-8")
+
+
+def _readable_as(stored: np.dtype, current: np.dtype) -> bool:
+    """A stored table is readable if its columns are current ones of the same type, in order
+    (an older file lacks the columns added since, e.g. the semi-supervised epoch columns)."""
+    names = stored.names or ()
+    return (
+        stored == current
+        or (bool(names) and names == current.names[: len(names)] and all(stored[n] == current[n] for n in names))
+    )
+
+
+def _upgrade(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Rows of an older table in the current dtype, missing float columns NaN."""
+    if rows.dtype == dtype:
+        return rows
+    out = np.zeros(len(rows), dtype=dtype)
+    for n in dtype.names:
+        if n in rows.dtype.names:
+            out[n] = rows[n]
+        elif dtype[n].kind == "f":
+            out[n] = np.nan
+        else:
+            out[n] = -1
+    return out
 
 
 def decode_events(events: np.ndarray) -> list[dict]:
@@ -263,7 +294,7 @@ class MetricsReader:
             self._ds = {}
             for name, dtype, _ in _TABLES:
                 ds = f.get(name)
-                if ds is None or ds.dtype != dtype:
+                if ds is None or not _readable_as(ds.dtype, dtype):
                     raise CheckpointError(f"{where}: table {name!r} is missing or has the wrong columns")
                 self._ds[name] = ds
             self._committed = f.get("committed")
@@ -289,7 +320,7 @@ class MetricsReader:
                 ds.refresh()
                 n = min(counts[i], ds.shape[0])
                 if n > self._seen[i]:
-                    out.append(ds[self._seen[i] : n])
+                    out.append(_upgrade(ds[self._seen[i] : n], dtype))
                     self._seen[i] = n
                 else:
                     out.append(np.zeros(0, dtype=dtype))

@@ -1,0 +1,89 @@
+"""`bihm classify`: classification error, per-class errors, confusion matrix and the most
+confidently wrong digits of a semi-supervised run (thesis chapter 4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from bihm_app.cli.common import cli_errors, load_model, out, progress_bar
+
+
+def confusion_table(confusion, title: str) -> Table:
+    """The confusion matrix as a Rich table: rows true class, columns predicted, diagonal green."""
+    C = len(confusion)
+    t = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
+    t.add_column("true \\ pred", justify="right", style="bold")
+    for j in range(C):
+        t.add_column(str(j), justify="right")
+    t.add_column("error", justify="right")
+    for i, row in enumerate(confusion):
+        n = sum(row)
+        cells = [f"[bold green]{v}[/]" if i == j else (f"[red]{v}[/]" if v else "[dim]0[/]") for j, v in enumerate(row)]
+        err = f"{100 * (1 - row[i] / n):.1f} %" if n else "—"
+        t.add_row(str(i), *cells, err)
+    return t
+
+
+@cli_errors
+def classify(
+    run: Annotated[str, typer.Argument(help="Run name, run folder or checkpoint file of a semi-supervised run.")],
+    split: Annotated[str, typer.Option(help="Data split to classify.")] = "test",
+    k: Annotated[int, typer.Option("-K", "--samples", help="Importance samples per point for B̃(x, y).")] = 100,
+    n: Annotated[int, typer.Option("--n", help="Classify only the first N points (0: all).")] = 0,
+    batch: Annotated[int, typer.Option(help="Data points per batch.")] = 100,
+    wrong: Annotated[int, typer.Option("--wrong", help="How many of the most confidently wrong points to show.")] = 16,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the confusion matrix as PNG here (and the wrong digits next to it, *-wrong.png).")] = None,
+    which: Annotated[str, typer.Option(help="best or latest checkpoint of a run.")] = "best",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder.")] = None,
+) -> None:
+    """Classify a split with argmax_y B̃(x, y): error ± SE, per-class errors, confusion matrix, mistakes."""
+    from bihm_app.runner.classify import classify_split
+
+    model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
+    where = f"checkpoint {meta['_path']}"
+    with progress_bar() as prog:
+        task = prog.add_task(f"classify K = {k}", total=None)
+        res = classify_split(model, meta["data"]["name"], split, k, seed=seed, n=n, batch=batch, n_wrong=max(wrong, 0),
+                             where=where, progress=lambda m: prog.advance(task, m))  # fmt: skip
+    ev = res.evaluation
+    files = {}
+    if out_path is not None:
+        from bihm_app.render.classes import save_captioned_grid_png, save_confusion_png
+
+        title = f"{res.data} / {split}: error {100 * ev.error.mean:.2f} ± {100 * ev.error.se:.2f} % (K = {k})"
+        files["confusion_png"] = str(save_confusion_png(ev.confusion.numpy(), out_path, title))
+        if len(res.wrong_index):
+            captions = [f"{int(ev.y[i])}->{int(ev.predicted[i])} {c:.2f}" for i, c in zip(res.wrong_index, res.wrong_confidence)]
+            wrong_path = out_path.with_name(out_path.stem + "-wrong" + (out_path.suffix or ".png"))
+            files["wrong_png"] = str(save_captioned_grid_png(res.wrong_images, captions, wrong_path, image_shape=res.image_shape))
+    if as_json:
+        out.print_json(json.dumps({"checkpoint": meta["_path"], **res.to_dict(), **files}))
+        return
+    lc = model.labels
+    out.print(
+        f"{res.data} / {split} — {ev.n} points — {Path(meta['_path']).name} (label {lc.placement}, K = {k})\n"
+        f"error [bold]{100 * ev.error.mean:.2f} ± {100 * ev.error.se:.2f} %[/]   "
+        f"log p̃*(y|x) {ev.log_py.mean:.3f} ± {ev.log_py.se:.3f}   log p̃*(x) {ev.log_ptilde.mean:.2f} ± {ev.log_ptilde.se:.2f}",
+        highlight=False,
+    )
+    out.print(confusion_table(ev.confusion.tolist(), "confusion matrix (rows: true class)"))
+    if len(res.wrong_index):
+        from bihm_app.render.grid import make_grid
+        from bihm_app.render.terminal import BitmapImage
+
+        shown = res.wrong_images[: min(8, len(res.wrong_images))]
+        grid = make_grid(shown, ncol=len(shown), image_shape=res.image_shape) if res.image_shape else None
+        labels = "  ".join(f"{int(ev.y[i])}→{int(ev.predicted[i])} ({c:.2f})" for i, c in zip(res.wrong_index[:8], res.wrong_confidence[:8]))
+        if grid is not None:
+            out.print(BitmapImage(grid, title="most confidently wrong (true→predicted, p̃*)"))
+        out.print(labels, highlight=False)
+    for f in files.values():
+        out.print(f"wrote {f}", highlight=False)
