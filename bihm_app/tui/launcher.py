@@ -35,6 +35,10 @@ class NewRunSpec:
     device: str = "auto"
     name: str = ""
     quick: bool = True
+    labels: int = 0  # semi-supervised (chapter 4): labelled training points; 0 = unsupervised
+    gamma: float = 0.0
+    label_at: str = "top"
+    label_proposal: str = "q"
 
     def validate(self) -> None:
         """Raise ConfigError with one line for the first bad field."""
@@ -51,6 +55,10 @@ class NewRunSpec:
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
         if not self.data:
             raise ConfigError("pick a data set")
+        if self.labels < 0:
+            raise ConfigError(f"labels must be 0 (unsupervised) or a positive number, got {self.labels}")
+        if self.labels and not -1.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"gamma must be in [-1, 1], got {self.gamma}")
 
     def run_name(self) -> str:
         return self.name.strip() or default_run_name(self.data, self.layers)
@@ -63,6 +71,9 @@ class NewRunSpec:
         ]  # fmt: skip
         if self.quick:
             args += list(QUICK_VALIDATION)
+        if self.labels:
+            args += ["--labels", str(self.labels), "--gamma", repr(float(self.gamma)), "--label-at", self.label_at,
+                     "--label-proposal", self.label_proposal]  # fmt: skip
         return args
 
 

@@ -58,6 +58,15 @@ class NewRunScreen(BihmScreen):
                 yield Select([("auto", "auto")], value="auto", allow_blank=False, id="f-device")
                 yield Label("name")
                 yield text_input(blink, d.name, id="f-name", placeholder="(default: data-layers-date)")
+                yield Label("labels")
+                yield text_input(blink, str(d.labels), id="f-labels", type="integer", placeholder="0 = unsupervised")
+                yield Label("γ")
+                yield text_input(blink, repr(d.gamma), id="f-gamma", type="number")
+                yield Label("y at")
+                yield Select([("top (4.2)", "top"), ("bottom (4.6)", "bottom")], value=d.label_at, allow_blank=False, id="f-label-at")
+                yield Label("y prop")
+                yield Select([("q (4.4)", "q"), ("mixed (4.11)", "mixed"), ("sum over y", "sum")], value=d.label_proposal,
+                             allow_blank=False, id="f-label-proposal")  # fmt: skip
                 yield Label("")
                 yield Checkbox("quick validation (1000 points, 10⁴ Z samples)", d.quick, id="f-quick")
             yield Static("", id="new-run-devices")
@@ -104,6 +113,10 @@ class NewRunScreen(BihmScreen):
             device=str(self.query_one("#f-device", Select).value),
             name=val("f-name"),
             quick=self.query_one("#f-quick", Checkbox).value,
+            labels=number("f-labels", int),
+            gamma=number("f-gamma", float),
+            label_at=str(self.query_one("#f-label-at", Select).value),
+            label_proposal=str(self.query_one("#f-label-proposal", Select).value),
         )
 
     def action_launch(self) -> None:

@@ -23,10 +23,16 @@ from bihm_app.tui import format as fmt
 from bihm_app.tui.launcher import launch_log_path
 from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
-from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, LOGZ_COLUMNS, RunSeries
+from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, ERROR_COLUMNS, LOGZ_COLUMNS, RunSeries
 
 REDRAW_HZ = 2.0
 ZOOMS = (None, 50, 10, 3)  # "last N epochs" steps of the zoom key; None = everything
+#: Views of the epoch chart: (columns, title). The error view exists for semi-supervised runs only.
+EPOCH_VIEWS = {
+    "bounds": (BOUND_COLUMNS, "validation log p~*, log p (per epoch) ± 2 se"),
+    "error": (ERROR_COLUMNS, "validation error % (per epoch) ± 2 se"),
+    "logz": (LOGZ_COLUMNS, "2 log Z (per epoch) ± 2 se"),
+}
 LOG_LINES = 12
 START_WAIT_S = 60.0  # how long a just-launched run may take to create its folder
 
@@ -72,7 +78,7 @@ class RunScreen(BihmScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs list"),
         Binding("m", "smooth", "Smooth", tooltip="Toggle the smoothed batch-bound curve"),
-        Binding("v", "epoch_view", "log p / 2 log Z", tooltip="Switch the epoch chart between the bounds (log p~*, log p) and 2 log Z"),
+        Binding("v", "epoch_view", "log p / 2 log Z", tooltip="Switch the epoch chart between the bounds (log p~*, log p), the validation error (semi-supervised runs) and 2 log Z"),
         Binding("z", "zoom", "Zoom", tooltip="Zoom to the last N epochs (cycles 50, 10, 3, all)"),
         Binding("x", "stop", "Stop", tooltip="Stop the run (SIGINT: it saves a checkpoint and exits)"),
         Binding("r", "resume", "Resume", tooltip="Resume the run from its last checkpoint"),
@@ -89,7 +95,8 @@ class RunScreen(BihmScreen):
         self.series: RunSeries | None = None
         self.smooth = False
         self.zoom_index = 0
-        self.show_logz = False
+        self.epoch_view = "bounds"
+        self._error_seen = False
         self.redraws = 0
         self._drawn_version = -1
         self._status: dict = {}
@@ -163,8 +170,9 @@ class RunScreen(BihmScreen):
             return
         last = ZOOMS[self.zoom_index]
         self.query_one("#chart-batch", MetricChart).show([series.batch_curve(self.smooth, last)])
-        columns = LOGZ_COLUMNS if self.show_logz else BOUND_COLUMNS
-        title = "2 log Z (per epoch) ± 2 se" if self.show_logz else "validation log p~*, log p (per epoch) ± 2 se"
+        if not self._error_seen and series.has_error():  # a semi-supervised run: show its error first
+            self._error_seen, self.epoch_view = True, "error"
+        columns, title = EPOCH_VIEWS[self.epoch_view]
         self.query_one("#chart-epochs", MetricChart).show(series.epoch_curves(last, columns), title=title)
         self._drawn_version = series.version
         self.redraws += 1
@@ -183,6 +191,9 @@ class RunScreen(BihmScreen):
             f"step {series.step}",
             f"best log p~* {fmt.pm(*best) if best else '—'}",
         ]
+        err = series.best_error()
+        if err:
+            parts.append(f"best error {100 * err[0]:.2f} ± {100 * err[1]:.2f} %")
         logz = series.last_epoch_value("log_z2")
         if logz:
             parts.append(f"2 log Z {fmt.pm(*logz)}")
@@ -225,7 +236,8 @@ class RunScreen(BihmScreen):
         self._update_side()
 
     def action_epoch_view(self) -> None:
-        self.show_logz = not self.show_logz
+        views = [v for v in EPOCH_VIEWS if v != "error" or (self.series is not None and self.series.has_error())]
+        self.epoch_view = views[(views.index(self.epoch_view) + 1) % len(views)] if self.epoch_view in views else views[0]
         self.redraw()
 
     def action_zoom(self) -> None:

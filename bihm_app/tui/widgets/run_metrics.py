@@ -52,9 +52,11 @@ def moving_average(y: np.ndarray, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-EPOCH_LABELS = {"valid_log_ptilde": "log p~*", "valid_log_p": "log p", "log_z2": "2 log Z"}
+EPOCH_LABELS = {"valid_log_ptilde": "log p~*", "valid_log_p": "log p", "log_z2": "2 log Z", "valid_error": "error %"}
 BOUND_COLUMNS = ("valid_log_ptilde", "valid_log_p")
 LOGZ_COLUMNS = ("log_z2",)
+ERROR_COLUMNS = ("valid_error",)  # semi-supervised runs: the validation classification error
+PERCENT_COLUMNS = frozenset(ERROR_COLUMNS)  # drawn in percent
 
 
 class RunSeries:
@@ -158,6 +160,18 @@ class RunSeries:
         i = int(np.flatnonzero(ok)[np.argmax(v[ok])])
         return float(v[i]), float(self.epochs["valid_log_ptilde_se"][i])
 
+    def has_error(self) -> bool:
+        """True for a semi-supervised run once it reported a validation error."""
+        return bool(len(self.epochs)) and bool(np.isfinite(self.epochs["valid_error"]).any())
+
+    def best_error(self) -> tuple[float, float] | None:
+        """(lowest validation error, its standard error) of a semi-supervised run, or None."""
+        if not self.has_error():
+            return None
+        v = self.epochs["valid_error"].astype(float)
+        i = int(np.nanargmin(v))
+        return float(v[i]), float(self.epochs["valid_error_se"][i])
+
     def last_epoch_value(self, column: str) -> tuple[float, float] | None:
         """The latest finite value of an epoch column with its standard error."""
         if not len(self.epochs):
@@ -195,6 +209,8 @@ class RunSeries:
         for col in columns:
             label = EPOCH_LABELS[col]
             y, se = e[col].astype(float), e[f"{col}_se"].astype(float)
+            if col in PERCENT_COLUMNS:
+                y, se = 100 * y, 100 * se
             ok = np.isfinite(y)
             if ok.any():
                 out.append(Curve(label, x[ok], y[ok], np.nan_to_num(se[ok], nan=0.0)))
