@@ -129,7 +129,11 @@ def _param_counts(ckpt) -> dict[str, int]:
     params = ckpt.params()
     p = sum(a.size for k, a in params.items() if k.startswith("p_"))
     q = sum(a.size for k, a in params.items() if k.startswith("q_"))
-    return {"p": int(p), "q": int(q), "total": int(p + q)}
+    y = sum(a.size for k, a in params.items() if k.startswith("y_"))  # a semi-supervised label layer
+    counts = {"p": int(p), "q": int(q), "total": int(p + q + y)}
+    if y:
+        counts["labels"] = int(y)
+    return counts
 
 
 def _unique_labels(paths: list[Path]) -> list[str]:
@@ -220,7 +224,8 @@ def show(
     head.add_row("params sha256", str(a.get("params_sha256", ""))[:16] + "…")
     model = meta["config"]["model"]
     head.add_row("model", f"D={model['n_visible']}, layers {','.join(map(str, model['layers']))} (L={len(model['layers'])})")
-    head.add_row("parameters", f"{counts['total']:,} (p {counts['p']:,}, q {counts['q']:,})")
+    head.add_row("parameters", f"{counts['total']:,} (p {counts['p']:,}, q {counts['q']:,}"
+                 + (f", label layer {counts['labels']:,})" if "labels" in counts else ")"))  # fmt: skip
     sha = meta["data"].get("sha256") or "—"
     head.add_row("data", f"{meta['data'].get('name')}  sha256 {sha[:16]}{'…' if len(sha) > 16 else ''}")
     prog = meta["progress"]
