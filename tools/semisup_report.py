@@ -2,7 +2,7 @@
 
     python tools/semisup_report.py --runs-dir DIR --out FOLDER RUN [RUN ...]
 
-Reads each run's best.h5 (history: validation error, log p̃*(y|x), log p̃*(x) per epoch) and
+Reads each run's checkpoints (history: validation error, log p̃*(y|x), log p̃*(x) per epoch) and
 the ``<run>-classify.json`` / ``<run>-logz.json`` files in FOLDER; writes FOLDER/table.md (test
 error ± SE, −log p̃*(x), −log p̃*(y|x) next to the thesis' table 4.1) and FOLDER/curves.png
 (validation error per epoch ± 2 SE) and FOLDER/curves-logpy.png.
@@ -42,7 +42,8 @@ def main() -> None:
     for name in args.runs:
         run = open_run(name, args.runs_dir)
         ck = load_checkpoint(run.best_path)
-        h = ck.meta["history"]
+        latest = load_checkpoint(run.checkpoint_path)
+        h = latest.meta["history"]  # the curves of every epoch (best.h5 stops at the best one)
         cfg = ck.meta["config"]
         lab = cfg["model"]["labels"]
         label = f"{lab['placement']}/{lab['proposal']}"
@@ -53,7 +54,7 @@ def main() -> None:
         py_bands[label] = [2 * (v if v is not None else math.nan) for v in h["valid_log_py_se"]]
         c = _json(args.out / f"{name}-classify.json")
         z = _json(args.out / f"{name}-logz.json")
-        last = load_checkpoint(run.checkpoint_path).meta["progress"]
+        last = latest.meta["progress"]
         if c is None:
             rows.append(f"| {name} ({label}) | {last['epoch']} ({ck.meta['progress']['best_epoch']}) | — | — | — | — |")
             continue
