@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,19 @@ out = Console()
 err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable)
+
+#: ``--threads`` of every command that computes; the policy itself is runner/threads.py.
+Threads = Annotated[
+    str,
+    typer.Option("--threads", help="Intra-op CPU threads: auto (from the size of the work and the machine's load) or N."),
+]
+
+
+def apply_threads(option: str, model, rows: int) -> None:
+    """Apply the runner's thread policy for ``model`` at ``rows`` samples per step (bad option: one line)."""
+    from bihm_app.runner.threads import configure_threads
+
+    configure_threads(option, tuple(model.sizes), rows)
 
 
 def cli_errors(fn: F) -> F:
@@ -66,12 +79,13 @@ def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str
     return model, meta
 
 
-def progress_bar():
-    """A transient Rich progress bar on stderr (hidden when stderr is not a terminal)."""
+def progress_bar(rank: int = 0):
+    """A transient Rich progress bar on stderr (hidden when stderr is not a terminal, and on torchrun
+    ranks other than 0)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err, transient=True, disable=not err.is_terminal)  # fmt: skip
+                    console=err, transient=True, disable=not err.is_terminal or rank != 0)  # fmt: skip
 
 
 class TaskBars:
@@ -79,8 +93,9 @@ class TaskBars:
     closed when the task completes (so training's own progress display can follow). Use as a
     context manager, which closes a bar left open by an interruption."""
 
-    def __init__(self) -> None:
+    def __init__(self, rank: int = 0) -> None:
         self.current = None
+        self.rank = rank  # under torchrun only rank 0 draws
 
     def __enter__(self) -> "TaskBars":
         return self
@@ -95,7 +110,7 @@ class TaskBars:
 
     def __call__(self, description: str, total: int):
         self.close()
-        prog = progress_bar()
+        prog = progress_bar(self.rank)
         prog.start()
         self.current = prog
         task = prog.add_task(description, total=total)

@@ -1,4 +1,8 @@
-"""`bihm eval` and `bihm logz`: likelihood estimates with standard errors."""
+"""`bihm eval` and `bihm logz`: likelihood estimates with standard errors.
+
+Under torchrun both share their samples across the ranks (runner/sharding.py) for models without a
+label layer; rank 0 writes the cache and prints.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,26 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from bihm_app.cli.common import TaskBars, cli_errors, load_model, out, progress_bar, runs_root
+from bihm_app.cli.common import TaskBars, Threads, apply_threads, cli_errors, load_model, out, progress_bar, runs_root
 from bihm_app.errors import ConfigError
 
 
-def _z(model, n: int, inner: int, seed: int, prog):
-    from bihm_app.engine.estimators import estimate_log_z2
+Z_CHUNK = 20_000  # outer samples of 2 log Z per chunk (the unit torchrun ranks share)
+
+
+def _z(model, n: int, inner: int, seed: int, prog, rank: int = 0, world: int = 1):
     from bihm_app.engine.model import make_generator
     from bihm_app.engine.semisup import SemiBiHM, estimate_log_z2_labelled
+    from bihm_app.runner.sharding import log_z2_sharded, rank_share
 
-    task = prog.add_task("2 log Z", total=n)
-    fn = estimate_log_z2_labelled if isinstance(model, SemiBiHM) else estimate_log_z2  # y sampled too
-    return fn(
-        model, n, make_generator(seed + 1, model.device), n_inner=inner, chunk=20_000,
-        progress=lambda m: prog.advance(task, m),
-    )  # fmt: skip
+    if isinstance(model, SemiBiHM):  # y sampled too; one process computes it all
+        task = prog.add_task("2 log Z", total=n)
+        return estimate_log_z2_labelled(
+            model, n, make_generator(seed + 1, model.device), n_inner=inner, chunk=Z_CHUNK,
+            progress=lambda m: prog.advance(task, m),
+        )  # fmt: skip
+    task = prog.add_task("2 log Z", total=rank_share(n, Z_CHUNK, rank, world))
+    return log_z2_sharded(model, n, seed + 1, inner, Z_CHUNK, lambda m: prog.advance(task, m), rank, world)
 
 
 @cli_errors
@@ -44,6 +53,7 @@ def eval_(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder.")] = None,
+    threads: Threads = "auto",
 ) -> None:
     """Estimate log p(x), log p̃*(x), 2 log Z, log p*(x) and the ESS on a split, each with its standard error.
 
@@ -51,20 +61,33 @@ def eval_(
     `bihm report`, `bihm repro` and the dashboard read them.
     """
     from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, evaluate_target, log_pstar, parse_k_list, save_k_sweep_png
+    from bihm_app.runner.sharding import finish_sharding, init_sharding
+    from bihm_app.runner.threads import check_option
 
     ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
+    threads = check_option(threads)
     if _has_labels(run, runs_dir, which):  # a semi-supervised run: classification error too
         if batch < 1:
             raise ConfigError(f"--batch must be at least 1, got {batch}")
         model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
+        apply_threads(threads, model, 1024)
         return _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as_json)
     if n < 0:
         raise ConfigError(f"--n must be at least 0, got {n}")
     if z_samples and z_samples < 2:
         raise ConfigError(f"--z-samples must be 0 or at least 2, got {z_samples}")
     plan = EvalPlan([(K, n) for K in ks], int(z_samples), z_inner, split, seed, batch)
-    with TaskBars() as bars:
-        res = evaluate_target(run, runs_root(runs_dir), plan, which=which, device=device, use_cache=reuse, progress=bars)
+    rank, world = init_sharding(device)
+    ok = False
+    try:
+        with TaskBars(rank) as bars:
+            res = evaluate_target(run, runs_root(runs_dir), plan, which=which, device=device, use_cache=reuse, progress=bars,
+                                  threads=threads, rank=rank, world=world)  # fmt: skip
+        ok = True
+    finally:
+        finish_sharding(world, ok)
+    if rank != 0:
+        return  # under torchrun rank 0 reports
     results, z = res.estimates(), res.z()
     n_pts = results[-1]["n"]
     best = results[-1]
@@ -168,13 +191,25 @@ def logz(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder.")] = None,
+    threads: Threads = "auto",
 ) -> None:
     """Estimate 2 log Z (eq. 3.11) with its standard error."""
+    from bihm_app.runner.sharding import finish_sharding, init_sharding
+
     if samples < 2 or inner < 1:
         raise ConfigError("--samples must be at least 2 and --inner at least 1")
-    model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
-    with progress_bar() as prog:
-        z = _z(model, int(samples), inner, seed, prog)
+    rank, world = init_sharding(device)
+    ok = False
+    try:
+        model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
+        apply_threads(threads, model, 1024)
+        with progress_bar(rank) as prog:
+            z = _z(model, int(samples), inner, seed, prog, rank, world)
+        ok = True
+    finally:
+        finish_sharding(world, ok)
+    if rank != 0:
+        return
     if as_json:
         out.print_json(json.dumps({"checkpoint": meta["_path"], "log_z2": z.mean, "se": z.se, "samples": int(samples), "inner": inner}))
     else:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bihm_app.cli.common import cli_errors, load_model, out, progress_bar
+from bihm_app.cli.common import Threads, apply_threads, cli_errors, load_model, out, progress_bar
 from bihm_app.errors import ConfigError, DataError
 
 RunArg = Annotated[Optional[str], typer.Argument(help="Run name, run folder or checkpoint file (or use --fresh).")]
@@ -79,6 +79,7 @@ def sample(
     seed: Seed = 0,
     mode: Mode = "auto",
     runs_dir: RunsDir = None,
+    threads: Threads = "auto",
 ) -> None:
     """Draw samples from p* (Gibbs, Algorithm 2), by importance resampling, or ancestrally from p."""
     from bihm_app.engine import gibbs
@@ -91,6 +92,7 @@ def sample(
     if keep_current and method == "gibbs" and k < 2:
         raise ConfigError("--keep-current needs -K of at least 2")
     model, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
+    apply_threads(threads, model, n * k)
     gen = make_generator(seed, model.device)
     with progress_bar() as prog:
         if method == "gibbs":
@@ -128,6 +130,7 @@ def inpaint(
     seed: Seed = 0,
     mode: Mode = "auto",
     runs_dir: RunsDir = None,
+    threads: Threads = "auto",
 ) -> None:
     """Complete partly hidden images with the Gibbs sampler, known pixels clamped (3.4)."""
     import numpy as np
@@ -144,6 +147,7 @@ def inpaint(
     if keep_current and k < 2:
         raise ConfigError("--keep-current needs -K of at least 2")
     model, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
+    apply_threads(threads, model, n * k)
     D = model.sizes[0]
     if split not in ds.split_names:
         raise ConfigError(f"data set {ds.name} has no split {split!r} (splits: {', '.join(ds.split_names)})")
@@ -221,6 +225,7 @@ def layers(
     seed: Seed = 0,
     mode: Mode = "auto",
     runs_dir: RunsDir = None,
+    threads: Threads = "auto",
 ) -> None:
     """Layer-wise generation (thesis figures 4.1–4.3): one top-down sample, many completions below --layer."""
     from bihm_app.engine import gibbs
@@ -229,6 +234,7 @@ def layers(
     if n < 1:
         raise ConfigError("--n must be at least 1")
     model, ds = _model(run, fresh, fresh_layers, data, device, seed, runs_dir)
+    apply_threads(threads, model, n)
     if not 1 <= layer <= model.n_layers:
         raise ConfigError(f"layer {layer} does not exist: this model has latent layers 1 … {model.n_layers}")
     res = gibbs.layerwise_samples(model, layer, n, make_generator(seed, model.device))

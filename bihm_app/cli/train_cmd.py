@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bihm_app.cli.common import cli_errors, err, out, runs_root
+from bihm_app.cli.common import Threads, cli_errors, err, out, runs_root
 from bihm_app.errors import ConfigError
 
 
@@ -41,6 +41,8 @@ def train(
     resume: Annotated[Optional[str], typer.Option(help="Resume this run (name or folder) from its latest checkpoint.")] = None,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $BIHM_HOME/runs).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, only the final line.")] = False,
+    threads: Threads = "auto",
+    precision: Annotated[str, typer.Option(help="Matrix products in fp32 or bf16 (fp32 master weights and log-probability sums; needs bf16 hardware to pay off).")] = "fp32",
 ) -> None:
     """Train a BiHM (Algorithm 1) on a data set; Ctrl-C saves and prints how to resume."""
     from bihm_app.cli.train_report import RichReporter
@@ -56,7 +58,8 @@ def train(
         elif labels < 0:
             raise ConfigError(f"--labels must be at least 1 (or 0 for unsupervised training), got {labels}")
         run, reason = _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs,
-                             patience, valid_k, valid_max, z_samples, z_every, device, seed, name, semi)  # fmt: skip
+                             patience, valid_k, valid_max, z_samples, z_every, device, seed, name, semi, threads,
+                             precision)  # fmt: skip
     except KeyboardInterrupt:
         reporter.finish("interrupted")
         err.print("[yellow]interrupted: the last checkpoint is kept; `bihm runs list` shows the run, "
@@ -75,13 +78,15 @@ def train(
 
 
 def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs, patience, valid_k,
-           valid_max, z_samples, z_every, device, seed, name, semi=None):  # fmt: skip
+           valid_max, z_samples, z_every, device, seed, name, semi=None, threads="auto", precision="fp32"):  # fmt: skip
     from bihm_app.engine.model import parse_layers
     from bihm_app.engine.training import TrainConfig
+    from bihm_app.runner.threads import check_option
     from bihm_app.runner.train_loop import RunSpec, resume_run, start_run
 
+    threads = check_option(threads)  # before a run folder exists
     if resume:
-        run, reason = resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device})
+        run, reason = resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device, "threads": threads})
     else:
         try:
             sizes = parse_layers(layers)
@@ -89,9 +94,10 @@ def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_pe
                 method=method, K=k, batch_size=batch, lr=lr, l1=l1, l1_per=l1_per, baseline=baseline,
                 epochs=1000 if epochs is None else epochs, patience=10 if patience is None else patience,
                 valid_K=valid_k, valid_max=valid_max, z_samples=int(z_samples), z_every=z_every, seed=seed,
+                precision=precision,
             )  # fmt: skip
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name, semisup=semi)
+        spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name, semisup=semi, threads=threads)
         run, reason = start_run(root, spec, reporter)
     return run, reason

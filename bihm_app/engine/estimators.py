@@ -1,7 +1,10 @@
 """Importance-sampling estimators of a BiHM (bihm-math.md, "Importance-sampling estimators" and 3.11).
 
-Every estimator streams over K (and over data) in chunks, so K = 100,000 or 10⁷ Z-samples run in
-bounded memory, works in log space (logsumexp) and returns a standard error with its mean.
+Every estimator streams over K (and over data) in chunks of at most :func:`chunk_rows` (point,
+sample) rows — about :data:`CHUNK_ELEMENTS` numbers per row-major buffer, ~600 rows for paper12 — so
+K = 100,000 or 10⁷ Z-samples run in the same small memory as K = 10 (and the buffers stay in the
+CPU's caches: larger chunks are slower), works in log space (logsumexp) and returns a standard
+error with its mean.
 
 With ``log w_k = ½ [log p(x, h_k) − log q(h_k | x)]``, h_k ~ q(h | x):
 
@@ -25,6 +28,16 @@ import torch
 from torch import Tensor
 
 from bihm_app.engine.model import BiHM
+from bihm_app.engine.passes import Workspace, log_weights_pass, z2_terms_pass
+
+#: Numbers per (rows, D + Σ n_l) buffer in a chunk of an estimator (4 MB in float32).
+CHUNK_ELEMENTS = 1 << 20
+
+
+def chunk_rows(sizes: tuple[int, ...]) -> int:
+    """(point, sample) rows per chunk for a model of these sizes: CHUNK_ELEMENTS / (D + Σ n_l),
+    between 256 (tiny chunks cost more in overhead than they save) and 65,536."""
+    return max(256, min(1 << 16, CHUNK_ELEMENTS // max(1, sum(sizes))))
 
 
 @dataclass(frozen=True)
@@ -41,16 +54,26 @@ class Estimate:
         return f"{self.mean:.3f} ± {self.se:.3f}"
 
 
-class _LogMoments:
+class LogMoments:
     """Running logsumexp of r·v for r = 1, 2 over a stream of log-values v (per data point).
 
-    Gives log-mean of exp(v) and the delta-method standard error of that log-mean.
+    Gives log-mean of exp(v) and the delta-method standard error of that log-mean. Two sets of
+    moments of disjoint samples combine exactly (:meth:`merge`): that is how sharded estimates
+    (torchrun ranks) are put together.
     """
 
-    def __init__(self) -> None:
-        self.s1: Tensor | None = None  # (B,) logsumexp v
-        self.s2: Tensor | None = None  # (B,) logsumexp 2v
-        self.n = 0
+    def __init__(self, s1: Tensor | None = None, s2: Tensor | None = None, n: int = 0) -> None:
+        self.s1: Tensor | None = s1  # (B,) logsumexp v
+        self.s2: Tensor | None = s2  # (B,) logsumexp 2v
+        self.n = n
+
+    def merge(self, other: "LogMoments") -> "LogMoments":
+        """The moments of both streams together."""
+        if other.s1 is None:
+            return self
+        if self.s1 is None:
+            return other
+        return LogMoments(torch.logaddexp(self.s1, other.s1), torch.logaddexp(self.s2, other.s2), self.n + other.n)
 
     def add(self, v: Tensor) -> None:
         """v: (B, k) log-values of k new samples."""
@@ -88,32 +111,46 @@ class PointEstimates:
 
 
 @torch.no_grad()
-def log_weights(model: BiHM, x: Tensor, K: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+def log_weights(
+    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, ws: Workspace | None = None
+) -> tuple[Tensor, Tensor]:
     """(log p(x, h_k), log q(h_k | x)) for K fresh samples h_k ~ q(h | x).  x (B, D) -> two (B, K)."""
-    hs, _, log_q = model.sample_q(x, K, generator)
-    return model.log_p(hs), log_q
+    return log_weights_pass(model, x, K, generator, ws=ws)
 
 
 @torch.no_grad()
 def point_estimates(
-    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, k_chunk: int = 1000
+    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, k_chunk: int | None = None,
+    ws: Workspace | None = None,
 ) -> PointEstimates:
     """log p̃*(x) (3.5), log p(x) (3.6) and ESS (2.5) for each row of x (B, D), streaming over K.
 
-    Memory is bounded by B × min(K, k_chunk) samples whatever K is.
+    Memory is bounded by B × min(K, k_chunk) samples whatever K is (default k_chunk:
+    chunk_rows // B).
     """
     if K < 1:
         raise ValueError(f"K must be at least 1, got {K}")
-    half = _LogMoments()  # over log w = ½(log p − log q): p̃* and ESS
-    full = _LogMoments()  # over 2 log w = log p − log q: p(x)
+    k_chunk = k_chunk or max(1, chunk_rows(model.sizes) // max(1, x.shape[0]))
+    ws = ws or Workspace()
+    half = LogMoments()  # over log w = ½(log p − log q): p̃* and ESS
+    full = LogMoments()  # over 2 log w = log p − log q: p(x)
     done = 0
     while done < K:
         k = min(k_chunk, K - done)
-        log_p, log_q = log_weights(model, x, k, generator)
-        log_w = 0.5 * (log_p - log_q)  # (B, k)
-        half.add(log_w)
-        full.add(2 * log_w)
+        add_log_weights(half, full, *log_weights(model, x, k, generator, ws))
         done += k
+    return point_estimates_from(half, full)
+
+
+def add_log_weights(half: LogMoments, full: LogMoments, log_p: Tensor, log_q: Tensor) -> None:
+    """Add samples (log p(x, h_k), log q(h_k | x)), each (B, k), to the moments of log w and 2 log w."""
+    log_w = 0.5 * (log_p - log_q)  # (B, k)
+    half.add(log_w)
+    full.add(2 * log_w)
+
+
+def point_estimates_from(half: LogMoments, full: LogMoments) -> PointEstimates:
+    """Per-point estimates (3.5), (3.6), (2.5) from the moments of log w (``half``) and 2 log w (``full``)."""
     return PointEstimates(
         log_ptilde=2 * half.log_mean(),
         log_ptilde_se=2 * half.se_of_log_mean(),
@@ -170,13 +207,18 @@ def evaluate(
     if K < 1:
         raise ValueError(f"K must be at least 1, got {K}")
     parts: list[PointEstimates] = []
+    ws = Workspace()  # one set of buffers for every chunk of every batch
     for xb in batches:
         xb = xb.to(device=model.device, dtype=model.dtype)
-        # Keep roughly ≤ 200k (sample, point) rows in flight.
-        kc = k_chunk or max(1, min(K, 200_000 // max(1, xb.shape[0])))
-        parts.append(point_estimates(model, xb, K, generator, kc))
+        for sub in xb.split(chunk_rows(model.sizes)):  # ≤ chunk_rows points, ≤ chunk_rows // points samples each
+            parts.append(point_estimates(model, sub, K, generator, k_chunk, ws))
         if progress is not None:
             progress(xb.shape[0])
+    return data_estimates(parts, K)
+
+
+def data_estimates(parts: list[PointEstimates], K: int) -> DataEstimates:
+    """Data-set averages (and their SEs over points) of per-point estimates given in batches."""
     if not parts:
         raise ValueError("no data to evaluate")
     cat = {f: torch.cat([getattr(p, f) for p in parts]) for f in ("log_ptilde", "log_p", "ess")}
@@ -185,21 +227,18 @@ def evaluate(
 
 
 @torch.no_grad()
-def log_z2_terms(model: BiHM, n: int, n_inner: int, generator: torch.Generator | None) -> Tensor:
+def log_z2_terms(
+    model: BiHM, n: int, n_inner: int, generator: torch.Generator | None, ws: Workspace | None = None
+) -> Tensor:
     """n outer terms of the Z² estimator (3.11) in log space, (n,).
 
     Draws (x, h) ~ p(x, h) ancestrally and ``n_inner`` draws h' ~ q(h | x); each term is
-    log mean_{h'} sqrt( p(x, h') q(h | x) / (p(x, h) q(h' | x)) ).
+    log mean_{h'} sqrt( p(x, h') q(h | x) / (p(x, h) q(h' | x)) ). Computed in chunks of at most
+    :func:`chunk_rows` rows.
     """
-    hs = model.sample_p(n, generator)  # [x (n, D), h_1 (n, n_1), …]
-    x = hs[0]
-    one = [x] + [h.unsqueeze(1) for h in hs[1:]]  # as K = 1 samples: (n, 1, n_l)
-    log_p_xh = model.log_p(one)[:, 0]  # (n,)
-    log_q_h = model.log_q(one)[:, 0]  # (n,)
-    hs2, _, log_q2 = model.sample_q(x, n_inner, generator)  # (n, n_inner, ·)
-    log_p2 = model.log_p(hs2)  # (n, n_inner)
-    t = 0.5 * (log_p2 + log_q_h.unsqueeze(1) - log_p_xh.unsqueeze(1) - log_q2)
-    return torch.logsumexp(t, 1) - math.log(n_inner)
+    ws = ws or Workspace()
+    per = max(1, chunk_rows(model.sizes) // n_inner)
+    return torch.cat([z2_terms_pass(model, min(per, n - s), n_inner, generator, ws=ws) for s in range(0, n, per)])
 
 
 @torch.no_grad()
@@ -221,17 +260,26 @@ def estimate_log_z2(
         raise ValueError(f"need at least 2 samples for 2 log Z, got {n_samples}")
     if n_inner < 1:
         raise ValueError(f"inner samples must be at least 1, got {n_inner}")
-    acc = _LogMoments()
+    acc = LogMoments()
     done = 0
+    ws = Workspace()
     while done < n_samples:
         m = min(chunk, n_samples - done)
-        acc.add(log_z2_terms(model, m, n_inner, generator).double().unsqueeze(0))
+        acc.add(log_z2_terms(model, m, n_inner, generator, ws).double().unsqueeze(0))
         done += m
         if progress is not None:
             progress(m)
+    return log_z2_estimate(acc)
+
+
+def log_z2_estimate(acc: LogMoments) -> Estimate:
+    """2 log Z and its delta-method SE from the moments of the log-terms of (3.11)."""
     return Estimate(float(acc.log_mean()[0]), float(acc.se_of_log_mean()[0]))
 
 
 def log_p_star(log_ptilde: Estimate, log_z2: Estimate) -> Estimate:
     """log p*(x) = log p̃*(x) − 2 log Z  (3.3); the SEs add in quadrature."""
     return log_ptilde - log_z2
+
+
+_LogMoments = LogMoments  # the name before it was public

@@ -34,10 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from bihm_app.engine.estimators import log_weights
-from bihm_app.engine.model import BiHM, bernoulli_log_prob, bernoulli_sample
+from bihm_app.engine.estimators import chunk_rows
+from bihm_app.engine.model import BiHM, bernoulli_log_prob
+from bihm_app.engine.passes import Workspace, bern_logp_sum, log_weights_pass
 
 #: log p̃*(x) for a batch of visible vectors, (n, D) -> (n,): the exact oracle in tests.
 LogPtildeFn = Callable[[Tensor], Tensor]
@@ -115,6 +117,34 @@ def _p_logits_of_layer(model: BiHM, hs: list[Tensor], l: int) -> Tensor:
     return model.p_logits(l + 1, hs[l + 1])
 
 
+def _blp_shared(cand: Tensor, a: Tensor) -> Tensor:
+    """log B(cand | σ(a)) for candidates (B, K, n) under logits shared by a chain's candidates (B, 1, n):
+    cand · a − Σ softplus(a), one dot product per candidate (the softplus once per chain). -> (B, K)"""
+    return torch.bmm(cand, a.transpose(1, 2)).squeeze(2).sub_(F.softplus(a).sum(-1))
+
+
+def _latent_terms(
+    model: BiHM, hs: list[Tensor], l: int, cand: Tensor, a_p: Tensor, a_q: Tensor, omit_top: bool, ws: Workspace | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(log p(cand | h_{l+1}), log q(cand | h_{l-1}), the factors of the layers below and above): each (B, K).
+
+    ``a_p``/``a_q`` (B, 1, n_l) the logits of p(h_l | h_{l+1}) and q(h_l | h_{l-1}).
+    """
+    L = model.n_layers
+    B, K, n = cand.shape
+    lp_up = _blp_shared(cand, a_p)
+    lq_up = _blp_shared(cand, a_q)
+    rest = torch.zeros_like(lp_up)
+    flat = cand.reshape(B * K, n)
+    if not (omit_top and l == L):  # p(h_{l-1} | h_l)
+        below = model.p_logits(l, flat).view(B, K, -1)
+        rest += bern_logp_sum(below, hs[l - 1].unsqueeze(1), ws)
+    if l < L:  # q(h_{l+1} | h_l)
+        above = model.q_logits(l + 1, flat).view(B, K, -1)
+        rest += bern_logp_sum(above, hs[l + 1].unsqueeze(1), ws)
+    return lp_up, lq_up, rest
+
+
 def latent_log_target(
     model: BiHM, hs: list[Tensor], l: int, cand: Tensor, _omit_top_factor: bool = False
 ) -> Tensor:
@@ -125,16 +155,16 @@ def latent_log_target(
     ``cand`` (B, K, n_l) -> (B, K). ``_omit_top_factor`` drops p(h_{L-1} | h_L) at the top (the
     authors' script's mistake; for tests only).
     """
-    L = model.n_layers
-    below = hs[l - 1].unsqueeze(1)  # (B, 1, n_{l-1})
-    lp_up = bernoulli_log_prob(cand, _p_logits_of_layer(model, hs, l).unsqueeze(1))
-    lq_up = bernoulli_log_prob(cand, model.q_logits(l, hs[l - 1]).unsqueeze(1))
-    out = lp_up + lq_up
-    if not (_omit_top_factor and l == L):
-        out = out + bernoulli_log_prob(below, model.p_logits(l, cand))  # p(h_{l-1} | h_l)
-    if l < L:
-        out = out + bernoulli_log_prob(hs[l + 1].unsqueeze(1), model.q_logits(l + 1, cand))  # q(h_{l+1} | h_l)
-    return 0.5 * out
+    a_p = _p_logits_of_layer(model, hs, l).unsqueeze(1)
+    a_q = model.q_logits(l, hs[l - 1]).unsqueeze(1)
+    lp_up, lq_up, rest = _latent_terms(model, hs, l, cand, a_p, a_q, _omit_top_factor, None)
+    return 0.5 * (lp_up + lq_up + rest)
+
+
+def _draw_bernoulli(probs: Tensor, shape: tuple[int, ...], generator, ws: Workspace | None, name: str) -> Tensor:
+    """Draws of B(probs) (broadcast to ``shape``) into a fresh buffer of uniforms, compared in place."""
+    u = ws.get(name, shape, probs.dtype, probs.device) if ws is not None else torch.empty(shape, dtype=probs.dtype, device=probs.device)
+    return u.uniform_(generator=generator).lt_(probs)
 
 
 def resample_latent_layer(
@@ -145,6 +175,7 @@ def resample_latent_layer(
     generator: torch.Generator | None,
     keep_current: bool = False,
     _omit_top_factor: bool = False,
+    ws: Workspace | None = None,
 ) -> Tensor:
     """One importance-resampling draw of h_l for every chain (Algorithm 2, inner loop; 3.9, 3.10).
 
@@ -156,41 +187,50 @@ def resample_latent_layer(
     B = hs[0].shape[0]
     a_p = _p_logits_of_layer(model, hs, l).unsqueeze(1)  # (B, 1, n_l)
     a_q = model.q_logits(l, hs[l - 1]).unsqueeze(1)  # (B, 1, n_l)
+    n = a_p.shape[-1]
     n_new = K - 1 if keep_current else K
-    use_p = torch.rand((B, n_new, 1), generator=generator, device=a_p.device, dtype=a_p.dtype) < 0.5
-    cand = bernoulli_sample(torch.where(use_p, a_p, a_q), generator)  # (B, n_new, n_l)
+    use_p = (torch.rand((B, n_new, 1), generator=generator, device=a_p.device, dtype=a_p.dtype) < 0.5).to(a_p.dtype)
+    s_q = torch.sigmoid(a_q)
+    probs = torch.addcmul(s_q, use_p, torch.sigmoid(a_p) - s_q)  # σ(a_p) where use_p, else σ(a_q): (B, n_new, n)
+    cand = _draw_bernoulli(probs, (B, n_new, n), generator, ws, "cand")
     if keep_current:
         cand = torch.cat([hs[l].unsqueeze(1), cand], 1)  # (B, K, n_l)
-    log_mix = torch.logaddexp(bernoulli_log_prob(cand, a_p), bernoulli_log_prob(cand, a_q)) - math.log(2.0)
-    log_w = latent_log_target(model, hs, l, cand, _omit_top_factor) - log_mix  # (B, K)
+    lp_up, lq_up, rest = _latent_terms(model, hs, l, cand, a_p, a_q, _omit_top_factor, ws)
+    log_mix = torch.logaddexp(lp_up, lq_up) - math.log(2.0)
+    log_w = 0.5 * (lp_up + lq_up + rest) - log_mix  # (B, K)
     return _gather(cand, _pick(log_w, generator))
 
 
 # -- the visible layer -------------------------------------------------------------------------------
 @torch.no_grad()
 def estimate_log_sqrt_ptilde(
-    model: BiHM, x: Tensor, inner_K: int, generator: torch.Generator | None, max_rows: int = 65536
-) -> Tensor:
+    model: BiHM, x: Tensor, inner_K: int, generator: torch.Generator | None, max_rows: int | None = None,
+    u1: Tensor | None = None, ws: Workspace | None = None,
+) -> Tensor:  # fmt: skip
     """½ log p̃*(x) by (3.5) with ``inner_K`` samples h ~ q(h | x): logsumexp_j log w_j − log inner_K.
 
     exp of it, mean_j w_j, is an unbiased estimate of sqrt p̃*(x). x (N, D) -> (N,); at most
-    ``max_rows`` (point, sample) rows in flight.
+    ``max_rows`` (point, sample) rows in flight (default :func:`~bihm_app.engine.estimators.chunk_rows`).
+    ``u1`` (N, n_1): q's first-layer logits U_1 x + d_1 when the caller has them already (the x step does).
     """
-    rows = max(1, max_rows // max(1, inner_K))
+    rows = max(1, (max_rows or chunk_rows(model.sizes)) // max(1, inner_K))
+    ws = ws or Workspace()
     parts = []
     for start in range(0, x.shape[0], rows):
-        lp, lq = log_weights(model, x[start : start + rows], inner_K, generator)
-        parts.append(torch.logsumexp(0.5 * (lp - lq), 1) - math.log(inner_K))
+        sl = slice(start, start + rows)
+        lp, lq = log_weights_pass(model, x[sl], inner_K, generator, ws=ws, u1=None if u1 is None else u1[sl])
+        parts.append(torch.logsumexp(lp.sub_(lq).mul_(0.5), 1) - math.log(inner_K))
     return torch.cat(parts)
 
 
 def _log_sqrt_ptilde(
-    model: BiHM, x: Tensor, inner_K: int, generator: torch.Generator | None, log_ptilde_fn: LogPtildeFn | None
-) -> Tensor:
+    model: BiHM, x: Tensor, inner_K: int, generator: torch.Generator | None, log_ptilde_fn: LogPtildeFn | None,
+    u1: Tensor | None = None, ws: Workspace | None = None,
+) -> Tensor:  # fmt: skip
     """½ log p̃*(x) for x (N, D): exact via ``log_ptilde_fn`` if given, else the estimate (3.5)."""
     if log_ptilde_fn is not None:
         return 0.5 * log_ptilde_fn(x).to(x.dtype)
-    return estimate_log_sqrt_ptilde(model, x, inner_K, generator)
+    return estimate_log_sqrt_ptilde(model, x, inner_K, generator, u1=u1, ws=ws)
 
 
 def resample_visible_layer(
@@ -202,31 +242,39 @@ def resample_visible_layer(
     inner_K: int = 10,
     log_ptilde_fn: LogPtildeFn | None = None,
     keep_current: bool = False,
+    ws: Workspace | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One importance-resampling draw of x for every chain (Algorithm 2, x loop).
 
     Proposals x^(k) ~ p(x | h_1) (known units set to x̃ *before* weighting when clamped — the known
     units' factor p(x_known | h_1) is then common to all k, so the weight below is the right one for
     p*(x_missing | x_known, h_1)); weight ω_k = sqrt(p̃*(x^(k)) q(h_1 | x^(k)) / p(x^(k) | h_1)) with p̃*
-    exact (``log_ptilde_fn``) or estimated by (3.5) with ``inner_K`` samples.
+    exact (``log_ptilde_fn``) or estimated by (3.5) with ``inner_K`` samples. q's first-layer logits of
+    each proposal serve both q(h_1 | x^(k)) and the inner estimate's draws.
     Returns (x (B, D), its log sqrt p̃* (B,), means σ(logits of p(x | h_1)) (B, D)).
     """
     x, h1 = state.hs[0], state.hs[1]
     B, D = x.shape
     a = model.p_logits(1, h1).unsqueeze(1)  # (B, 1, D)
     n_new = K - 1 if keep_current else K
-    cand = bernoulli_sample(a.expand(B, n_new, D), generator)  # (B, n_new, D)
+    cand = _draw_bernoulli(torch.sigmoid(a), (B, n_new, D), generator, ws, "xcand")  # (B, n_new, D)
     if clamp is not None:
         cand = clamp.apply(cand)
-    log_sqrt_pt = _log_sqrt_ptilde(model, cand.reshape(-1, D), inner_K, generator, log_ptilde_fn).view(B, n_new)
+    if keep_current:
+        cand = torch.cat([x.unsqueeze(1), cand], 1)  # (B, K, D)
+    flat = cand.reshape(-1, D)
+    u1 = model.q_logits(1, flat)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
+    new = slice(1, None) if keep_current else slice(None)
+    u1_new = u1.view(B, K, -1)[:, new].reshape(-1, u1.shape[-1])
+    log_sqrt_pt = _log_sqrt_ptilde(model, cand[:, new].reshape(-1, D), inner_K, generator, log_ptilde_fn, u1_new, ws)
+    log_sqrt_pt = log_sqrt_pt.view(B, n_new)
     if keep_current:
         current = state.log_sqrt_ptilde
         if current is None:  # first step from an arbitrary start: a fresh estimate
-            current = _log_sqrt_ptilde(model, x, inner_K, generator, log_ptilde_fn)
-        cand = torch.cat([x.unsqueeze(1), cand], 1)  # (B, K, D)
+            current = _log_sqrt_ptilde(model, x, inner_K, generator, log_ptilde_fn, u1.view(B, K, -1)[:, 0], ws)
         log_sqrt_pt = torch.cat([current.unsqueeze(1), log_sqrt_pt], 1)
-    log_q_h1 = bernoulli_log_prob(h1.unsqueeze(1), model.q_logits(1, cand))  # (B, K)
-    log_p_x = bernoulli_log_prob(cand, a)  # (B, K)
+    log_q_h1 = bern_logp_sum(u1.view(B, K, -1), h1.unsqueeze(1), ws)  # (B, K)
+    log_p_x = _blp_shared(cand, a)  # (B, K)
     log_w = log_sqrt_pt + 0.5 * (log_q_h1 - log_p_x)
     idx = _pick(log_w, generator)
     means = torch.sigmoid(a[:, 0])
@@ -247,11 +295,13 @@ def gibbs_sweep(
     log_ptilde_fn: LogPtildeFn | None = None,
     keep_current: bool = False,
     _omit_top_factor: bool = False,
+    _workspace: Workspace | None = None,
 ) -> tuple[GibbsState, Tensor]:
     """One sweep of Algorithm 2: all odd latent layers, then x and all even latent layers.
 
     Returns the new state and the Bernoulli means of its visible step, (B, D).
-    See :func:`resample_latent_layer` and :func:`resample_visible_layer` for the arguments.
+    See :func:`resample_latent_layer` and :func:`resample_visible_layer` for the arguments;
+    ``_workspace`` lends the sweep's scratch buffers (:func:`run_chains` passes one for all sweeps).
     """
     if K < 1 or (keep_current and K < 2):
         raise ValueError(f"K must be at least {2 if keep_current else 1}, got {K}")
@@ -259,15 +309,16 @@ def gibbs_sweep(
         raise ValueError(f"inner K must be at least 1, got {inner_K}")
     L = model.n_layers
     hs = list(state.hs)
+    ws = _workspace
     for l in range(1, L + 1, 2):  # odd layers: conditionally independent given the even ones
-        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep_current, _omit_top_factor)
+        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep_current, _omit_top_factor, ws)
     cur = GibbsState(hs, state.log_sqrt_ptilde)
     x, log_sqrt_pt, means = resample_visible_layer(
-        model, cur, K, generator, clamp, inner_K, log_ptilde_fn, keep_current
+        model, cur, K, generator, clamp, inner_K, log_ptilde_fn, keep_current, ws
     )
     hs[0] = x
     for l in range(2, L + 1, 2):
-        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep_current, _omit_top_factor)
+        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep_current, _omit_top_factor, ws)
     return GibbsState(hs, log_sqrt_pt), means
 
 
@@ -306,9 +357,10 @@ def run_chains(
     if clamp is not None:
         means = clamp.apply(means)
     traj = [means.detach().cpu()] if record_trajectory else []
+    ws = Workspace()
     for _ in range(steps):
         state, means = gibbs_sweep(
-            model, state, K, generator, clamp, inner_K, log_ptilde_fn, keep_current, _omit_top_factor
+            model, state, K, generator, clamp, inner_K, log_ptilde_fn, keep_current, _omit_top_factor, ws
         )
         if record_trajectory:
             traj.append(means.detach().cpu())

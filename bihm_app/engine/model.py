@@ -173,20 +173,17 @@ class BiHM(nn.Module):
         x: (B, D).  Returns ``(hs, logits, log_q)`` with ``hs = [x, h_1, …, h_L]`` where
         ``h_l`` is (B, K, n_l) for l ≥ 1 (``hs[0]`` is x itself, (B, D)); ``logits[l-1]`` are the
         logits of q(h_l | h_{l-1}) — (B, 1, n_1) for the first layer, which is computed once per
-        data point, not once per sample — and ``log_q`` is log q(h | x), (B, K).
+        data point, not once per sample — and ``log_q`` is log q(h | x), (B, K). The draws are those
+        of the training step for the same generator state (both use
+        :func:`bihm_app.engine.passes.sample_q_pass`); the ``h_l`` are views of one buffer.
         """
-        B = x.shape[0]
-        u1 = self.q_logits(1, x).unsqueeze(1)  # (B, 1, n_1): U x computed once per data point
-        h = bernoulli_sample(u1.expand(B, K, u1.shape[-1]), generator)  # (B, K, n_1)
-        hs, logits = [x, h], [u1]
-        log_q = bernoulli_log_prob(h, u1)  # (B, K)
-        for l in range(2, self.n_layers + 1):
-            u = self.q_logits(l, h)  # (B, K, n_l)
-            h = bernoulli_sample(u, generator)
-            hs.append(h)
-            logits.append(u)
-            log_q = log_q + bernoulli_log_prob(h, u)
-        return hs, logits, log_q
+        from bihm_app.engine.passes import sample_q_pass
+
+        q = sample_q_pass(self, x, K, generator)
+        B, lay = x.shape[0], q.layout
+        hs = [x] + [q.h(l).view(B, K, -1) for l in range(1, self.n_layers + 1)]
+        logits = [q.u1.unsqueeze(1)] + [q.AQ[:, lay.qcols(l)].view(B, K, -1) for l in range(2, self.n_layers + 1)]
+        return hs, logits, q.log_q
 
     def log_q(self, hs: list[Tensor]) -> Tensor:
         """log q(h | x) for given samples ``hs = [x (B, D), h_1 (B, K, n_1), …]`` -> (B, K)."""

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bihm_app.engine.model import BiHM
+from bihm_app.engine.optim import Adam
+from bihm_app.engine.passes import PRECISIONS, Products, Workspace, p_pass, sample_q_pass
 
 METHODS = ("bihm", "rws")
 L1_SCALINGS = ("batch", "point")
@@ -57,6 +59,7 @@ class TrainConfig:
     z_every: int = 1  # estimate 2 log Z every this many epochs
     seed: int = 0
     max_rollbacks: int = 5  # divergence guard: give up after this many NaN/inf rollbacks
+    precision: str = "fp32"  # matrix products in fp32 or bf16 (fp32 master weights and log-probability sums)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -82,6 +85,8 @@ class TrainConfig:
             raise ValueError(f"validation K must be at least 1, got {self.valid_K}")
         if self.z_samples < 0 or self.z_samples == 1:
             raise ValueError(f"z-samples must be 0 (off) or at least 2, got {self.z_samples}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,7 +121,8 @@ def _bern_logp(v: Tensor, a: Tensor) -> Tensor:
 
 @torch.no_grad()
 def closed_form_gradients(
-    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, method: str = "bihm", baseline: bool = True
+    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, method: str = "bihm", baseline: bool = True,
+    *, precision: str = "fp32",
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """One pass of Algorithm 1 (or RWS): sample, weight, and the ascent direction of (3.7).
 
@@ -124,80 +130,89 @@ def closed_form_gradients(
     lse_k log w_k − log K (3.6) for rws — and a dict ``name -> gradient`` (same names and shapes
     as ``model.named_parameters()``) of Σ_b Σ_k ω̃_bk ∇[log p(x_b, h_bk) + log q(h_bk | x_b)],
     summed (not averaged) over the batch. Samples are held fixed (no gradient through sampling).
+    ``precision="bf16"`` runs the matrix products in bf16 (see :mod:`bihm_app.engine.passes`).
     """
-    B, D = x.shape
-    L = model.n_layers
-    dt = x.dtype
-
-    # --- h_k ~ q(h | x), layer by layer; layer 1 logits once per data point -------------------
-    u1 = model.q_logits(1, x)  # (B, n1)
-    s1 = torch.sigmoid(u1)
-    n1 = u1.shape[1]
-    h = _bernoulli_(torch.empty((B, K, n1), device=x.device, dtype=dt), s1.unsqueeze(1), generator)
-    log_q = torch.bmm(h, u1.unsqueeze(2)).squeeze(2) - F.softplus(u1).sum(1, keepdim=True)  # (B, K)
-    hs = [x, h.reshape(B * K, n1)]  # latent layers flattened: (B·K, n_l)
-    q_sig = [s1]
-    for l in range(2, L + 1):
-        u = model.q_logits(l, hs[l - 1])  # (B·K, n_l)
-        s = torch.sigmoid(u)
-        hl = _bernoulli_(torch.empty_like(u), s, generator)
-        log_q = log_q + _bern_logp(hl, u).view(B, K)
-        hs.append(hl)
-        q_sig.append(s)
-
-    # --- log p(x, h) top-down; keep σ(logits) for the residuals ------------------------------
-    c = model.p_prior
-    log_p = (hs[L] @ c - F.softplus(c).sum()).view(B, K)  # (B, K)
-    p_sig: list[Tensor] = [None] * (L + 1)  # p_sig[l]: σ of the logits of h_{l-1} given h_l
-    for l in range(L, 1, -1):
-        a = model.p_logits(l, hs[l])  # (B·K, n_{l-1})
-        log_p = log_p + _bern_logp(hs[l - 1], a).view(B, K)
-        p_sig[l] = torch.sigmoid(a)
-    a1 = model.p_logits(1, hs[1]).view(B, K, D)  # (B, K, D): the expensive layer
-    log_p = log_p + torch.bmm(a1, x.unsqueeze(2)).squeeze(2) - F.softplus(a1).sum(2)
-
-    # --- weights (3.7) and the objective -------------------------------------------------------
-    if method == "bihm":
-        log_w = 0.5 * (log_p - log_q)
-        objective = 2.0 * (torch.logsumexp(log_w, 1) - math.log(K))  # (3.5)
-    elif method == "rws":
-        log_w = log_p - log_q
-        objective = torch.logsumexp(log_w, 1) - math.log(K)  # (3.6)
-    else:
-        raise ValueError(f"unknown method {method!r}")
-    omega = torch.softmax(log_w, 1)  # (B, K)
-    w_flat = omega.reshape(B * K, 1)
-    v = omega - 1.0 / K if baseline else omega  # weights of the q-updates
-    v_flat = v.reshape(B * K, 1)
-
-    g: dict[str, Tensor] = {}
-    # p(h_L): Σ_bk ω (h_L − σ(c)) = Σ_bk ω h_L − B σ(c) since Σ_k ω = 1
-    g["p_prior"] = (w_flat * hs[L]).sum(0) - B * torch.sigmoid(c)
-    # p(x | h_1): residual ω (x − σ(a)), (B, K, D), computed in place in the logits' buffer
-    r1 = a1.sigmoid_().sub_(x.unsqueeze(1)).mul_(-omega.unsqueeze(2)).view(B * K, D)
-    g["p_weights.0"] = r1.t() @ hs[1]
-    g["p_biases.0"] = r1.sum(0)
-    for l in range(2, L + 1):
-        r = p_sig[l].neg_().add_(hs[l - 1]).mul_(w_flat)  # (B·K, n_{l-1}): ω (h_{l-1} − σ(a))
-        g[f"p_weights.{l - 1}"] = r.t() @ hs[l]
-        g[f"p_biases.{l - 1}"] = r.sum(0)
-    # q(h_1 | x): sum the K weighted residuals first, then one (n1, B) × (B, D) product
-    rq1 = ((hs[1].view(B, K, n1) - s1.unsqueeze(1)) * v.unsqueeze(2)).sum(1)  # (B, n1)
-    g["q_weights.0"] = rq1.t() @ x
-    g["q_biases.0"] = rq1.sum(0)
-    for l in range(2, L + 1):
-        r = q_sig[l - 1].neg_().add_(hs[l]).mul_(v_flat)  # (B·K, n_l): v (h_l − σ(u))
-        g[f"q_weights.{l - 1}"] = r.t() @ hs[l - 1]
-        g[f"q_biases.{l - 1}"] = r.sum(0)
+    objective, _, g = _closed_form(model, x, K, generator, method, baseline, precision)
     return objective, g
 
 
-def _adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where this torch has one for the device, else the foreach one."""
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+def _gradient_buffer(model: BiHM, like: Tensor, ws: Workspace | None) -> tuple[Tensor, dict[str, Tensor], dict[str, int]]:
+    """One flat buffer for the gradients of every parameter of the BiHM, in ``named_parameters`` order,
+    with a view per name and each name's offset (biases of layers ≥ 2 sit side by side)."""
+    names = [(n, p) for n, p in model.named_parameters() if n.split(".")[0] in _BIHM_PARAMS]
+    total = sum(p.numel() for _, p in names)
+    G = ws.get("grad", (total,), like.dtype, like.device) if ws is not None else torch.empty(total, dtype=like.dtype, device=like.device)
+    views, offsets, off = {}, {}, 0
+    for n, p in names:
+        views[n] = G[off : off + p.numel()].view(p.shape)
+        offsets[n] = off
+        off += p.numel()
+    return G, views, offsets
+
+
+_BIHM_PARAMS = ("p_prior", "p_weights", "p_biases", "q_weights", "q_biases")
+
+
+@torch.no_grad()
+def _closed_form(
+    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, method: str, baseline: bool, precision: str = "fp32",
+    ws: Workspace | None = None,
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """:func:`closed_form_gradients` returning also the flat gradient buffer the dict's tensors view
+    (a buffer of ``ws`` when given: valid until the next call with the same workspace)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    B, D = x.shape
+    L = model.n_layers
+    N = B * K
+    prod = Products(model, precision)
+    # --- h_k ~ q(h | x) and log q; log p(x, h) with the logits kept for the residuals ----------
+    q = sample_q_pass(model, x, K, generator, prod, ws)
+    pp = p_pass(model, x, q, prod, ws)
+    lay = q.layout
+    S, n1, nL = lay.width, lay.sizes[1], lay.sizes[L]
+
+    # --- weights (3.7) and the objective -------------------------------------------------------
+    log_w = pp.log_p - q.log_q
+    if method == "bihm":
+        log_w.mul_(0.5)
+        objective = 2.0 * (torch.logsumexp(log_w, 1) - math.log(K))  # (3.5)
+    else:
+        objective = torch.logsumexp(log_w, 1) - math.log(K)  # (3.6)
+    omega = torch.softmax(log_w, 1)  # (B, K)
+    w_flat = omega.reshape(N, 1)
+    v = omega - 1.0 / K if baseline else omega  # weights of the q-updates
+    v_flat = v.reshape(N, 1)
+
+    G, g, off = _gradient_buffer(model, x, ws)
+    c = model.p_prior
+    # p(h_L): Σ_bk ω (h_L − σ(c)) = Σ_bk ω h_L − B σ(c) since Σ_k ω = 1
+    torch.mv(q.h(L).t(), w_flat.view(N), out=g["p_prior"]).sub_(torch.sigmoid(c), alpha=B)
+    # p(x | h_1): residual ω (x − σ(a)), (B, K, D), in place in the logits' buffer
+    r1 = pp.a1.sigmoid_().view(B, K, D).sub_(x.unsqueeze(1)).mul_(-omega.unsqueeze(2)).view(N, D)
+    prod.grad(r1, q.h(1), out=g["p_weights.0"])
+    torch.sum(r1, 0, out=g["p_biases.0"])
+    # q(h_1 | x): sum the K weighted residuals first, then one (n1, B) × (B, D) product
+    h1 = q.H[:, :n1].view(B, K, n1)
+    rq1 = torch.bmm(v.unsqueeze(1), h1).squeeze(1).sub_(q.s1 * v.sum(1, keepdim=True))  # (B, n1)
+    torch.mm(rq1.t(), x, out=g["q_weights.0"])
+    torch.sum(rq1, 0, out=g["q_biases.0"])
+    if L > 1:
+        # p(h_{l-1} | h_l), l ≥ 2, all layers at once: ω (h_{l-1} − σ(a)) in the logits' buffer
+        RP = pp.AP.sigmoid_()
+        torch.sub(q.H[:, : S - nL], RP, out=RP).mul_(w_flat)
+        for l in range(2, L + 1):
+            prod.grad(RP[:, lay.cols(l - 1)], q.h(l), out=g[f"p_weights.{l - 1}"])
+        b0 = off["p_biases.1"]
+        torch.sum(RP, 0, out=G[b0 : b0 + S - nL])  # p_biases.1 … p_biases.{L-1}
+        # q(h_l | h_{l-1}), l ≥ 2: v (h_l − σ(u)) in the probabilities' buffer
+        RQ = q.SQ
+        torch.sub(q.H[:, n1:], RQ, out=RQ).mul_(v_flat)
+        for l in range(2, L + 1):
+            prod.grad(RQ[:, lay.qcols(l)], q.h(l - 1), out=g[f"q_weights.{l - 1}"])
+        b0 = off["q_biases.1"]
+        torch.sum(RQ, 0, out=G[b0 : b0 + S - n1])  # q_biases.1 … q_biases.{L-1}
+    return objective, G, g
 
 
 class Trainer:
@@ -214,8 +229,9 @@ class Trainer:
         self.cfg = cfg
         self.generator = generator
         self.params = dict(model.named_parameters())
-        self.optimizer = _adam(list(self.params.values()), cfg.lr)
+        self.optimizer = Adam(list(self.params.values()), cfg.lr)
         self.step_count = 0
+        self._ws = Workspace()  # the step's buffers, reused from step to step
 
     @property
     def lr(self) -> float:
@@ -230,35 +246,28 @@ class Trainer:
 
         λ' = λ/B ("batch" scaling, the authors') or λ ("point")."""
         cfg = self.cfg
-        objective, g = closed_form_gradients(self.model, x, cfg.K, self.generator, cfg.method, cfg.baseline)
+        objective, G, g = _closed_form(self.model, x, cfg.K, self.generator, cfg.method, cfg.baseline, cfg.precision, self._ws)
         B = x.shape[0]
         world = 1
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             world = torch.distributed.get_world_size()
-            flat = torch.cat([g[name].reshape(-1) for name in self.params])
-            torch.distributed.all_reduce(flat)
-            off = 0
-            for name, p in self.params.items():
-                n = p.numel()
-                g[name] = flat[off : off + n].view_as(p)
-                off += n
-        scale = -1.0 / (B * world)  # Adam minimises: gradient of −mean objective
+            torch.distributed.all_reduce(G)  # the flat buffer: one message, parameters in a fixed order
+        G.mul_(-1.0 / (B * world))  # Adam minimises: gradient of −mean objective
         # per data point: λ/B_global ("batch", the authors' Σ_b objective − λΣ|W|) or λ ("point")
         l1 = cfg.l1 / (B * world) if cfg.l1_per == "batch" else cfg.l1
-        for name, p in self.params.items():
-            grad = g[name].mul_(scale)
-            if l1 > 0 and ("weights" in name):
-                grad.add_(torch.sign(p.detach()), alpha=l1)
-            p.grad = grad
+        if l1 > 0:
+            names = [n for n in self.params if "weights" in n]
+            torch._foreach_add_([g[n] for n in names], torch._foreach_sign([self.params[n].detach() for n in names]), alpha=l1)
         # One scalar check: a NaN or inf anywhere makes the sum non-finite (huge finite values
         # that overflow the sum count as divergence too). Adam's step is bounded by lr, so
         # finite gradients keep the parameters finite.
-        check = objective.sum() + torch.stack([p.grad.sum() for p in self.params.values()]).sum()
-        finite = bool(torch.isfinite(check))
+        finite = bool(torch.isfinite(objective.sum() + G.sum()))
         if finite:
+            for name, p in self.params.items():
+                p.grad = g[name]
             self.optimizer.step()
-        for p in self.params.values():
-            p.grad = None
+            for p in self.params.values():
+                p.grad = None
         self.step_count += 1
         return StepResult(objective, finite)
 

@@ -29,6 +29,8 @@ from bihm_app.errors import ConfigError
 
 CACHE_FORMAT = "bihm-eval"
 CACHE_VERSION = 1
+#: Outer samples of 2 log Z per chunk (the unit torchrun ranks share).
+Z_CHUNK = 20_000
 #: The K-sensitivity sweep of ``bihm eval --k-sweep`` (thesis figure comparing BiHM and RWS).
 DEFAULT_SWEEP = (1, 3, 10, 30, 100, 300, 1000, 3000, 10_000)
 
@@ -236,17 +238,22 @@ def evaluate_target(
     use_cache: bool = True,
     write: bool = True,
     progress: ProgressFactory | None = None,
+    threads: str = "auto",
+    rank: int = 0,
+    world: int = 1,
 ) -> EvalResult:
     """Estimate every (K, points) of ``plan`` and 2 log Z for a run or checkpoint file.
 
     With ``use_cache``, entries already cached for this checkpoint are not recomputed. When the
     checkpoint lies in a run folder and ``write`` is set, every new entry is merged into
     ``eval-<split>.json`` as soon as it is computed (an interrupted evaluation keeps what it
-    finished).
+    finished). Under torchrun (``rank`` of ``world``) the ranks share the samples of every estimate
+    (runner/sharding.py) and rank 0 writes the cache. ``threads``: the thread policy's option.
     """
     from bihm_app.data import as_tensor, check_compatible, load_dataset
-    from bihm_app.engine.estimators import estimate_log_z2, evaluate
-    from bihm_app.engine.model import make_generator, resolve_device
+    from bihm_app.engine.model import resolve_device
+    from bihm_app.runner.sharding import evaluate_sharded, log_z2_sharded, rank_share
+    from bihm_app.runner.threads import configure_threads
     from bihm_app.store.models import load_model
     from bihm_app.store.runs import RunFolder
 
@@ -256,6 +263,7 @@ def evaluate_target(
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     model, meta, path = load_model(target, Path(root), dev, which)
+    configure_threads(threads, tuple(model.sizes), 1024)  # the estimators' chunks are ~1000 rows
     path = Path(path)
     ds = load_dataset(meta["data"]["name"])
     check_compatible(ds, model.sizes[0], f"checkpoint {path}")
@@ -270,7 +278,7 @@ def evaluate_target(
         cache = EvalCache(plan.split, ds.name, path.name, epoch, step, digest)
     cache.epoch, cache.step = epoch, step
     result = EvalResult(cache, plan, path, size)
-    save = write and in_run
+    save = write and in_run and rank == 0
 
     x_all = None
     for K, n in plan.points:
@@ -282,17 +290,16 @@ def evaluate_target(
         x = x_all[:n_pts]
         advance = progress(f"K = {K:,} on {n_pts:,} points", n_pts)
         t0 = time.time()
-        est = evaluate(model, x.split(plan.batch), K, make_generator(plan.seed * 1009 + K, model.device), progress=advance)
+        est = evaluate_sharded(model, x, K, plan.seed * 1009 + K, plan.batch, advance, rank, world)
         entry = dict(est.to_dict(), seed=plan.seed, seconds=round(time.time() - t0, 2))
         cache.add_estimate(entry)
         result.computed += 1
         if save:
             result.written = write_cache(path.parent, cache)
     if plan.z_samples >= 2 and not (use_cache and cache.z(plan.z_samples, plan.z_inner) is not None):
-        advance = progress(f"2 log Z, {plan.z_samples:,} samples", plan.z_samples)
+        advance = progress(f"2 log Z, {plan.z_samples:,} samples", rank_share(plan.z_samples, Z_CHUNK, rank, world))
         t0 = time.time()
-        z = estimate_log_z2(model, plan.z_samples, make_generator(plan.seed + 1, model.device), n_inner=plan.z_inner,
-                            chunk=20_000, progress=advance)  # fmt: skip
+        z = log_z2_sharded(model, plan.z_samples, plan.seed + 1, plan.z_inner, Z_CHUNK, advance, rank, world)
         cache.add_z({"samples": plan.z_samples, "inner": plan.z_inner, "mean": z.mean, "se": z.se, "seed": plan.seed,
                      "seconds": round(time.time() - t0, 2)})  # fmt: skip
         result.computed += 1

@@ -28,6 +28,7 @@ from bihm_app.engine.estimators import estimate_log_z2, evaluate
 from bihm_app.engine.model import BiHM, ModelConfig, make_generator, resolve_device
 from bihm_app.engine.training import Trainer, TrainConfig
 from bihm_app.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
+from bihm_app.runner.threads import configure_threads
 from bihm_app.store.checkpoint import load_checkpoint, save_checkpoint
 from bihm_app.store.metrics import MetricsWriter
 from bihm_app.store.runs import RunFolder, new_run, open_run
@@ -62,6 +63,7 @@ class RunSpec:
     # initialisation; recorded in the checkpoint config as {"path", "params_sha256"}
     init_from: dict | None = None
     semisup: Any = None  # a runner.semisup_loop.SemiSpec for a semi-supervised run (chapter 4)
+    threads: str = "auto"  # intra-op threads: auto (size of the work and the machine's load) or N
 
 
 @dataclass
@@ -201,6 +203,14 @@ class TrainingRun:
             self._load_initial_parameters(Path(spec.init_from["path"]))
         self.progress = Progress()
         self.history: dict[str, list] = {k: [] for k in self.history_keys}
+        self.threads = self.set_threads()
+
+    def set_threads(self) -> int:
+        """Apply the thread policy (runner/threads.py) for this run's step size; re-checked every epoch."""
+        if self.device.type != "cpu":
+            return 0
+        rows = max(1, self.spec.train.batch_size // self.world) * self.spec.train.K
+        return configure_threads(self.spec.threads, self.model_cfg.sizes, rows).threads
 
     # -- hooks ------------------------------------------------------------------------------------
     def build_model(self) -> BiHM:
@@ -394,6 +404,8 @@ class TrainingRun:
         while self.progress.epoch < cfg.epochs:
             p = self.progress  # (a rollback replaces it)
             epoch = p.epoch
+            if self.spec.threads == "auto":
+                self.threads = self.set_threads()  # the load may have changed since the last epoch
             obj_sum, obj_n = 0.0, 0
             self.reporter.phase("training")
             diverged = False
@@ -531,8 +543,8 @@ def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, 
                time_limit_s: float | None = None) -> tuple[RunFolder, str]:  # fmt: skip
     """Continue a run from its latest checkpoint, with the config stored there.
 
-    ``overrides`` may raise ``epochs``/``patience`` or change ``device``; ``time_limit_s`` stops
-    it cleanly once its cumulative training time reaches that many seconds.
+    ``overrides`` may raise ``epochs``/``patience`` or change ``device`` or ``threads``;
+    ``time_limit_s`` stops it cleanly once its cumulative training time reaches that many seconds.
     """
     init_distributed((overrides or {}).get("device") or "auto")
     run = open_run(name_or_path, root)
@@ -565,6 +577,7 @@ def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, 
         name=run.name,
         init_from=cfg.get("init_from"),
         semisup=semisup,
+        threads=str(overrides.get("threads") or "auto"),
     )
     tr = _run_class(spec)(run, spec, reporter, resume=True, time_limit_s=time_limit_s)
     return run, tr.execute()

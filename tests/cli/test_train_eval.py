@@ -54,7 +54,7 @@ def test_train_then_eval_prints_estimates_with_standard_errors():
     assert ests[2]["log_ptilde"] > ests[0]["log_ptilde"]
     assert out["log_pstar"]["mean"] == pytest.approx(ests[-1]["log_ptilde"] - out["log_z2"]["mean"])
 
-    res = bihm("eval", "t1", "-K", "10", "--z-samples", "3000", "--n", "300")
+    res = bihm("eval", "t1", "-K", "10", "--z-samples", "3000", "--n", "300", "--threads", "1")
     assert res.exit_code == 0 and "±" in res.stdout and "2 log Z" in res.stdout and "log p*(x)" in res.stdout
     res = bihm("logz", str(run.best_path), "--samples", "3000", "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["se"] > 0

@@ -21,6 +21,10 @@ def model_and_exact():
 
 @pytest.mark.parametrize("K", [1_000, 30_000])
 def test_point_estimates_match_exact_within_se(model_and_exact, K):
+    """16 visible states at K = 10³ and 3·10⁴, streamed in chunks of 997: log p̃* and log p within
+    4.5 SE of exact, the reported SE within 35 % of the exact delta-method SE, ESS converging.
+    Catches a wrong weight (log p − log q instead of ½(…) moves log p̃* by nats), samples lost or
+    counted twice at chunk boundaries (n and the SE change), an SE off by a constant (√2, K vs n)."""
     m, t = model_and_exact
     X = all_states(6)[::4]  # 16 visible configurations
     est = point_estimates(m, X, K, make_generator(K), k_chunk=997)  # odd chunk: streaming over K
@@ -41,6 +45,7 @@ def test_point_estimates_match_exact_within_se(model_and_exact, K):
 
 
 def test_standard_error_shrinks_like_one_over_sqrt_k(model_and_exact):
+    """SE(K = 10³)/SE(K = 10⁵) in (7, 14), i.e. 1/√K: catches an SE divided by K or not at all."""
     m, _ = model_and_exact
     X = all_states(6)[:8]
     se1 = point_estimates(m, X, 1_000, make_generator(1)).log_ptilde_se
@@ -51,6 +56,8 @@ def test_standard_error_shrinks_like_one_over_sqrt_k(model_and_exact):
 
 def test_small_k_is_biased_low_but_a_bound(model_and_exact):
     # E[log p̃*_K] ≤ log p̃* (Jensen): averaged over many independent K = 2 estimates, clearly below.
+    """4000 independent K = 2 estimates average clearly below the exact log p̃* (Jensen): catches an
+    estimator biased upward (a missing − log K, max_k instead of the mean), which would not sit below."""
     m, t = model_and_exact
     X = all_states(6)[5:6].expand(4000, 6)
     est = point_estimates(m, X, 2, make_generator(5))
@@ -61,6 +68,9 @@ def test_small_k_is_biased_low_but_a_bound(model_and_exact):
 
 @pytest.mark.parametrize("n_inner", [1, 4])
 def test_log_z2_matches_exact_within_se(model_and_exact, n_inner):
+    """2·10⁵ outer samples (inner 1 and 4, odd chunks of 30,001) within 4.5 SE of the exact 2 log Z,
+    SE < 0.01: catches a wrong term of (3.11) (q(h|x) and q(h'|x) swapped, a missing ½: tenths of a
+    nat here), samples lost between chunks, an SE not combined across chunks."""
     m, t = model_and_exact
     z = estimate_log_z2(m, 200_000, make_generator(10 + n_inner), n_inner=n_inner, chunk=30_001)
     assert abs(z.mean - float(t.log_z2)) < Z_TOL * z.se
@@ -68,6 +78,8 @@ def test_log_z2_matches_exact_within_se(model_and_exact, n_inner):
 
 
 def test_z2_itself_is_unbiased_across_repeats(model_and_exact):
+    """The mean of 40 Z² estimates (2000 samples each) within 4.5 SE of the exact Z²: catches a Z²
+    that is biased (e.g. averaged in log space before exponentiating), which (3.11) is not."""
     m, t = model_and_exact
     vals = torch.tensor([math.exp(estimate_log_z2(m, 2_000, make_generator(s)).mean) for s in range(40)])
     z2 = math.exp(float(t.log_z2))
@@ -75,6 +87,9 @@ def test_z2_itself_is_unbiased_across_repeats(model_and_exact):
 
 
 def test_evaluate_averages_points_and_log_p_star(model_and_exact):
+    """600 points drawn from p, K = 2·10⁴: the data-set mean within 0.02 of the exact average over
+    the same points, log p*(x) = log p̃*(x) − 2 log Z within 0.05, SEs in quadrature. Catches points
+    dropped or repeated across batches and chunks, a wrong sign in (3.3), a wrong SE combination."""
     m, t = model_and_exact
     X = all_states(6)
     probs = torch.exp(t.log_px)
