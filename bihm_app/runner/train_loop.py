@@ -351,7 +351,8 @@ class TrainingRun:
                         "raise --epochs or --patience to continue it"
                     )
                 self.progress.finished = False
-        run.sweep_temp_files()
+        if self.rank == 0:  # other torchrun ranks would delete rank 0's in-flight temp files
+            run.sweep_temp_files()
         per_epoch = self.batches_per_epoch()
         stop = _StopFlag()
         with stop:  # from here on, Ctrl-C / SIGTERM request a clean save instead of killing
