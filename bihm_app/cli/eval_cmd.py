@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -69,6 +70,8 @@ def eval_(
     if _has_labels(run, runs_dir, which):  # a semi-supervised run: classification error too
         if batch < 1:
             raise ConfigError(f"--batch must be at least 1, got {batch}")
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # not sharded: under torchrun rank 0 evaluates a labelled model alone
         model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
         apply_threads(threads, model, 1024)
         return _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as_json)
