@@ -46,7 +46,7 @@ assert abs(e_c.log_ptilde.mean - e_g.log_ptilde.mean) < 5 * (e_c.log_ptilde.se +
 z_c, z_g = estimate_log_z2(cpu, 200_000, make_generator(3)), estimate_log_z2(gpu, 200_000, make_generator(3, dev))
 print("2 log Z cpu", z_c, "gpu", z_g)
 assert abs(z_c.mean - z_g.mean) < 5 * (z_c.se + z_g.se) + 0.05
-res = gibbs.run_gibbs(gpu, 64, 2, 100, make_generator(4, dev), inner_K=10)
+res = gibbs.run_gibbs(gpu, 64, 2, make_generator(4, dev), gibbs.GibbsConfig(100, inner_K=10))
 print("gibbs ok", tuple(res.x.shape))
 PY
 python benchmarks/run.py --device cuda --quick --json "$OUT/results-cuda.json" 2>&1 | tee "$OUT/gpu-bench.txt"

@@ -201,7 +201,7 @@ def bench_gibbs(device, quick: bool, chains: int = 64, K: int = 100, inner_K: in
 
     def engine_sweep() -> None:
         nonlocal state
-        state, _ = gibbs.gibbs_sweep(model, state, K, g, inner_K=inner_K)
+        state, _ = gibbs.gibbs_sweep(model, state, g, gibbs.GibbsConfig(K, inner_K=inner_K))
 
     def ref_sweep() -> None:
         ref_state[0] = ref.gibbs_sweep(model, ref_state[0], K, g, inner_K=inner_K)

@@ -51,3 +51,17 @@ def test_engine_imports_without_the_ui_libraries():
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=PKG.parent).returncode == 0
+
+
+def test_front_ends_stay_thin():
+    """Catches application logic growing back into the front-ends: every module of cli/ and tui/
+    under 250 lines, every function under 60 (they parse, call bihm_app.runner and render)."""
+    too_big = []
+    for path in sorted([*(PKG / "cli").rglob("*.py"), *(PKG / "tui").rglob("*.py")]):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) >= 250:
+            too_big.append(f"{path.relative_to(PKG)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 >= 60:
+                too_big.append(f"{path.relative_to(PKG)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not too_big, "\n".join(too_big)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from bihm_app.cli.common import cli_errors, load_model, out, progress_bar
+from bihm_app.cli.common import cli_errors, out, progress_bar, runs_root
 
 
 def confusion_table(confusion, title: str) -> Table:
@@ -46,13 +46,14 @@ def classify(
 ) -> None:
     """Classify a split with argmax_y B̃(x, y): error ± SE, per-class errors, confusion matrix, mistakes."""
     from bihm_app.runner.classify import classify_split
+    from bihm_app.runner.models import load_model
 
-    model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
-    where = f"checkpoint {meta['_path']}"
+    lm = load_model(run, runs_root(runs_dir), device, which, labels_ok=True)
+    model, meta = lm.model, lm.meta
     with progress_bar() as prog:
         task = prog.add_task(f"classify K = {k}", total=None)
         res = classify_split(model, meta["data"]["name"], split, k, seed=seed, n=n, batch=batch, n_wrong=max(wrong, 0),
-                             where=where, progress=lambda m: prog.advance(task, m))  # fmt: skip
+                             where=f"checkpoint {lm.path}", progress=lambda m: prog.advance(task, m))  # fmt: skip
     ev = res.evaluation
     files = {}
     if out_path is not None:

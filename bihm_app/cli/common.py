@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -45,38 +44,6 @@ def cli_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def parse_int_list(spec: str, what: str) -> list[int]:
-    """'1,10,100' -> [1, 10, 100]; every value ≥ 1, else a ConfigError naming ``what``."""
-    from bihm_app.errors import ConfigError
-
-    try:
-        vals = [int(float(s)) for s in spec.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} {spec!r} is not a comma-separated list of integers") from None
-    if not vals or any(v < 1 for v in vals):
-        raise ConfigError(f"{what} must be at least 1, got {spec!r}")
-    return vals
-
-
-def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str = "best", labels_ok: bool = False):
-    """A run name, run folder or checkpoint file -> (BiHM on ``device`` in eval mode, checkpoint meta).
-
-    ``which`` picks best.h5 or checkpoint.h5 ("latest") inside a run folder; ``meta["_path"]`` is
-    the checkpoint that was read.
-    """
-    from bihm_app.engine.model import resolve_device
-    from bihm_app.errors import ConfigError
-    from bihm_app.store.models import load_model as _load
-
-    try:
-        dev = resolve_device(device)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    model, meta, path = _load(arg, runs_root(runs_dir), dev, which, labels_ok=labels_ok)
-    meta["_path"] = str(path)
-    return model, meta
 
 
 def progress_bar(rank: int = 0):

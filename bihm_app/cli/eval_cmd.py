@@ -15,26 +15,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from bihm_app.cli.common import TaskBars, Threads, apply_threads, cli_errors, load_model, out, progress_bar, runs_root
+from bihm_app.cli.common import TaskBars, Threads, apply_threads, cli_errors, out, progress_bar, runs_root
 from bihm_app.errors import ConfigError
-
-
-Z_CHUNK = 20_000  # outer samples of 2 log Z per chunk (the unit torchrun ranks share)
-
-
-def _z(model, n: int, inner: int, seed: int, prog, rank: int = 0, world: int = 1):
-    from bihm_app.engine.model import make_generator
-    from bihm_app.engine.semisup import SemiBiHM, estimate_log_z2_labelled
-    from bihm_app.runner.sharding import log_z2_sharded, rank_share
-
-    if isinstance(model, SemiBiHM):  # y sampled too; one process computes it all
-        task = prog.add_task("2 log Z", total=n)
-        return estimate_log_z2_labelled(
-            model, n, make_generator(seed + 1, model.device), n_inner=inner, chunk=Z_CHUNK,
-            progress=lambda m: prog.advance(task, m),
-        )  # fmt: skip
-    task = prog.add_task("2 log Z", total=rank_share(n, Z_CHUNK, rank, world))
-    return log_z2_sharded(model, n, seed + 1, inner, Z_CHUNK, lambda m: prog.advance(task, m), rank, world)
 
 
 @cli_errors
@@ -61,7 +43,7 @@ def eval_(
     Results of a run's checkpoint are also merged into eval-<split>.json in the run folder, where
     `bihm report`, `bihm repro` and the dashboard read them.
     """
-    from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, evaluate_target, log_pstar, parse_k_list, save_k_sweep_png
+    from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, evaluate_target, log_pstar, parse_k_list
     from bihm_app.runner.sharding import finish_sharding, init_sharding
     from bihm_app.runner.threads import check_option
 
@@ -72,9 +54,11 @@ def eval_(
             raise ConfigError(f"--batch must be at least 1, got {batch}")
         if int(os.environ.get("RANK", "0")) != 0:
             return  # not sharded: under torchrun rank 0 evaluates a labelled model alone
-        model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
-        apply_threads(threads, model, 1024)
-        return _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as_json)
+        from bihm_app.runner.models import load_model
+
+        lm = load_model(run, runs_root(runs_dir), device, which, labels_ok=True)
+        apply_threads(threads, lm.model, 1024)
+        return _eval_semisup(lm.model, lm.meta, split, ks, z_samples, z_inner, n, batch, seed, as_json)
     if n < 0:
         raise ConfigError(f"--n must be at least 0, got {n}")
     if z_samples and z_samples < 2:
@@ -92,46 +76,59 @@ def eval_(
     if rank != 0:
         return  # under torchrun rank 0 reports
     results, z = res.estimates(), res.z()
-    n_pts = results[-1]["n"]
-    best = results[-1]
-    star = log_pstar(best, z)
-    png = None
-    if k_sweep:
-        png = plot or (res.checkpoint.parent if res.written else Path.cwd()) / f"k-sweep-{split}.png"
-        title = f"{res.cache.data} / {split}, {n_pts:,} points: {res.checkpoint.parent.name}/{res.checkpoint.name}"
-        try:
-            png = save_k_sweep_png({res.checkpoint.parent.name: results}, png, title)
-        except OSError as exc:
-            raise ConfigError(f"--plot {png}: cannot write ({exc})") from None
-    payload = {
-        "checkpoint": str(res.checkpoint), "data": res.cache.data, "split": split, "n": n_pts,
-        "estimates": [{k_: v for k_, v in e.items() if k_ not in ("seed", "seconds")} for e in results],
-        "log_z2": None if z is None else {"mean": z["mean"], "se": z["se"], "samples": z["samples"], "inner": z["inner"]},
-        "log_pstar": None if star is None else {"mean": star[0], "se": star[1], "K": best["K"]},
-        "cache": None if res.written is None else str(res.written),
-        "plot": None if png is None else str(png),
-    }  # fmt: skip
+    png = _k_sweep_png(res, results, split, plot) if k_sweep else None
+    star = log_pstar(results[-1], z)
     if as_json:
-        out.print_json(json.dumps(payload))
+        out.print_json(json.dumps(_payload(res, results, z, star, split, png)))
         return
-    table = Table(title=f"{res.cache.data} / {split} — {n_pts} points — {res.checkpoint.name}", title_justify="left")
-    for col in ("K", "log p(x)", "log p̃*(x)", "ESS") + (("log p*(x)",) if k_sweep and z is not None else ()):
-        table.add_column(col, justify="right")
-    for r in results:
-        cells = [str(r["K"]), f"{r['log_p']:.2f} ± {r['log_p_se']:.2f}", f"{r['log_ptilde']:.2f} ± {r['log_ptilde_se']:.2f}",
-                 f"{100 * r['ess']:.1f} %"]  # fmt: skip
-        if k_sweep and z is not None:
-            m, se = log_pstar(r, z)
-            cells.append(f"{m:.2f} ± {se:.2f}")
-        table.add_row(*cells)
-    out.print(table)
+    out.print(_estimates_table(res, results, z if k_sweep else None, split))
     if z is not None:
         out.print(f"2 log Z = {z['mean']:.3f} ± {z['se']:.3f}   ({z['samples']:,} samples, inner {z['inner']})", highlight=False)
-        out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star[0]:.2f} ± {star[1]:.2f}[/]   (K = {best['K']})", highlight=False)
+        out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star[0]:.2f} ± {star[1]:.2f}[/]   (K = {results[-1]['K']})", highlight=False)
     if png is not None:
         out.print(f"wrote {png}", highlight=False)
     if res.written is not None:
         out.print(f"[dim]results cached in {res.written}[/]", highlight=False)
+
+
+def _k_sweep_png(res, results: list[dict], split: str, plot: Optional[Path]) -> Path:
+    from bihm_app.runner.evaluation import save_k_sweep_png
+
+    png = plot or (res.checkpoint.parent if res.written else Path.cwd()) / f"k-sweep-{split}.png"
+    title = f"{res.cache.data} / {split}, {results[-1]['n']:,} points: {res.checkpoint.parent.name}/{res.checkpoint.name}"
+    try:
+        return save_k_sweep_png({res.checkpoint.parent.name: results}, png, title)
+    except OSError as exc:
+        raise ConfigError(f"--plot {png}: cannot write ({exc})") from None
+
+
+def _payload(res, results: list[dict], z, star, split: str, png) -> dict:
+    """What `bihm eval --json` prints."""
+    return {
+        "checkpoint": str(res.checkpoint), "data": res.cache.data, "split": split, "n": results[-1]["n"],
+        "estimates": [{k_: v for k_, v in e.items() if k_ not in ("seed", "seconds")} for e in results],
+        "log_z2": None if z is None else {"mean": z["mean"], "se": z["se"], "samples": z["samples"], "inner": z["inner"]},
+        "log_pstar": None if star is None else {"mean": star[0], "se": star[1], "K": results[-1]["K"]},
+        "cache": None if res.written is None else str(res.written),
+        "plot": None if png is None else str(png),
+    }  # fmt: skip
+
+
+def _estimates_table(res, results: list[dict], z_column, split: str) -> Table:
+    """K, log p(x), log p̃*(x), ESS (and log p*(x) when ``z_column`` is the 2 log Z to use)."""
+    from bihm_app.runner.evaluation import log_pstar
+
+    table = Table(title=f"{res.cache.data} / {split} — {results[-1]['n']} points — {res.checkpoint.name}", title_justify="left")
+    for col in ("K", "log p(x)", "log p̃*(x)", "ESS") + (("log p*(x)",) if z_column is not None else ()):
+        table.add_column(col, justify="right")
+    for r in results:
+        cells = [str(r["K"]), f"{r['log_p']:.2f} ± {r['log_p_se']:.2f}", f"{r['log_ptilde']:.2f} ± {r['log_ptilde_se']:.2f}",
+                 f"{100 * r['ess']:.1f} %"]  # fmt: skip
+        if z_column is not None:
+            m, se = log_pstar(r, z_column)
+            cells.append(f"{m:.2f} ± {se:.2f}")
+        table.add_row(*cells)
+    return table
 
 
 def _has_labels(run: str, runs_dir, which: str) -> bool:
@@ -146,8 +143,8 @@ def _has_labels(run: str, runs_dir, which: str) -> bool:
 def _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as_json) -> None:
     """`bihm eval` of a semi-supervised run: per K the classification error, log p̃*(y|x) and
     log p̃*(x) = 2 log Ã (y summed exactly), then 2 log Z of the labelled model and log p*(x)."""
-    from bihm_app.engine.estimators import log_p_star
     from bihm_app.runner.classify import classify_split
+    from bihm_app.runner.evaluation import estimate_z2
 
     results, z = [], None
     with progress_bar() as prog:
@@ -156,9 +153,10 @@ def _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as
             results.append(classify_split(model, meta["data"]["name"], split, K, seed=seed, n=n, batch=batch, n_wrong=0,
                                           where=f"checkpoint {meta['_path']}", progress=lambda m, t=task: prog.advance(t, m)))  # fmt: skip
         if z_samples >= 2:
-            z = _z(model, int(z_samples), z_inner, seed, prog)
+            task = prog.add_task("2 log Z", total=int(z_samples))
+            z = estimate_z2(model, int(z_samples), z_inner, seed, progress=lambda m: prog.advance(task, m))
     best = results[-1].evaluation
-    star = log_p_star(best.log_ptilde, z) if z is not None else None
+    star = best.log_ptilde - z if z is not None else None  # log p*(x) = log p̃*(x) − 2 log Z (3.3), SEs in quadrature
     lc = model.labels
     if as_json:
         payload = {
@@ -197,6 +195,8 @@ def logz(
     threads: Threads = "auto",
 ) -> None:
     """Estimate 2 log Z (eq. 3.11) with its standard error."""
+    from bihm_app.runner.evaluation import estimate_z2, z2_progress_total
+    from bihm_app.runner.models import load_model
     from bihm_app.runner.sharding import finish_sharding, init_sharding
 
     if samples < 2 or inner < 1:
@@ -204,16 +204,17 @@ def logz(
     rank, world = init_sharding(device)
     ok = False
     try:
-        model, meta = load_model(run, runs_dir, device, which, labels_ok=True)
-        apply_threads(threads, model, 1024)
+        lm = load_model(run, runs_root(runs_dir), device, which, labels_ok=True)
+        apply_threads(threads, lm.model, 1024)
         with progress_bar(rank) as prog:
-            z = _z(model, int(samples), inner, seed, prog, rank, world)
+            task = prog.add_task("2 log Z", total=z2_progress_total(lm.model, int(samples), rank, world))
+            z = estimate_z2(lm.model, int(samples), inner, seed, lambda m: prog.advance(task, m), rank, world)
         ok = True
     finally:
         finish_sharding(world, ok)
     if rank != 0:
         return
     if as_json:
-        out.print_json(json.dumps({"checkpoint": meta["_path"], "log_z2": z.mean, "se": z.se, "samples": int(samples), "inner": inner}))
+        out.print_json(json.dumps({"checkpoint": str(lm.path), "log_z2": z.mean, "se": z.se, "samples": int(samples), "inner": inner}))
     else:
         out.print(f"2 log Z = [bold]{z.mean:.4f} ± {z.se:.4f}[/]   (Z² = {math.exp(z.mean):.4g}; {int(samples):,} samples, inner {inner})", highlight=False)

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from bihm_app.cli.common import cli_errors, out, runs_root
+from bihm_app.runner.formats import age, layers_text
 
 app = typer.Typer(name="runs", help="List the training runs.", no_args_is_help=True, rich_markup_mode="rich")
 
@@ -28,27 +29,6 @@ STATE_STYLE = {
     "created": "dim",
     "unknown": "dim",
 }
-
-
-def format_age(seconds: float | None) -> str:
-    """``42s``, ``5m``, ``3h``, ``2d`` (— when unknown)."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
-
-
-def _layers(layers) -> str:
-    if not layers:
-        return "—"
-    text = ",".join(str(n) for n in layers)
-    return text if len(text) <= 24 else f"{text[:20]}… (L={len(layers)})"
 
 
 @app.command("list")
@@ -87,11 +67,11 @@ def list_(
             escape(r.name),
             f"[{STATE_STYLE.get(r.status, '')}]{r.status}[/]" if STATE_STYLE.get(r.status) else r.status,
             escape(r.data or "—"),
-            _layers(r.layers),
+            layers_text(r.layers, limit=24),
             r.method or "—",
             "—" if r.epoch is None else str(r.epoch),
             best,
-            format_age(r.age_s),
+            age(r.age_s),
         )
     out.print(t)
     for r in runs:

@@ -44,7 +44,10 @@ def train(
     threads: Threads = "auto",
     precision: Annotated[str, typer.Option(help="Matrix products in fp32 or bf16 (fp32 master weights and log-probability sums; needs bf16 hardware to pay off).")] = "fp32",
 ) -> None:
-    """Train a BiHM (Algorithm 1) on a data set; Ctrl-C saves and prints how to resume."""
+    """Train a BiHM (Algorithm 1) on a data set; Ctrl-C saves and prints how to resume.
+
+    The option defaults equal ``runner/configs.py``'s (checked by tests/runner/test_configs.py;
+    written out here so that `bihm` starts without importing torch)."""
     from bihm_app.cli.train_report import RichReporter
 
     root = runs_root(runs_dir)
@@ -65,8 +68,12 @@ def train(
         err.print("[yellow]interrupted: the last checkpoint is kept; `bihm runs list` shows the run, "
                   "`bihm train --resume RUN` continues it[/]")  # fmt: skip
         raise typer.Exit(130) from None
-    if int(os.environ.get("RANK", "0")) != 0:
-        return  # under torchrun only rank 0 reports
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        _report_end(run, reason, reporter)
+
+
+def _report_end(run, reason: str, reporter) -> None:
+    """The final line (and how to resume after a signal, exit 130/143)."""
     best = reporter.best
     best_txt = f", best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
     if reporter.best_error is not None:
@@ -79,25 +86,15 @@ def train(
 
 def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs, patience, valid_k,
            valid_max, z_samples, z_every, device, seed, name, semi=None, threads="auto", precision="fp32"):  # fmt: skip
-    from bihm_app.engine.model import parse_layers
-    from bihm_app.engine.training import TrainConfig
+    from bihm_app.runner.configs import layer_sizes, train_config
     from bihm_app.runner.threads import check_option
     from bihm_app.runner.train_loop import RunSpec, resume_run, start_run
 
     threads = check_option(threads)  # before a run folder exists
     if resume:
-        run, reason = resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device, "threads": threads})
-    else:
-        try:
-            sizes = parse_layers(layers)
-            cfg = TrainConfig(
-                method=method, K=k, batch_size=batch, lr=lr, l1=l1, l1_per=l1_per, baseline=baseline,
-                epochs=1000 if epochs is None else epochs, patience=10 if patience is None else patience,
-                valid_K=valid_k, valid_max=valid_max, z_samples=int(z_samples), z_every=z_every, seed=seed,
-                precision=precision,
-            )  # fmt: skip
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        spec = RunSpec(data=data, layers=sizes, train=cfg, device=device or "auto", name=name, semisup=semi, threads=threads)
-        run, reason = start_run(root, spec, reporter)
-    return run, reason
+        return resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device, "threads": threads})
+    cfg = train_config(method=method, K=k, batch_size=batch, lr=lr, l1=l1, l1_per=l1_per, baseline=baseline, epochs=epochs,
+                       patience=patience, valid_K=valid_k, valid_max=valid_max, z_samples=int(z_samples), z_every=z_every,
+                       seed=seed, precision=precision)  # fmt: skip
+    spec = RunSpec(data=data, layers=layer_sizes(layers), train=cfg, device=device or "auto", name=name, semisup=semi, threads=threads)
+    return start_run(root, spec, reporter)

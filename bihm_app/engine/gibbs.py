@@ -45,6 +45,28 @@ from bihm_app.engine.passes import Workspace, bern_logp_sum, log_weights_pass
 LogPtildeFn = Callable[[Tensor], Tensor]
 
 
+@dataclass(frozen=True)
+class GibbsConfig:
+    """How each layer of Algorithm 2 is resampled.
+
+    ``K`` proposals per layer update; ``inner_K`` samples h ~ q(h | x) of the p̃*(x) estimate (3.5)
+    in the x step; ``keep_current``: the current state is one of the K candidates (iterated SIR,
+    exactly p*-invariant for any K ≥ 2) instead of K fresh proposals; ``log_ptilde_fn``: the exact
+    log p̃*(x) (tests with the oracle) instead of the estimate. Raises ValueError when out of range.
+    """
+
+    K: int
+    inner_K: int = 10
+    keep_current: bool = False
+    log_ptilde_fn: LogPtildeFn | None = None
+
+    def __post_init__(self) -> None:
+        if self.K < 1 or (self.keep_current and self.K < 2):
+            raise ValueError(f"K must be at least {2 if self.keep_current else 1}, got {self.K}")
+        if self.inner_K < 1:
+            raise ValueError(f"inner K must be at least 1, got {self.inner_K}")
+
+
 @dataclass
 class GibbsState:
     """The state of B chains: ``hs = [x (B, D), h_1 (B, n_1), …, h_L (B, n_L)]``.
@@ -124,7 +146,7 @@ def _blp_shared(cand: Tensor, a: Tensor) -> Tensor:
 
 
 def _latent_terms(
-    model: BiHM, hs: list[Tensor], l: int, cand: Tensor, a_p: Tensor, a_q: Tensor, omit_top: bool, ws: Workspace | None
+    model: BiHM, hs: list[Tensor], l: int, cand: Tensor, a_p: Tensor, a_q: Tensor, ws: Workspace | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(log p(cand | h_{l+1}), log q(cand | h_{l-1}), the factors of the layers below and above): each (B, K).
 
@@ -136,28 +158,24 @@ def _latent_terms(
     lq_up = _blp_shared(cand, a_q)
     rest = torch.zeros_like(lp_up)
     flat = cand.reshape(B * K, n)
-    if not (omit_top and l == L):  # p(h_{l-1} | h_l)
-        below = model.p_logits(l, flat).view(B, K, -1)
-        rest += bern_logp_sum(below, hs[l - 1].unsqueeze(1), ws)
+    below = model.p_logits(l, flat).view(B, K, -1)  # p(h_{l-1} | h_l), at the top too
+    rest += bern_logp_sum(below, hs[l - 1].unsqueeze(1), ws)
     if l < L:  # q(h_{l+1} | h_l)
         above = model.q_logits(l + 1, flat).view(B, K, -1)
         rest += bern_logp_sum(above, hs[l + 1].unsqueeze(1), ws)
     return lp_up, lq_up, rest
 
 
-def latent_log_target(
-    model: BiHM, hs: list[Tensor], l: int, cand: Tensor, _omit_top_factor: bool = False
-) -> Tensor:
+def latent_log_target(model: BiHM, hs: list[Tensor], l: int, cand: Tensor) -> Tensor:
     """log of the unnormalised conditional p*(h_l | h_{l-1}, h_{l+1}) (Algorithm 2, 3.9) at candidates.
 
     ½ [log p(h_l | h_{l+1}) + log p(h_{l-1} | h_l) + log q(h_l | h_{l-1}) + log q(h_{l+1} | h_l)]
     with p(h_L | h_{L+1}) := p(h_L) and no q factor above the top. ``hs`` the chain state (B, n_·),
-    ``cand`` (B, K, n_l) -> (B, K). ``_omit_top_factor`` drops p(h_{L-1} | h_L) at the top (the
-    authors' script's mistake; for tests only).
+    ``cand`` (B, K, n_l) -> (B, K).
     """
     a_p = _p_logits_of_layer(model, hs, l).unsqueeze(1)
     a_q = model.q_logits(l, hs[l - 1]).unsqueeze(1)
-    lp_up, lq_up, rest = _latent_terms(model, hs, l, cand, a_p, a_q, _omit_top_factor, None)
+    lp_up, lq_up, rest = _latent_terms(model, hs, l, cand, a_p, a_q, None)
     return 0.5 * (lp_up + lq_up + rest)
 
 
@@ -174,7 +192,6 @@ def resample_latent_layer(
     K: int,
     generator: torch.Generator | None,
     keep_current: bool = False,
-    _omit_top_factor: bool = False,
     ws: Workspace | None = None,
 ) -> Tensor:
     """One importance-resampling draw of h_l for every chain (Algorithm 2, inner loop; 3.9, 3.10).
@@ -195,7 +212,7 @@ def resample_latent_layer(
     cand = _draw_bernoulli(probs, (B, n_new, n), generator, ws, "cand")
     if keep_current:
         cand = torch.cat([hs[l].unsqueeze(1), cand], 1)  # (B, K, n_l)
-    lp_up, lq_up, rest = _latent_terms(model, hs, l, cand, a_p, a_q, _omit_top_factor, ws)
+    lp_up, lq_up, rest = _latent_terms(model, hs, l, cand, a_p, a_q, ws)
     log_mix = torch.logaddexp(lp_up, lq_up) - math.log(2.0)
     log_w = 0.5 * (lp_up + lq_up + rest) - log_mix  # (B, K)
     return _gather(cand, _pick(log_w, generator))
@@ -234,25 +251,19 @@ def _log_sqrt_ptilde(
 
 
 def resample_visible_layer(
-    model: BiHM,
-    state: GibbsState,
-    K: int,
-    generator: torch.Generator | None,
-    clamp: Clamp | None = None,
-    inner_K: int = 10,
-    log_ptilde_fn: LogPtildeFn | None = None,
-    keep_current: bool = False,
-    ws: Workspace | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:
+    model: BiHM, state: GibbsState, generator: torch.Generator | None, config: GibbsConfig,
+    clamp: Clamp | None = None, ws: Workspace | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """One importance-resampling draw of x for every chain (Algorithm 2, x loop).
 
     Proposals x^(k) ~ p(x | h_1) (known units set to x̃ *before* weighting when clamped — the known
     units' factor p(x_known | h_1) is then common to all k, so the weight below is the right one for
     p*(x_missing | x_known, h_1)); weight ω_k = sqrt(p̃*(x^(k)) q(h_1 | x^(k)) / p(x^(k) | h_1)) with p̃*
-    exact (``log_ptilde_fn``) or estimated by (3.5) with ``inner_K`` samples. q's first-layer logits of
+    exact (``config.log_ptilde_fn``) or estimated by (3.5) with ``config.inner_K`` samples. q's first-layer logits of
     each proposal serve both q(h_1 | x^(k)) and the inner estimate's draws.
     Returns (x (B, D), its log sqrt p̃* (B,), means σ(logits of p(x | h_1)) (B, D)).
     """
+    K, inner_K, keep_current, log_ptilde_fn = config.K, config.inner_K, config.keep_current, config.log_ptilde_fn
     x, h1 = state.hs[0], state.hs[1]
     B, D = x.shape
     a = model.p_logits(1, h1).unsqueeze(1)  # (B, 1, D)
@@ -286,39 +297,24 @@ def resample_visible_layer(
 # -- sweeps and chains -------------------------------------------------------------------------------
 @torch.no_grad()
 def gibbs_sweep(
-    model: BiHM,
-    state: GibbsState,
-    K: int,
-    generator: torch.Generator | None,
-    clamp: Clamp | None = None,
-    inner_K: int = 10,
-    log_ptilde_fn: LogPtildeFn | None = None,
-    keep_current: bool = False,
-    _omit_top_factor: bool = False,
-    _workspace: Workspace | None = None,
-) -> tuple[GibbsState, Tensor]:
+    model: BiHM, state: GibbsState, generator: torch.Generator | None, config: GibbsConfig,
+    clamp: Clamp | None = None, _workspace: Workspace | None = None,
+) -> tuple[GibbsState, Tensor]:  # fmt: skip
     """One sweep of Algorithm 2: all odd latent layers, then x and all even latent layers.
 
     Returns the new state and the Bernoulli means of its visible step, (B, D).
     See :func:`resample_latent_layer` and :func:`resample_visible_layer` for the arguments;
     ``_workspace`` lends the sweep's scratch buffers (:func:`run_chains` passes one for all sweeps).
     """
-    if K < 1 or (keep_current and K < 2):
-        raise ValueError(f"K must be at least {2 if keep_current else 1}, got {K}")
-    if inner_K < 1:
-        raise ValueError(f"inner K must be at least 1, got {inner_K}")
-    L = model.n_layers
+    L, K, keep, ws = model.n_layers, config.K, config.keep_current, _workspace
     hs = list(state.hs)
-    ws = _workspace
     for l in range(1, L + 1, 2):  # odd layers: conditionally independent given the even ones
-        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep_current, _omit_top_factor, ws)
+        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep, ws)
     cur = GibbsState(hs, state.log_sqrt_ptilde)
-    x, log_sqrt_pt, means = resample_visible_layer(
-        model, cur, K, generator, clamp, inner_K, log_ptilde_fn, keep_current, ws
-    )
+    x, log_sqrt_pt, means = resample_visible_layer(model, cur, generator, config, clamp, ws)
     hs[0] = x
     for l in range(2, L + 1, 2):
-        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep_current, _omit_top_factor, ws)
+        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep, ws)
     return GibbsState(hs, log_sqrt_pt), means
 
 
@@ -335,15 +331,11 @@ def run_chains(
     model: BiHM,
     state: GibbsState,
     steps: int,
-    K: int,
     generator: torch.Generator | None,
+    config: GibbsConfig,
     clamp: Clamp | None = None,
-    inner_K: int = 10,
-    log_ptilde_fn: LogPtildeFn | None = None,
-    keep_current: bool = False,
     record_trajectory: bool = False,
     progress: Callable[[int], None] | None = None,
-    _omit_top_factor: bool = False,
 ) -> GibbsResult:
     """``steps`` sweeps of Algorithm 2 from a given state of B chains (see :func:`gibbs_sweep`).
 
@@ -359,9 +351,7 @@ def run_chains(
     traj = [means.detach().cpu()] if record_trajectory else []
     ws = Workspace()
     for _ in range(steps):
-        state, means = gibbs_sweep(
-            model, state, K, generator, clamp, inner_K, log_ptilde_fn, keep_current, _omit_top_factor, ws
-        )
+        state, means = gibbs_sweep(model, state, generator, config, clamp, ws)
         if record_trajectory:
             traj.append(means.detach().cpu())
         if progress is not None:
@@ -374,24 +364,17 @@ def run_gibbs(
     model: BiHM,
     n_chains: int,
     steps: int,
-    K: int,
     generator: torch.Generator | None,
-    inner_K: int = 10,
-    log_ptilde_fn: LogPtildeFn | None = None,
-    keep_current: bool = False,
+    config: GibbsConfig,
     record_trajectory: bool = False,
     progress: Callable[[int], None] | None = None,
-    _omit_top_factor: bool = False,
 ) -> GibbsResult:
     """Algorithm 2: B = ``n_chains`` chains started from ancestral samples (x, h) ~ p, ``steps`` sweeps
-    with K proposals per layer. Returns x (B, D), the final means (B, D) and the state."""
+    with ``config.K`` proposals per layer. Returns x (B, D), the final means (B, D) and the state."""
     if n_chains < 1:
         raise ValueError(f"need at least one chain, got {n_chains}")
     start = GibbsState(model.sample_p(n_chains, generator))
-    return run_chains(
-        model, start, steps, K, generator, None, inner_K, log_ptilde_fn, keep_current,
-        record_trajectory, progress, _omit_top_factor,
-    )  # fmt: skip
+    return run_chains(model, start, steps, generator, config, None, record_trajectory, progress)
 
 
 @torch.no_grad()
@@ -400,14 +383,10 @@ def inpaint(
     x_tilde: Tensor,
     known_mask: Tensor,
     steps: int,
-    K: int,
     generator: torch.Generator | None,
-    inner_K: int = 10,
-    log_ptilde_fn: LogPtildeFn | None = None,
-    keep_current: bool = False,
+    config: GibbsConfig,
     record_trajectory: bool = False,
     progress: Callable[[int], None] | None = None,
-    _omit_top_factor: bool = False,
 ) -> GibbsResult:
     """Inpainting (3.4): one chain per row of the corrupted images x̃ (B, D), started from
     h ~ q(h | x̃) with x = x̃, then Algorithm 2 sweeps in which every x step keeps the units where
@@ -423,10 +402,7 @@ def inpaint(
     known = known.to(model.device)
     hs, _, _ = model.sample_q(x_tilde, 1, generator)
     start = GibbsState([x_tilde] + [h[:, 0] for h in hs[1:]])
-    return run_chains(
-        model, start, steps, K, generator, Clamp(x_tilde, known), inner_K, log_ptilde_fn, keep_current,
-        record_trajectory, progress, _omit_top_factor,
-    )  # fmt: skip
+    return run_chains(model, start, steps, generator, config, Clamp(x_tilde, known), record_trajectory, progress)
 
 
 # -- non-MCMC samplers ------------------------------------------------------------------------------

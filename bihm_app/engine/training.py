@@ -36,7 +36,7 @@ METHODS = ("bihm", "rws")
 L1_SCALINGS = ("batch", "point")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """Training hyper-parameters; defaults follow the thesis' protocol (section 3.6)."""
 

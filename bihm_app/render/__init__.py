@@ -7,3 +7,15 @@ Modules:
     terminal  pictures -> characters (BitmapImage renderable, bitmap_lines, optional pixel_image)
     chart     metric curves -> terminal LineChart, PNG charts, sparklines
 """
+
+from bihm_app._exports import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "bihm_app.render.grid": ["make_grid", "side_by_side"],
+        "bihm_app.render.png": ["save_png", "save_gif", "colorize"],
+        "bihm_app.render.terminal": ["BitmapImage"],
+        "bihm_app.render.chart": ["LineChart", "save_chart_png", "sparkline"],
+    },
+)

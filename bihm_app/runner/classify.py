@@ -15,9 +15,9 @@ import torch
 
 from bihm_app.data import as_tensor, check_compatible, load_dataset
 from bihm_app.data.dataset import Dataset
-from bihm_app.engine.model import make_generator
 from bihm_app.engine.semisup import SemiBiHM, SemiEvaluation, evaluate_semisup
 from bihm_app.errors import ConfigError, DataError
+from bihm_app.runner.seeds import generator
 
 
 @dataclass
@@ -88,7 +88,7 @@ def classify_split(
         raise ConfigError(f"--batch must be at least 1, got {batch}")
     ds = load_dataset(data)
     x, y = labelled_split(ds, split, require_labels(model, where), where, n)
-    ev = evaluate_semisup(model, zip(x.split(batch), y.split(batch)), K, make_generator(seed * 1009 + K, model.device),
+    ev = evaluate_semisup(model, zip(x.split(batch), y.split(batch)), K, generator(seed, "eval", model.device, index=K),
                           proposal="sum", progress=progress)  # fmt: skip
     conf = ev.log_py_all.gather(1, ev.predicted.unsqueeze(1)).squeeze(1).exp()
     wrong = torch.nonzero(ev.predicted != ev.y).squeeze(1)

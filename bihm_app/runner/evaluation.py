@@ -251,20 +251,16 @@ def evaluate_target(
     (runner/sharding.py) and rank 0 writes the cache. ``threads``: the thread policy's option.
     """
     from bihm_app.data import as_tensor, check_compatible, load_dataset
-    from bihm_app.engine.model import resolve_device
+    from bihm_app.runner.models import load_model
+    from bihm_app.runner.seeds import derive_seed
     from bihm_app.runner.sharding import evaluate_sharded, log_z2_sharded, rank_share
     from bihm_app.runner.threads import configure_threads
-    from bihm_app.store.models import load_model
     from bihm_app.store.runs import RunFolder
 
     progress = progress or no_progress
-    try:
-        dev = resolve_device(device)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    model, meta, path = load_model(target, Path(root), dev, which)
+    lm = load_model(target, Path(root), device, which)
+    model, meta, path = lm.model, lm.meta, lm.path
     configure_threads(threads, tuple(model.sizes), 1024)  # the estimators' chunks are ~1000 rows
-    path = Path(path)
     ds = load_dataset(meta["data"]["name"])
     check_compatible(ds, model.sizes[0], f"checkpoint {path}")
     if plan.split not in ds.split_names:
@@ -290,7 +286,7 @@ def evaluate_target(
         x = x_all[:n_pts]
         advance = progress(f"K = {K:,} on {n_pts:,} points", n_pts)
         t0 = time.time()
-        est = evaluate_sharded(model, x, K, plan.seed * 1009 + K, plan.batch, advance, rank, world)
+        est = evaluate_sharded(model, x, K, derive_seed(plan.seed, "eval", index=K), plan.batch, advance, rank, world)
         entry = dict(est.to_dict(), seed=plan.seed, seconds=round(time.time() - t0, 2))
         cache.add_estimate(entry)
         result.computed += 1
@@ -299,7 +295,7 @@ def evaluate_target(
     if plan.z_samples >= 2 and not (use_cache and cache.z(plan.z_samples, plan.z_inner) is not None):
         advance = progress(f"2 log Z, {plan.z_samples:,} samples", rank_share(plan.z_samples, Z_CHUNK, rank, world))
         t0 = time.time()
-        z = log_z2_sharded(model, plan.z_samples, plan.seed + 1, plan.z_inner, Z_CHUNK, advance, rank, world)
+        z = log_z2_sharded(model, plan.z_samples, derive_seed(plan.seed, "eval_z"), plan.z_inner, Z_CHUNK, advance, rank, world)
         cache.add_z({"samples": plan.z_samples, "inner": plan.z_inner, "mean": z.mean, "se": z.se, "seed": plan.seed,
                      "seconds": round(time.time() - t0, 2)})  # fmt: skip
         result.computed += 1
@@ -346,3 +342,29 @@ def save_k_sweep_png(sweeps: dict[str, list[dict]], path: Path, title: str = "")
             bands[prefix + name] = [2 * (e.get(f"{key}_se") or 0.0) for e in entries]
     return save_chart_png(series, path, title=title, bands=bands, x_label="K (importance samples, log scale)",
                           y_label="nats", x_log=True, band_label="± 2 SE")  # fmt: skip
+
+
+def estimate_z2(model, samples: int, inner: int = 1, seed: int = 0, progress: Callable[[int], None] | None = None,
+                rank: int = 0, world: int = 1):  # fmt: skip
+    """2 log Z (3.11) of a model with ``samples`` outer and ``inner`` inner samples on the ``eval_z``
+    random stream: an estimate with ``.mean`` and ``.se`` (``bihm logz``, ``bihm eval`` of a
+    semi-supervised run, the Python API). Under torchrun the ranks share the chunks (runner/sharding.py);
+    a semi-supervised model (y sampled too) is computed by one process."""
+    from bihm_app.engine.semisup import SemiBiHM, estimate_log_z2_labelled
+    from bihm_app.runner.seeds import derive_seed, generator
+    from bihm_app.runner.sharding import log_z2_sharded
+
+    if samples < 2 or inner < 1:
+        raise ConfigError("2 log Z needs at least 2 samples and at least 1 inner sample")
+    if isinstance(model, SemiBiHM):
+        gen = generator(seed, "eval_z", model.device)
+        return estimate_log_z2_labelled(model, int(samples), gen, n_inner=inner, chunk=Z_CHUNK, progress=progress)
+    return log_z2_sharded(model, int(samples), derive_seed(seed, "eval_z"), inner, Z_CHUNK, progress, rank, world)
+
+
+def z2_progress_total(model, samples: int, rank: int = 0, world: int = 1) -> int:
+    """How many of the ``samples`` of :func:`estimate_z2` this rank computes (a progress bar's total)."""
+    from bihm_app.engine.semisup import SemiBiHM
+    from bihm_app.runner.sharding import rank_share
+
+    return int(samples) if isinstance(model, SemiBiHM) else rank_share(int(samples), Z_CHUNK, rank, world)

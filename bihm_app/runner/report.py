@@ -25,6 +25,7 @@ import numpy as np
 
 from bihm_app import __version__
 from bihm_app.errors import BihmError, ConfigError
+from bihm_app.runner.formats import flatten
 from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, ProgressFactory, evaluate_target, no_progress, run_cache
 from bihm_app.runner.tables import Table, duration, md_escape, pm, to_markdown
 
@@ -170,64 +171,39 @@ def training_figures(run_dir: Path, out: Path, name: str) -> dict[str, str]:
 
 def picture_figures(root: Path, rep: RunReport, out: Path, options: ReportOptions, progress: ProgressFactory) -> dict[str, str]:
     """Gibbs samples of p*, inpainting of test rows (bottom half missing) and layer-wise pictures."""
-    import torch
-
-    from bihm_app.data import load_dataset
-    from bihm_app.engine.masks import mask_from_spec
-    from bihm_app.engine.model import make_generator, resolve_device
     from bihm_app.render.grid import side_by_side
     from bihm_app.render.png import save_png
-    from bihm_app.runner.pictures import image_shape_of, inpaint_panel, layer_pictures, sample_pictures, to_grid
-    from bihm_app.store.models import load_model
+    from bihm_app.runner.models import dataset, load_model
+    from bihm_app.runner.pictures import SamplingConfig, inpaint_panel, layer_pictures, missing_mask, pick_rows, sample_pictures, to_grid
 
-    try:
-        dev = resolve_device(options.device)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    model, meta, _ = load_model(rep.path / "best.h5", root, dev)
-    ds = load_dataset(meta["data"]["name"])
-    shape = image_shape_of(ds, model.sizes[0])
+    lm = load_model(rep.path / "best.h5", root, options.device)
+    model, ds, shape = lm.model, dataset(lm.data_name), lm.image_shape
+    cfg = SamplingConfig(steps=options.gibbs_steps, K=options.K_pictures, seed=options.seed)
     figs: dict[str, str] = {}
     n = options.n_pictures
     advance = progress(f"{rep.name}: Gibbs samples", 1)
-    grid = to_grid(sample_pictures(model, "gibbs", n, options.seed, options.gibbs_steps, options.K_pictures), shape)
+    grid = to_grid(sample_pictures(model, n, cfg).means, shape)
     save_png(grid, out / "samples.png")
     advance(1)
     figs[f"{n} samples of p*: Gibbs sampling (Algorithm 2), {options.gibbs_steps} sweeps, K = {options.K_pictures} (Bernoulli means)"] = "samples.png"
     split = options.split if options.split in ds.split_names else ds.split_names[-1]
-    X = ds.get(split)
-    idx = np.linspace(0, len(X) - 1, min(8, len(X))).astype(int)
-    x_true = torch.as_tensor(np.asarray(X[idx], dtype=np.float32), device=model.device)
-    missing = mask_from_spec("bottom", model.sizes[0], shape, options.seed)
+    _, x_true = pick_rows(ds, split, None, min(8, ds.size(split)))
+    missing = missing_mask("bottom", model.sizes[0], shape, options.seed)
     advance = progress(f"{rep.name}: inpainting", options.gibbs_steps)
-    picture, _, score, _ = inpaint_panel(model, x_true, missing, shape, options.gibbs_steps, options.K_pictures,
-                                         make_generator(options.seed, model.device), progress=advance)  # fmt: skip
+    picture, _, score, _ = inpaint_panel(model, x_true, missing, shape, cfg, progress=advance)
     save_png(picture, out / "inpaint.png")
     figs[f"inpainting (3.4): original | bottom half hidden | completion after {options.gibbs_steps} sweeps; "
          f"log-likelihood of the true hidden pixels {float(score.log_lik.mean()):.2f} nats, pixel error "
          f"{100 * float(score.error_rate.mean()):.1f} %"] = "inpaint.png"  # fmt: skip
     L = model.n_layers
     layers = sorted({1, (L + 1) // 2, L})
-    panels = [to_grid(layer_pictures(model, layer, 16, options.seed), shape, ncol=4) for layer in layers]
+    panels = [to_grid(layer_pictures(model, layer, 16, options.seed).means, shape, ncol=4) for layer in layers]
     save_png(side_by_side(panels, gap=8), out / "layers.png")
     figs[f"layer-wise generation: 16 completions below one state of layer {', '.join(map(str, layers))} (left to right)"] = "layers.png"
     return figs
 
 
 # -- the report ---------------------------------------------------------------------------------
-def _flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        elif isinstance(v, (list, tuple)):
-            out[key] = ",".join(str(x) for x in v)
-        else:
-            out[key] = str(v)
-    return out
-
-
 def summary_table(reports: list[RunReport], split: str) -> Table:
     rows = []
     for r in reports:
@@ -352,6 +328,6 @@ def _run_section(r: RunReport) -> list[str]:
     if pics:
         lines += ["### Pictures", ""] + _figures(r.name, pics)
     if r.config:
-        rows = [[k, v] for k, v in sorted(_flatten(r.config).items())]
+        rows = [[k, v] for k, v in sorted(flatten(r.config, as_text=True).items())]
         lines += ["### Configuration", "", to_markdown([Table("", ["key", "value"], rows)])]
     return lines

@@ -111,7 +111,7 @@ def uci_plans(sets: list[str], lrs: list[float], seeds: int, layers: dict[str, t
         for lr in lrs:
             for seed in range(seeds):
                 cfg = uci_train_config(n_train, lr, seed)
-                _override(cfg, overrides)
+                cfg = _override(cfg, overrides)
                 plans[name].append(RunPlan(uci_run_name(name, lr, seed), name, table[name], cfg, lr, seed))
     return plans
 
@@ -141,19 +141,21 @@ def mnist_plans(protocol: str, seeds: int, overrides: dict | None = None, data: 
         for i, ph in enumerate(phases[1]):
             cfg = TrainConfig(method="bihm", K=ph["K"], batch_size=100, lr=ph["lr"], l1=1e-3, l1_per="batch",
                               epochs=ph["epochs"], patience=ph["patience"], z_samples=100_000, z_every=1, seed=seed)  # fmt: skip
-            _override(cfg, overrides)
+            cfg = _override(cfg, overrides)
             name = f"mnist-{protocol}-s{seed}" if i == 0 else f"mnist-{protocol}-ft-s{seed}"
             out.append(RunPlan(name, data, arch, cfg, ph["lr"], seed, "train" if i == 0 else "finetune", parent))
             parent = name
     return out
 
 
-def _override(cfg: TrainConfig, overrides: dict | None) -> None:
-    for k, v in (overrides or {}).items():
+def _override(cfg: TrainConfig, overrides: dict | None) -> TrainConfig:
+    """``cfg`` with ``overrides`` (validated again: the config is frozen)."""
+    from bihm_app.runner.configs import train_config
+
+    for k in overrides or {}:
         if not hasattr(cfg, k):
             raise ConfigError(f"unknown training field {k!r}")
-        setattr(cfg, k, v)
-    cfg.validate()
+    return train_config(cfg, **(overrides or {}))
 
 
 def parse_duration(text: str | None) -> float | None:

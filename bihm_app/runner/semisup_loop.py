@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from bihm_app.data.labelled import labelled_indices, labelled_per_batch, n_classes, num_semisup_batches, semisup_batches
-from bihm_app.engine.model import make_generator
 from bihm_app.engine.semisup import LabelConfig, SemiBiHM, SemiTrainer, estimate_log_z2_labelled, evaluate_semisup
 from bihm_app.errors import CheckpointError, ConfigError
+from bihm_app.runner.seeds import generator
 from bihm_app.runner.train_loop import HISTORY_KEYS, TrainingRun
 
 SEMI_HISTORY_KEYS = HISTORY_KEYS + ("valid_error", "valid_error_se", "valid_log_py", "valid_log_py_se")
@@ -97,7 +97,7 @@ class SemiTrainingRun(TrainingRun):
     def build_model(self) -> SemiBiHM:
         if not hasattr(self, "label_cfg"):
             self.label_cfg = self.semi.label_config(n_classes(self.ds))
-        return SemiBiHM(self.model_cfg, self.label_cfg, make_generator(self.spec.train.seed))
+        return SemiBiHM(self.model_cfg, self.label_cfg, generator(self.spec.train.seed, "init"))
 
     def build_trainer(self, generator: torch.Generator) -> SemiTrainer:
         if self.spec.train.method != "bihm":
@@ -141,7 +141,7 @@ class SemiTrainingRun(TrainingRun):
     def validate(self, epoch: int) -> dict:
         cfg = self.spec.train
         self.reporter.phase("validating")
-        gen = make_generator(cfg.seed * 1_000_003 + epoch + 17, self.device)
+        gen = generator(cfg.seed, "validation", self.device, index=epoch)
         ev = evaluate_semisup(self.model, self._valid_labelled_batches(), cfg.valid_K, gen, proposal="sum")
         row = {
             "valid_log_ptilde": ev.log_ptilde.mean,
@@ -159,7 +159,7 @@ class SemiTrainingRun(TrainingRun):
         }
         if cfg.z_samples and (epoch + 1) % max(1, cfg.z_every) == 0:
             self.reporter.phase("estimating 2 log Z")
-            z = estimate_log_z2_labelled(self.model, cfg.z_samples, make_generator(cfg.seed * 7_919 + epoch + 29, self.device))
+            z = estimate_log_z2_labelled(self.model, cfg.z_samples, generator(cfg.seed, "z", self.device, index=epoch))
             row.update(log_z2=z.mean, log_z2_se=z.se, valid_log_pstar=ev.log_ptilde.mean - z.mean)
         return row
 

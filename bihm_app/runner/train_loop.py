@@ -1,7 +1,9 @@
 """A training run from start to finish: data, epochs, validation, 2 log Z, early stopping,
 checkpoints, live metrics, resume, Ctrl-C/SIGTERM and the divergence guard.
 
-UI-agnostic: progress goes to a :class:`Reporter` (the CLI draws a Rich progress bar from it).
+UI-agnostic: the loop emits events (update, epoch, stopped, rolled back, crashed, finish) to
+reporters (``runner/reporters.py``): the metrics file and status.json on rank 0, the front-end's
+own (the CLI's Rich progress bar) everywhere.
 Exactness of resume rests on three things: the data order and binarisation depend only on
 (seed, epoch); the training generator's state is checkpointed; validation and 2 log Z use their
 own generators seeded from (seed, epoch).
@@ -15,7 +17,7 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,14 @@ import torch
 from bihm_app import __version__
 from bihm_app.data import as_tensor, batches, check_compatible, load_dataset
 from bihm_app.engine.estimators import estimate_log_z2, evaluate
-from bihm_app.engine.model import BiHM, ModelConfig, make_generator, resolve_device
+from bihm_app.engine.model import BiHM, ModelConfig, resolve_device
 from bihm_app.engine.training import Trainer, TrainConfig
 from bihm_app.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
+from bihm_app.runner.configs import DATA, LAYERS, TRAIN, layer_sizes
+from bihm_app.runner.reporters import Reporter, reporters_for
+from bihm_app.runner.seeds import derive_seed, generator
 from bihm_app.runner.threads import configure_threads
 from bihm_app.store.checkpoint import load_checkpoint, save_checkpoint
-from bihm_app.store.metrics import MetricsWriter
 from bihm_app.store.runs import RunFolder, new_run, open_run
 
 HISTORY_KEYS = (
@@ -39,24 +43,13 @@ HISTORY_KEYS = (
 )  # fmt: skip
 
 
-class Reporter:
-    """Callbacks of a run; the default does nothing (tests, child processes)."""
-
-    def start(self, run: RunFolder, total_epochs: int, start_epoch: int, batches_per_epoch: int, resumed: bool) -> None: ...
-    def update(self, step: int, batch_in_epoch: int, objective: float) -> None: ...
-    def phase(self, text: str) -> None: ...
-    def epoch(self, row: dict, improved: bool) -> None: ...
-    def message(self, text: str) -> None: ...
-    def finish(self, reason: str) -> None: ...
-
-
 @dataclass
 class RunSpec:
     """What to train: data set, architecture, training config, device, run name."""
 
-    data: str = "bmnist"
-    layers: tuple[int, ...] = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    data: str = DATA
+    layers: tuple[int, ...] = field(default_factory=lambda: layer_sizes(LAYERS))
+    train: TrainConfig = field(default_factory=lambda: replace(TRAIN))
     device: str = "auto"
     name: str | None = None
     # start from the parameters of this checkpoint (a fine-tuning phase) instead of a fresh
@@ -181,8 +174,8 @@ class TrainingRun:
                  time_limit_s: float | None = None) -> None:  # fmt: skip
         self.run = run
         self.spec = spec
-        self.reporter = reporter or Reporter()
         self.resume = resume
+        self.stop_signal: str | None = None
         # stop cleanly (as on SIGTERM) once the run's cumulative training time reaches this
         self.time_limit_s = time_limit_s
         try:
@@ -193,12 +186,13 @@ class TrainingRun:
         if world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         self.rank, self.world = rank, world
+        self.reporter = reporters_for(self, reporter)  # the run's files on rank 0, the front-end's everywhere
         self.ds = load_dataset(spec.data)
         self.model_cfg = ModelConfig(self.ds.dim, tuple(spec.layers))
         cfg = spec.train
         self.model = self.build_model().to(self.device)
         # each rank draws its own samples (rank 0's stream is the single-process one)
-        self.trainer = self.build_trainer(make_generator(cfg.seed + 1 + 100_003 * rank, self.device))
+        self.trainer = self.build_trainer(generator(cfg.seed, "training", self.device, rank=rank))
         if spec.init_from and not resume:
             self._load_initial_parameters(Path(spec.init_from["path"]))
         self.progress = Progress()
@@ -215,7 +209,7 @@ class TrainingRun:
     # -- hooks ------------------------------------------------------------------------------------
     def build_model(self) -> BiHM:
         """The freshly initialised model (seeded by the config's seed)."""
-        return BiHM(self.model_cfg, make_generator(self.spec.train.seed))
+        return BiHM(self.model_cfg, generator(self.spec.train.seed, "init"))
 
     def build_trainer(self, generator: torch.Generator) -> Trainer:
         return Trainer(self.model, self.spec.train, generator)
@@ -299,7 +293,7 @@ class TrainingRun:
         except ValueError as exc:
             raise CheckpointError(f"checkpoint {path}: {exc}") from None
         if self.rank > 0:  # the checkpoint holds rank 0's stream; other ranks derive theirs
-            self.trainer.generator.manual_seed(self.spec.train.seed + 1 + 100_003 * self.rank + 7 * self.trainer.step_count)
+            self.trainer.generator.manual_seed(derive_seed(self.spec.train.seed, "training", rank=self.rank, index=self.trainer.step_count))
         self.progress = Progress.from_dict(ck.meta.get("progress", {}))
         hist = ck.meta.get("history", {})
         self.history = {k: list(hist.get(k, [])) for k in self.history_keys}
@@ -314,7 +308,7 @@ class TrainingRun:
     def validate(self, epoch: int) -> dict:
         cfg = self.spec.train
         self.reporter.phase("validating")
-        gen = make_generator(cfg.seed * 1_000_003 + epoch + 17, self.device)
+        gen = generator(cfg.seed, "validation", self.device, index=epoch)
         est = evaluate(self.model, self._valid_batches(), cfg.valid_K, gen)
         row = {
             "valid_log_ptilde": est.log_ptilde.mean,
@@ -328,7 +322,7 @@ class TrainingRun:
         }
         if cfg.z_samples and (epoch + 1) % max(1, cfg.z_every) == 0:
             self.reporter.phase("estimating 2 log Z")
-            z = estimate_log_z2(self.model, cfg.z_samples, make_generator(cfg.seed * 7_919 + epoch + 29, self.device))
+            z = estimate_log_z2(self.model, cfg.z_samples, generator(cfg.seed, "z", self.device, index=epoch))
             row.update(log_z2=z.mean, log_z2_se=z.se, valid_log_pstar=est.log_ptilde.mean - z.mean)
         return row
 
@@ -356,33 +350,16 @@ class TrainingRun:
         per_epoch = self.batches_per_epoch()
         stop = _StopFlag()
         with stop:  # from here on, Ctrl-C / SIGTERM request a clean save instead of killing
-            writer = None
-            if self.rank == 0:
-                run.write_status("running", pid=os.getpid(), host=socket.gethostname(), epoch=self.progress.epoch, step=self.progress.step)
-                writer = MetricsWriter(
-                    run.next_metrics_path(),
-                    {"run": run.name, "config": self.meta()["config"], "start_step": self.progress.step,
-                     "start_epoch": self.progress.epoch, "resumed": self.resume},
-                )  # fmt: skip
-            self.reporter.start(run, cfg.epochs, self.progress.epoch, per_epoch, self.resume)
-            t_start = time.time() - self.progress.elapsed
             try:
-                reason = self._loop(writer, stop, per_epoch, t_start)
+                self.reporter.start(run, cfg.epochs, self.progress.epoch, per_epoch, self.resume)
+                reason = self._loop(stop, per_epoch, time.time() - self.progress.elapsed)
             except BaseException as exc:
-                if self.rank == 0:
-                    # a crash or a second Ctrl-C: the last checkpoint stays the resumable state
-                    state = "stopped" if isinstance(exc, KeyboardInterrupt) else (
-                        "diverged" if isinstance(exc, TrainingDiverged) else "crashed")  # fmt: skip
-                    run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step, message=str(exc)[:300])
+                self.reporter.crashed(exc)
                 raise
             finally:
-                if writer is not None:
-                    writer.close()
+                self.reporter.close()
         self._check_ranks_agree()
-        if self.rank == 0:
-            state = "stopped" if stop.signal and not self.progress.finished else "finished"
-            run.write_status(state, pid=os.getpid(), epoch=self.progress.epoch, step=self.progress.step,
-                             best_valid=self.status_best(), message=reason)  # fmt: skip
+        self.stop_signal = stop.signal
         self.reporter.finish(reason)
         return reason
 
@@ -400,7 +377,7 @@ class TrainingRun:
         p, cfg = self.progress, self.spec.train
         return p.epoch < cfg.epochs and (cfg.patience == 0 or p.bad_epochs < cfg.patience)
 
-    def _loop(self, writer: MetricsWriter | None, stop: _StopFlag, per_epoch: int, t_start: float) -> str:
+    def _loop(self, stop: _StopFlag, per_epoch: int, t_start: float) -> str:
         cfg = self.spec.train
         while self.progress.epoch < cfg.epochs:
             p = self.progress  # (a rollback replaces it)
@@ -422,18 +399,15 @@ class TrainingRun:
                 p.step += 1
                 p.batch += 1
                 p.elapsed = time.time() - t_start
-                if writer is not None:
-                    writer.log_update(p.step, epoch, p.elapsed, obj)
                 self.reporter.update(p.step, p.batch, obj)
                 self._check_budget(stop)
                 if stop.signal:
                     self.save()
                     self.reporter.message(f"{stop.signal}: saved epoch {epoch + 1}, batch {p.batch}/{per_epoch}")
-                    if writer is not None:
-                        writer.log_event(p.step, p.elapsed, "stopped", stop.signal)
+                    self.reporter.stopped(stop.signal)
                     return self._stop_reason(stop)
             if diverged:
-                self._rollback(writer)
+                self._rollback()
                 continue
             # -- end of epoch: validation, 2 log Z, early stopping, checkpoints -----------------
             row = self.validate(epoch)
@@ -441,7 +415,7 @@ class TrainingRun:
                        train_objective=obj_sum / max(obj_n, 1))  # fmt: skip
             criterion = self.criterion(row)
             if not math.isfinite(criterion):
-                self._rollback(writer)
+                self._rollback()
                 continue
             improved = criterion > p.best_valid
             if improved:
@@ -456,18 +430,12 @@ class TrainingRun:
                 p.finished = True
                 p.stop_reason = "early stopping" if done_early else "epoch limit"
             self.save(best=improved)
-            if writer is not None:
-                writer.log_epoch(row)
-            if self.rank == 0:
-                self.run.write_status("running", pid=os.getpid(), epoch=p.epoch, step=p.step,
-                                      best_valid=self.status_best())  # fmt: skip
             self.reporter.epoch(row, improved)
             if done_early:
                 return f"early stopping: no improvement for {cfg.patience} epochs (best epoch {p.best_epoch})"
             self._check_budget(stop)
             if stop.signal and not p.finished:
-                if writer is not None:
-                    writer.log_event(p.step, p.elapsed, "stopped", stop.signal)
+                self.reporter.stopped(stop.signal)
                 return self._stop_reason(stop)
         return f"epoch limit {cfg.epochs} reached"
 
@@ -480,7 +448,7 @@ class TrainingRun:
             return f"time budget of {self.time_limit_s:.0f} s of training reached"
         return f"signal {stop.signal}"
 
-    def _rollback(self, writer: MetricsWriter | None) -> None:
+    def _rollback(self) -> None:
         """Divergence guard: back to the last good checkpoint with half the learning rate."""
         p, cfg = self.progress, self.spec.train
         rollbacks = p.rollbacks + 1
@@ -494,16 +462,15 @@ class TrainingRun:
             self.restore(self.run.checkpoint_path)
         else:  # diverged before the first checkpoint: start over from the initial parameters
             self.model.load_state_dict(self.build_model().state_dict())
-            self.trainer = self.build_trainer(make_generator(cfg.seed + 1 + 7 * rollbacks, self.device))
+            self.trainer = self.build_trainer(generator(cfg.seed, "rollback", self.device, index=rollbacks))
             self.progress = Progress(elapsed=p.elapsed)
         self.progress.rollbacks = rollbacks
         self.trainer.set_lr(lr)
         # a different random stream after the rollback, so the same blow-up is not replayed
-        self.trainer.generator.manual_seed(cfg.seed + 1 + 7 * rollbacks)
+        self.trainer.generator.manual_seed(derive_seed(cfg.seed, "rollback", index=rollbacks))
         msg = f"NaN/inf detected: rolled back to epoch {self.progress.epoch}, learning rate halved to {lr:.3g}"
         self.reporter.message(msg)
-        if writer is not None:
-            writer.log_event(self.progress.step, self.progress.elapsed, "rollback", msg)
+        self.reporter.rolled_back(msg)
 
 
 def _jsonable(v):
@@ -562,9 +529,10 @@ def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, 
     cfg = meta["config"]
     train = TrainConfig.from_dict(cfg["train"])
     overrides = overrides or {}
-    for key in ("epochs", "patience"):
-        if overrides.get(key) is not None:
-            setattr(train, key, overrides[key])
+    try:  # replace() validates again: a resume cannot set epochs or patience out of range
+        train = replace(train, **{k: overrides[k] for k in ("epochs", "patience") if overrides.get(k) is not None})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     semisup = None
     if isinstance((cfg.get("model") or {}).get("labels"), dict):
         from bihm_app.runner.semisup_loop import SemiSpec

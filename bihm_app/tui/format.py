@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import time
-from datetime import datetime
 
 from rich.text import Text
+
+from bihm_app.runner.formats import age, layers_text  # noqa: F401  (one definition for both front-ends)
 
 #: Status -> Rich style; bold keeps them apart in NO_COLOR and monochrome terminals.
 STATUS_STYLE = {
@@ -38,23 +38,3 @@ def pm(v: float | None, se: float | None, digits: int = 2) -> str:
     if se is None or not math.isfinite(se) or se <= 0:
         return num(v, digits)
     return f"{v:.{digits}f} ± {se:.{digits}f}"
-
-
-def age(seconds: float | None, now: float | None = None) -> str:
-    """'12s', '5m', '3h', '2d'; a date for anything older than 30 days (stable in snapshots)."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.0f}h"
-    if seconds < 30 * 86400:
-        return f"{seconds / 86400:.0f}d"
-    t = (now if now is not None else time.time()) - seconds
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%d")
-
-
-def layers_text(layers) -> str:
-    return ",".join(str(n) for n in layers) if layers else "—"

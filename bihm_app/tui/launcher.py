@@ -42,19 +42,12 @@ class NewRunSpec:
 
     def validate(self) -> None:
         """Raise ConfigError with one line for the first bad field."""
-        try:
-            sizes = [int(s) for s in self.layers.replace(" ", "").split(",") if s]
-        except ValueError:
-            raise ConfigError(f"layers {self.layers!r} must be comma-separated integers, e.g. 200,200") from None
-        if not sizes or min(sizes) < 1:
-            raise ConfigError(f"layers {self.layers!r} must be positive integers, e.g. 200,200")
-        for what, v in (("K", self.K), ("batch", self.batch), ("epochs", self.epochs)):
-            if v < 1:
-                raise ConfigError(f"{what} must be at least 1, got {v}")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        from bihm_app.runner.configs import layer_sizes, train_config
+
         if not self.data:
             raise ConfigError("pick a data set")
+        layer_sizes(self.layers)
+        train_config(K=self.K, batch_size=self.batch, lr=self.lr, epochs=self.epochs)
         if self.labels < 0:
             raise ConfigError(f"labels must be 0 (unsupervised) or a positive number, got {self.labels}")
         if self.labels and not -1.0 <= self.gamma <= 1.0:

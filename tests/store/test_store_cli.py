@@ -146,5 +146,10 @@ def test_registered_in_the_main_app(runs):
     assert r.exit_code == 0, r.output
 
 
-def test_format_age():
-    assert [runs_cmd.format_age(s) for s in (5, 125, 7300, 200_000, None)] == ["5s", "2m", "2h", "2d", "—"]
+def test_format_age_is_one_rule_for_both_front_ends():
+    """Catches the CLI and the dashboard drifting apart again (90 s was '1m' in one, '2m' in the other)."""
+    from bihm_app.runner.formats import age
+    from bihm_app.tui import format as tui_format
+
+    assert [age(s) for s in (5, 90, 125, 7300, 200_000, None)] == ["5s", "1m", "2m", "2h", "2d", "—"]
+    assert tui_format.age is age

@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from textual.widgets import Button, DataTable, Input, Select
 
+from bihm_app.runner.pictures import INPAINTING
 from bihm_app.tui import launcher
 from bihm_app.tui.app import make_app
 from bihm_app.tui.screens.compare import CompareScreen
@@ -248,7 +250,7 @@ async def test_samples_of_a_corrupt_run_are_refused(runs_root):
 
 async def test_inpaint_screen_animates_the_chain(runs_root, monkeypatch):
     monkeypatch.setattr("bihm_app.tui.screens.inpaint.FRAME_S", 0.01)
-    monkeypatch.setattr("bihm_app.tui.screens.inpaint.STEPS", 5)
+    monkeypatch.setattr("bihm_app.tui.screens.inpaint.CONFIG", replace(INPAINTING, steps=5))
     app = make_app(runs_root)
     async with app.run_test(size=SIZE) as pilot:
         app.open_inpaint("alpha")
@@ -273,7 +275,7 @@ async def test_inpaint_screen_animates_the_chain(runs_root, monkeypatch):
 
 
 async def test_inpaint_index_out_of_range_is_a_notification(runs_root, monkeypatch):
-    monkeypatch.setattr("bihm_app.tui.screens.inpaint.STEPS", 2)
+    monkeypatch.setattr("bihm_app.tui.screens.inpaint.CONFIG", replace(INPAINTING, steps=2))
     app = make_app(runs_root)
     async with app.run_test(size=SIZE) as pilot:
         app.open_inpaint("alpha")

@@ -11,7 +11,8 @@ from bihm_app.engine import gibbs
 from bihm_app.engine.exact import all_states, exact_tables, state_index
 from bihm_app.engine.masks import mask_from_spec
 from bihm_app.engine.model import make_generator
-from tests.unit.tiny import tiny_model
+from bihm_app.engine.gibbs import GibbsConfig
+from tests.unit.tiny import maybe_without_top_factor, tiny_model
 
 N_CHAINS = 20_000
 
@@ -45,8 +46,8 @@ def test_gibbs_chains_converge_to_p_star(setup, omit_top_factor):
     that do not move (they would stay at p)."""
     m, t, fn = setup
     # many independent chains from ancestral samples of p; the final states are i.i.d. draws
-    res = gibbs.run_gibbs(m, N_CHAINS, 25, 10, make_generator(1), log_ptilde_fn=fn, keep_current=True,
-                          _omit_top_factor=omit_top_factor)  # fmt: skip
+    with maybe_without_top_factor(omit_top_factor):
+        res = gibbs.run_gibbs(m, N_CHAINS, 25, make_generator(1), GibbsConfig(10, log_ptilde_fn=fn, keep_current=True))
     p_star = torch.exp(t.log_pstar)
     stat = chi2(res.x, p_star)
     tv = 0.5 * float((torch.bincount(state_index(res.x), minlength=16).double() / N_CHAINS - p_star).abs().sum())
@@ -64,7 +65,7 @@ def test_plain_algorithm_2_with_many_proposals_is_close_to_p_star(setup):
     quantile. Catches an error in the proposal density of the importance weights (the ½p + ½q
     mixture), which leaves a bias that does not vanish as K grows."""
     m, t, fn = setup
-    res = gibbs.run_gibbs(m, 10_000, 10, 100, make_generator(2), log_ptilde_fn=fn, keep_current=False)
+    res = gibbs.run_gibbs(m, 10_000, 10, make_generator(2), GibbsConfig(100, log_ptilde_fn=fn, keep_current=False))
     assert chi2(res.x, torch.exp(t.log_pstar)) < chi2_threshold(15)
 
 
@@ -76,8 +77,8 @@ def test_inpainting_samples_the_exact_conditional(setup, omit_top_factor):
     m, t, fn = setup
     known = torch.tensor([False, False, True, True])
     x_tilde = torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64).expand(N_CHAINS, 4)
-    res = gibbs.inpaint(m, x_tilde, known, 20, 10, make_generator(3), log_ptilde_fn=fn, keep_current=True,
-                        _omit_top_factor=omit_top_factor)  # fmt: skip
+    with maybe_without_top_factor(omit_top_factor):
+        res = gibbs.inpaint(m, x_tilde, known, 20, make_generator(3), GibbsConfig(10, log_ptilde_fn=fn, keep_current=True))
     assert bool((res.x[:, 2:] == x_tilde[:, 2:]).all())  # known pixels stay clamped
     states = all_states(4)
     rows = (states[:, 2] == 1) & (states[:, 3] == 0)
@@ -139,4 +140,4 @@ def test_masks():
 def test_inpaint_rejects_a_mask_of_the_wrong_size(setup):
     m, _, _ = setup
     with pytest.raises(ValueError, match="mask"):
-        gibbs.inpaint(m, torch.zeros(2, 4, dtype=torch.float64), torch.zeros(5, dtype=torch.bool), 1, 2, None)
+        gibbs.inpaint(m, torch.zeros(2, 4, dtype=torch.float64), torch.zeros(5, dtype=torch.bool), 1, None, GibbsConfig(2))

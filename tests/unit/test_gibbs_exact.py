@@ -8,7 +8,7 @@ Two kinds of checks:
   the total-variation distance between the chains' final states and the exact p* is within the
   Monte-Carlo tolerance of an i.i.d. sample of the same size (its 99.9 % quantile, simulated from the
   exact distribution, plus 0.01 for burn-in and finite-K bias). The same check must fail when the
-  top layer's factor p(h_{L-1} | h_L) is left out of its target (``_omit_top_factor``): the models
+  top layer's factor p(h_{L-1} | h_L) is left out of its target (``tests/unit/tiny.py:without_top_factor``): the models
   below were chosen (by exact computation of the wrong chain's stationary law) so that this drops
   the x-marginal at least 0.1 in TV away from p*.
 """
@@ -20,6 +20,7 @@ import torch
 
 from bihm_app.engine.exact import all_states, exact_tables, state_index
 from bihm_app.engine.gibbs import (
+    GibbsConfig,
     Clamp,
     GibbsState,
     inpaint,
@@ -28,7 +29,7 @@ from bihm_app.engine.gibbs import (
     run_gibbs,
 )
 from bihm_app.engine.model import bernoulli_log_prob, make_generator
-from tests.unit.tiny import tiny_model
+from tests.unit.tiny import maybe_without_top_factor, tiny_model, without_top_factor
 
 #: (sizes, seed, scale): strongly coupled tiny models where dropping the top factor is visible in x.
 TWO_LAYER = ((5, 3, 2), 9, 3.0)
@@ -77,7 +78,8 @@ def test_latent_targets_are_the_exact_conditionals_of_p_star(spec):
             exact = torch.log_softmax(J[tuple(sl)], 0)
             assert torch.allclose(ours, exact, atol=1e-10), (l, idx)
             if l == L:
-                wrong = torch.log_softmax(latent_log_target(m, hs, l, cand, _omit_top_factor=True)[0], 0)
+                with without_top_factor() as wrong_target:
+                    wrong = torch.log_softmax(wrong_target(m, hs, l, cand)[0], 0)
                 assert not torch.allclose(wrong, exact, atol=1e-3)
 
 
@@ -106,10 +108,8 @@ def _chain_tvs(spec, steps, K, keep_current, n_chains=2000):
     p_star = t.log_pstar.exp()
     tvs = {}
     for omit in (False, True):
-        r = run_gibbs(
-            m, n_chains, steps, K, make_generator(7), log_ptilde_fn=_exact_fn(t), keep_current=keep_current,
-            _omit_top_factor=omit,
-        )  # fmt: skip
+        with maybe_without_top_factor(omit):
+            r = run_gibbs(m, n_chains, steps, make_generator(7), GibbsConfig(K, log_ptilde_fn=_exact_fn(t), keep_current=keep_current))
         tvs[omit] = _tv(state_index(r.x), p_star)
     ancestral = _tv(state_index(m.sample_p(n_chains, make_generator(7))[0]), p_star)
     return tvs, ancestral, _iid_tolerance(p_star, n_chains)
@@ -139,7 +139,7 @@ def test_iterated_resampling_with_estimated_ptilde_is_exact_for_small_K():
     m = tiny_model(sizes, seed, scale)
     p_star = exact_tables(m).log_pstar.exp()
     n_chains = 4000
-    r = run_gibbs(m, n_chains, 80, 4, make_generator(3), inner_K=1, keep_current=True)
+    r = run_gibbs(m, n_chains, 80, make_generator(3), GibbsConfig(4, inner_K=1, keep_current=True))
     assert _tv(state_index(r.x), p_star) < _iid_tolerance(p_star, n_chains)
 
 
@@ -161,10 +161,8 @@ def test_inpainting_chain_samples_p_star_of_the_missing_pixels_given_the_known()
     tol = _iid_tolerance(cond[consistent], n_chains)
     tvs = {}
     for omit in (False, True):
-        r = inpaint(
-            m, x_tilde, known, 60, 10, make_generator(5), log_ptilde_fn=_exact_fn(t), keep_current=True,
-            _omit_top_factor=omit,
-        )  # fmt: skip
+        with maybe_without_top_factor(omit):
+            r = inpaint(m, x_tilde, known, 60, make_generator(5), GibbsConfig(10, log_ptilde_fn=_exact_fn(t), keep_current=True))
         assert torch.equal(r.x[:, known], x_tilde[:, known])  # the known pixels never move
         tvs[omit] = _tv(state_index(r.x), cond)
     assert tvs[False] < tol, (tvs, tol)
@@ -179,5 +177,5 @@ def test_clamped_visible_step_weights_clamped_proposals():
     hs = m.sample_p(50, g)
     known = torch.tensor([True, True, False, False, True])
     clamp = Clamp(torch.ones(50, 5, dtype=torch.float64), known)
-    x, _, means = resample_visible_layer(m, GibbsState(hs), 8, g, clamp, inner_K=2)
+    x, _, means = resample_visible_layer(m, GibbsState(hs), g, GibbsConfig(8, inner_K=2), clamp)
     assert bool((x[:, known] == 1).all()) and bool((means[:, known] == 1).all())

@@ -43,7 +43,7 @@ def test_inpaint_keeps_known_pixels_in_draws_means_and_trajectory():
     m = BiHM(ModelConfig(16, (6, 4, 3)), make_generator(0))  # float32, three layers
     x = (torch.rand(3, 16, generator=make_generator(1)) < 0.5).float()
     known = mask_from_spec("bottom", 16, (4, 4)).logical_not()
-    res = gibbs.inpaint(m, x, known, 4, 6, make_generator(2), inner_K=3, record_trajectory=True)
+    res = gibbs.inpaint(m, x, known, 4, make_generator(2), gibbs.GibbsConfig(6, inner_K=3), record_trajectory=True)
     assert res.x.dtype == torch.float32 and res.x.shape == (3, 16)
     assert len(res.trajectory) == 5  # start + 4 sweeps
     for t in [res.x, res.means, *res.trajectory]:
@@ -54,9 +54,9 @@ def test_inpaint_keeps_known_pixels_in_draws_means_and_trajectory():
 
 def test_chains_are_reproducible_with_the_same_generator_seed():
     m = BiHM(ModelConfig(12, (5, 3)), make_generator(0))
-    a = gibbs.run_gibbs(m, 4, 3, 5, make_generator(9), inner_K=2)
-    b = gibbs.run_gibbs(m, 4, 3, 5, make_generator(9), inner_K=2)
-    c = gibbs.run_gibbs(m, 4, 3, 5, make_generator(10), inner_K=2)
+    a = gibbs.run_gibbs(m, 4, 3, make_generator(9), gibbs.GibbsConfig(5, inner_K=2))
+    b = gibbs.run_gibbs(m, 4, 3, make_generator(9), gibbs.GibbsConfig(5, inner_K=2))
+    c = gibbs.run_gibbs(m, 4, 3, make_generator(10), gibbs.GibbsConfig(5, inner_K=2))
     assert torch.equal(a.x, b.x) and not torch.equal(torch.cat(a.state.hs[1:], 1), torch.cat(c.state.hs[1:], 1))
 
 
@@ -70,13 +70,11 @@ def test_layerwise_generation_at_the_bottom_and_the_top(layer):
         assert torch.allclose(res.means[0], torch.sigmoid(m.p_logits(1, res.top[1]))[0])
 
 
-def test_sweep_rejects_impossible_K():
-    m = tiny_model((4, 2), seed=0)
-    state = gibbs.GibbsState(m.sample_p(2, None))
+def test_sweep_config_rejects_impossible_K():
     with pytest.raises(ValueError, match="K must be at least 2"):
-        gibbs.gibbs_sweep(m, state, 1, None, keep_current=True)
+        gibbs.GibbsConfig(1, keep_current=True)
     with pytest.raises(ValueError, match="inner K"):
-        gibbs.gibbs_sweep(m, state, 3, None, inner_K=0)
+        gibbs.GibbsConfig(3, inner_K=0)
 
 
 def test_mask_shapes():

@@ -1,0 +1,3 @@
+"""Dashboard screens (one per file)."""
+
+__all__: list[str] = []

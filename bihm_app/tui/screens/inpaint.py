@@ -7,6 +7,7 @@ the original, the masked input (missing pixels dotted) and four chains' current 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 from textual.app import ComposeResult
@@ -14,13 +15,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select
 
-from bihm_app.tui.pictures import MASKS, inpaint_frames, make_mask, test_image, to_grid
+from bihm_app.runner.pictures import INPAINTING, MASKS, inpaint_frames, missing_mask, test_row, to_grid
 from bihm_app.tui.screens.base import text_input
 from bihm_app.tui.screens.pictures_base import PictureScreen
 
 CHAINS = 4
-STEPS = 30
-K = 10
+CONFIG = INPAINTING  # sweeps, K and the rest: the same defaults as `bihm inpaint`
 FRAME_S = 0.08  # pacing of the animation (a frame is shown at most this often)
 
 
@@ -91,12 +91,12 @@ class InpaintScreen(PictureScreen):
         self.frames_shown = 0
 
         def work() -> int:
-            x = test_image(lm.data_name, index)
-            known = make_mask(mask, len(x), lm.image_shape, seed)
+            x = test_row(lm.data_name, index)
+            known = ~missing_mask(mask, len(x), lm.image_shape, seed)
             shown = masked_picture(x, known)
             last = 0.0
             t = 0
-            for t, means in inpaint_frames(lm, x, known, CHAINS, STEPS, K, seed, cancelled=self.is_cancelled):
+            for t, means in inpaint_frames(lm.model, x, known, CHAINS, replace(CONFIG, seed=seed), cancelled=self.is_cancelled):
                 grid = to_grid(np.vstack([x, shown, means]), lm.image_shape, ncol=3)
                 wait = FRAME_S - (time.monotonic() - last)
                 if wait > 0:
@@ -114,13 +114,13 @@ class InpaintScreen(PictureScreen):
         self.frames_shown += 1
         self.show_grid(grid)
         self.set_status(
-            f"image {self.index}, missing {self.mask}: sweep {sweep}/{STEPS}  "
+            f"image {self.index}, missing {self.mask}: sweep {sweep}/{CONFIG.steps}  "
             "[dim]original · input · 4 chains (g run · m mask · [ ] image · w save)[/dim]"
         )
 
     def _finished(self, sweeps: int) -> None:
         self.set_status(
-            f"image {self.index}, missing {self.mask}: done, {sweeps} sweeps of {CHAINS} chains (K={K})  "
+            f"image {self.index}, missing {self.mask}: done, {sweeps} sweeps of {CHAINS} chains (K={CONFIG.K})  "
             "[dim]original · input · 4 chains (g run · m mask · [ ] image · w save)[/dim]"
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from bihm_app.tui.pictures import layer_samples, to_grid
+from bihm_app.runner.pictures import layer_pictures, to_grid
 from bihm_app.tui.screens.pictures_base import PictureScreen
 
 N_SAMPLES = 16
@@ -40,7 +40,7 @@ class LayersScreen(PictureScreen):
         self.set_status(f"layer {layer}: generating …")
 
         def work():
-            return to_grid(layer_samples(lm, layer, N_SAMPLES, seed), lm.image_shape, NCOL)
+            return to_grid(layer_pictures(lm.model, layer, N_SAMPLES, seed).means, lm.image_shape, NCOL)
 
         self.in_thread(work, done=self._show, group="layers")
 

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from bihm_app.render.png import save_png
-from bihm_app.tui.pictures import LoadedModel, load_run_model
+from bihm_app.runner.models import LoadedModel, load_model
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES, BitmapImage
 
@@ -47,7 +47,7 @@ class PictureScreen(BihmScreen):
 
     def on_mount(self) -> None:
         self.title = f"{self.kind} — {self.run_name}"
-        self.in_thread(load_run_model, self.root, self.run_name, done=self._loaded, group="load-model")
+        self.in_thread(load_model, self.run_name, self.root, "cpu", "best", True, done=self._loaded, group="load-model")
 
     def _loaded(self, lm: LoadedModel) -> None:
         self.model = lm

@@ -8,7 +8,6 @@ and for runs started from the command line alike.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -17,7 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Static
 
 from bihm_app.errors import BihmError
-from bihm_app.store.checkpoint import read_meta
+from bihm_app.runner.summaries import hyper_parameters, tail_lines
 from bihm_app.store.runs import RunFolder, open_run
 from bihm_app.tui import format as fmt
 from bihm_app.tui.launcher import launch_log_path
@@ -35,41 +34,6 @@ EPOCH_VIEWS = {
 }
 LOG_LINES = 12
 START_WAIT_S = 60.0  # how long a just-launched run may take to create its folder
-
-
-def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:
-    """The last ``n`` lines of a text file (reads at most ``max_bytes`` from its end)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line.rstrip() for line in data.splitlines()[-n:]]
-
-
-def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
-    """(name, value) pairs from the metrics file's run info, else the checkpoint's config."""
-    cfg = run_info.get("config") if isinstance(run_info, dict) else None
-    if not isinstance(cfg, dict):
-        for path in (run.checkpoint_path, run.best_path):
-            if path.exists():
-                try:
-                    cfg = read_meta(path).get("config")
-                    break
-                except BihmError:
-                    continue
-    if not isinstance(cfg, dict):
-        return []
-    model, train = cfg.get("model") or {}, cfg.get("train") or {}
-    pairs = [("data", cfg.get("data")), ("layers", fmt.layers_text(model.get("layers"))),
-             ("visible", model.get("n_visible")), ("device", cfg.get("device"))]  # fmt: skip
-    for key in ("method", "K", "batch_size", "lr", "l1", "l1_per", "epochs", "patience", "valid_K", "valid_max", "z_samples", "seed"):
-        if key in train:
-            pairs.append((key, train[key]))
-    return [(k, str(v)) for k, v in pairs if v is not None]
 
 
 class RunScreen(BihmScreen):

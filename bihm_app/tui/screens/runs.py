@@ -2,85 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from bihm_app.render.chart import sparkline
-from bihm_app.store.metrics import metrics_files, read_run_metrics
-from bihm_app.store.runs import RunSummary, list_runs
+from bihm_app.runner.summaries import SPARK_WIDTH, RunRow, TrendCache, load_rows
+from bihm_app.store.runs import RunSummary
 from bihm_app.tui import format as fmt
 from bihm_app.tui.screens.base import BihmScreen
 
 REFRESH_S = 2.0
-SPARK_WIDTH = 12
 NAME_MAX = 32  # longer run names are cut in the table (the detail line shows them whole)
 #: (label, key, width); fixed widths keep the layout stable while values change (None: fit the names).
 COLUMNS = (("", "mark", 1), ("run", "name", None), ("status", "status", 8), ("data", "data", 8),
            ("layers", "layers", 10), ("epoch", "epoch", 5), ("step", "step", 7), ("best log p~*", "best", 12),
            ("trend", "trend", SPARK_WIDTH), ("age", "age", 10))  # fmt: skip
-
-
-@dataclass
-class RunRow:
-    """A run summary plus its validation trend (what one table row shows)."""
-
-    summary: RunSummary
-    trend: str = ""
-
-
-class _TrendCache:
-    """Validation curves per run, re-read only when a run's metrics files change."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple, str, dict]] = {}
-
-    def trend(self, run_path: Path) -> tuple[str, dict]:
-        """(sparkline of valid log p~*, config from the latest metrics file's run info)."""
-        files = metrics_files(run_path)
-        try:
-            key = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-        except OSError:
-            return "", {}
-        hit = self._cache.get(str(run_path))
-        if hit is not None and hit[0] == key:
-            return hit[1], hit[2]
-        text, config = "", {}
-        if files:
-            try:
-                rm = read_run_metrics(run_path)
-                v = rm.epochs["valid_log_ptilde"].astype(float)
-                v = v[np.isfinite(v)]
-                text = sparkline(v, SPARK_WIDTH) if len(v) >= 2 else ""
-                infos = [i for i in rm.run_info.values() if isinstance(i, dict)]
-                config = infos[-1].get("config", {}) if infos else {}
-                config = config if isinstance(config, dict) else {}
-            except Exception:  # noqa: BLE001 - a bad metrics file only loses its sparkline
-                text = "?"
-        self._cache[str(run_path)] = (key, text, config)
-        return text, config
-
-
-def load_rows(root: Path, cache: _TrendCache) -> list[RunRow]:
-    """Summaries and trends of every run (runs in a worker thread; never raises for a bad run)."""
-    rows = []
-    for s in list_runs(root):
-        if s.status == "corrupt":
-            rows.append(RunRow(s))
-            continue
-        trend, config = cache.trend(Path(s.path))
-        # a run that has not saved its first checkpoint yet: its metrics file knows the config
-        if s.data is None and isinstance(config.get("data"), str):
-            s.data = config["data"]
-        layers = (config.get("model") or {}).get("layers")
-        if s.layers is None and isinstance(layers, list):
-            s.layers = layers
-        rows.append(RunRow(s, trend))
-    return rows
 
 
 class RunsScreen(BihmScreen):
@@ -104,7 +40,7 @@ class RunsScreen(BihmScreen):
         self.rows: list[RunRow] = []
         self.marked: set[str] = set()
         self.refreshes = 0
-        self._cache = _TrendCache()
+        self._cache = TrendCache()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)

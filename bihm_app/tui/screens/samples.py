@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from bihm_app.tui.pictures import METHODS, draw_samples, to_grid
+from dataclasses import replace
+
+from bihm_app.runner.pictures import METHODS, SAMPLING, sample_pictures, to_grid
 from bihm_app.tui.screens.pictures_base import PictureScreen
 
 N_SAMPLES = 16
@@ -16,7 +18,7 @@ class SamplesScreen(PictureScreen):
 
     BINDINGS = PictureScreen.BINDINGS + [
         Binding("g", "regenerate", "Regenerate", tooltip="Draw new samples (next seed)"),
-        Binding("m", "method", "Method", tooltip="Switch ancestral / gibbs / resampled"),
+        Binding("m", "method", "Method", tooltip="Switch ancestral / gibbs / resample"),
     ]
     kind = "samples"
 
@@ -37,7 +39,8 @@ class SamplesScreen(PictureScreen):
         method, seed = self.method, self.seed
 
         def work():
-            return to_grid(draw_samples(lm, method, N_SAMPLES, seed), lm.image_shape, NCOL)
+            pics = sample_pictures(lm.model, N_SAMPLES, replace(SAMPLING, method=method, seed=seed))
+            return to_grid(pics.means, lm.image_shape, NCOL)
 
         self.in_thread(work, done=self._show, group="samples")
 

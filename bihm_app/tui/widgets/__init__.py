@@ -1,0 +1,3 @@
+"""Dashboard widgets (one per file)."""
+
+__all__: list[str] = []

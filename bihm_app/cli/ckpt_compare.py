@@ -1,0 +1,103 @@
+"""`bihm ckpt compare`: two or more runs side by side — config differences, metrics at each run's
+best epoch (as on the dashboard's compare screen), overlaid curves."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated
+
+import typer
+
+from bihm_app.cli.ckpt_common import AsJson, Latest, RunsDir, fmt_value, resolve, show_value
+from bihm_app.cli.common import err, out
+from bihm_app.runner.checkpoints import METRICS, comparison, finite, json_safe, series
+
+
+def _chart(series: dict, bands: dict, title: str):
+    """A terminal line chart (``bands``: standard errors per series), or None without a renderer."""
+    try:
+        from bihm_app.render.chart import LineChart
+    except ImportError:  # pragma: no cover - the render layer ships with the package
+        return None
+    return LineChart(series, height=16, title=title, x_label="epoch", bands=bands)
+
+
+def compare(
+    targets: Annotated[list[str], typer.Argument(help="Two or more runs or checkpoint files.")],
+    latest: Latest = False,
+    metric: Annotated[str, typer.Option(help="History column to plot.")] = "valid_log_ptilde",
+    chart: Annotated[bool, typer.Option(help="Draw the curves as a terminal chart.")] = True,
+    diff_only: Annotated[bool, typer.Option("--diff-only", help="Show only the configuration keys that differ.")] = False,
+    as_json: AsJson = False,
+    runs_dir: RunsDir = None,
+) -> None:
+    """Configuration differences, metrics at each run's best epoch with standard errors, overlaid curves."""
+    doc = comparison([resolve(t, runs_dir, latest) for t in targets])
+    keys, flats = doc.pop("keys"), doc.pop("flat")
+    if as_json:
+        out.print_json(json.dumps(json_safe(doc), default=str))
+        return
+    runs, differing = doc["runs"], doc["config_differences"]
+    out.print(_config_table([r["label"] for r in runs], keys, flats, differing, diff_only))
+    if not differing:
+        out.print("[green]identical configuration and data[/]")
+    out.print(_metrics_table(runs))
+    if chart:
+        _print_chart(runs, metric)
+
+
+def _config_table(labels, keys, flats, differing, diff_only: bool):
+    from rich.table import Table
+
+    t = Table(title="configuration" + (" (differences only)" if diff_only else ""), title_justify="left")
+    t.add_column("key")
+    for lab in labels:
+        t.add_column(lab, overflow="fold")
+    for k in keys:
+        if diff_only and k not in differing:
+            continue
+        shown = [show_value(f.get(k)) for f in flats]
+        if k == "data.sha256":
+            shown = [s[:12] + "…" if len(s) > 12 else s for s in shown]
+        t.add_row(("≠ " if k in differing else "  ") + k, *shown, style="bold yellow" if k in differing else None)
+    return t
+
+
+def _metrics_table(runs: list[dict]):
+    from rich.table import Table
+
+    t = Table(title="metrics at each run's best epoch (± standard error)", title_justify="left")
+    t.add_column("metric")
+    for r in runs:
+        t.add_column(r["label"], justify="right")
+    t.add_row("epoch / step", *[f"{r['progress'].get('epoch')} / {r['progress'].get('step')}" for r in runs])
+    t.add_row("parameters", *[f"{r['parameters']['total']:,}" for r in runs])
+    for key, label in METRICS:
+        if key not in runs[0]["metrics"]:
+            continue
+        cells = [r["metrics"][key] for r in runs]
+        vals = [c["value"] for c in cells if finite(c["value"])]
+        top = max(vals) if len(vals) > 1 else None
+        t.add_row(label, *[f"[bold green]{fmt_value(c['value'], c['se'])}[/]" if c["value"] == top else fmt_value(c["value"], c["se"]) for c in cells])
+    best = [r["best_valid_log_ptilde"] for r in runs]
+    t.add_row("best valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({b['epoch']})" if finite(b["value"]) else "—" for b in best])
+    return t
+
+
+def _print_chart(runs: list[dict], metric: str) -> None:
+    series_, bands = {}, {}
+    for r in runs:
+        xs, ys, es = series(r["history"], metric)
+        if xs:
+            series_[r["label"]] = (xs, ys)
+            if any(e is not None for e in es):
+                bands[r["label"]] = [math.nan if e is None else e for e in es]
+    if not series_:
+        out.print(f"[dim]no history of {metric!r} to plot[/]")
+        return
+    renderable = _chart(series_, bands, f"{dict(METRICS).get(metric, metric)} by epoch")
+    if renderable is None:
+        err.print("[dim](terminal charts are not available in this install)[/]")
+    else:
+        out.print(renderable)

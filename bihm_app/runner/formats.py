@@ -1,0 +1,56 @@
+"""Text both front-ends show the same way: ages, nested configs as flat keys, layer lists.
+
+One definition each, so that ``bihm runs list`` and the dashboard cannot drift apart (they once
+did: 90 s was "1m" in one and "2m" in the other).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+
+__all__ = ["age", "flatten", "layers_text"]
+
+
+def age(seconds: float | None, now: float | None = None) -> str:
+    """'42s', '5m', '3h', '2d' — whole units, rounded down (90 s is '1m'); the date for anything
+    older than 30 days; '—' when unknown."""
+    if seconds is None or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return "—"
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    if s < 30 * 86400:
+        return f"{s // 86400}d"
+    t = (now if now is not None else time.time()) - seconds
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d")
+
+
+def flatten(d: dict, prefix: str = "", as_text: bool = False) -> dict[str, object]:
+    """{'train': {'K': 10}} -> {'train.K': 10}: nested dicts become dotted keys. Values are kept as
+    they are, or with ``as_text`` turned into strings (lists joined by commas)."""
+    flat: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(flatten(v, key + ".", as_text))
+        elif as_text:
+            flat[key] = ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
+        else:
+            flat[key] = v
+    return flat
+
+
+def layers_text(layers, limit: int | None = None) -> str:
+    """'200,200' ('—' for none); longer than ``limit`` characters: the start, '…' and the layer count."""
+    if not layers:
+        return "—"
+    text = ",".join(str(n) for n in layers)
+    if limit is not None and len(text) > limit:
+        return f"{text[:limit - 4]}… (L={len(layers)})"
+    return text

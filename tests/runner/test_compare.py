@@ -1,0 +1,46 @@
+"""`bihm ckpt compare` and the dashboard's compare screen report the same epoch: the best one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bihm_app.runner.compare import at_best_epoch
+
+HISTORY = {
+    "epoch": [1, 2, 3, 4],
+    "valid_log_ptilde": [-20.0, -15.0, float("nan"), -17.0],  # best at epoch 2, not the last
+    "valid_log_ptilde_se": [0.5, 0.4, float("nan"), 0.6],
+    "log_z2": [1.0, 2.0, 3.0, 4.0],
+    "log_z2_se": [0.1, 0.2, 0.3, 0.4],
+}
+
+
+def test_best_epoch_not_the_last_from_a_history_dict_and_from_metrics_rows():
+    """Catches a compare that reports the last checkpoint's numbers (as `ckpt compare` once did)
+    or that stumbles over a NaN epoch."""
+    epoch, cells = at_best_epoch(HISTORY, ["valid_log_ptilde", "log_z2", "valid_log_p"])
+    assert epoch == 2 and cells == {"valid_log_ptilde": (-15.0, 0.4), "log_z2": (2.0, 0.2)}
+    rows = np.array(list(zip(*HISTORY.values())), dtype=[(k, "f8") for k in HISTORY])
+    assert at_best_epoch(rows, ["valid_log_ptilde", "log_z2"]) == (epoch, cells)
+    assert at_best_epoch({"epoch": [1], "valid_log_ptilde": [float("nan")]}, ["log_z2"]) == (None, {})
+
+
+def test_ckpt_compare_shows_the_best_epoch(tmp_path):
+    from typer.testing import CliRunner
+
+    from bihm_app.cli import ckpt_cmd
+    from bihm_app.store.checkpoint import save_checkpoint
+    from bihm_app.store.runs import new_run
+    from tests.store.helpers import make_arrays, make_meta
+
+    for name in ("a", "b"):
+        run = new_run(tmp_path, name, data="bars", layers=(6, 3))
+        meta = make_meta(epoch=4)
+        meta["history"].update({k: v for k, v in HISTORY.items() if k != "epoch"})
+        save_checkpoint(run.best_path, make_arrays(), meta)
+    res = CliRunner().invoke(ckpt_cmd.app, ["compare", "a", "b", "--json", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    import json
+
+    doc = json.loads(res.stdout)
+    assert doc["runs"][0]["metrics"]["log_z2"] == {"value": 2.0, "se": 0.2, "epoch": 2}
