@@ -43,7 +43,7 @@ def eval_(
     Results of a run's checkpoint are also merged into eval-<split>.json in the run folder, where
     `bihm report`, `bihm repro` and the dashboard read them.
     """
-    from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, evaluate_target, log_pstar, parse_k_list
+    from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, evaluate_target, parse_k_list
     from bihm_app.runner.sharding import finish_sharding, init_sharding
     from bihm_app.runner.threads import check_option
 
@@ -75,6 +75,13 @@ def eval_(
         finish_sharding(world, ok)
     if rank != 0:
         return  # under torchrun rank 0 reports
+    _show_eval(res, split, k_sweep, plot, as_json)
+
+
+def _show_eval(res, split: str, k_sweep: bool, plot: Optional[Path], as_json: bool) -> None:
+    """The results of `bihm eval` on rank 0: JSON, or the table, 2 log Z, log p*(x) and the files written."""
+    from bihm_app.runner.evaluation import log_pstar
+
     results, z = res.estimates(), res.z()
     png = _k_sweep_png(res, results, split, plot) if k_sweep else None
     star = log_pstar(results[-1], z)
