@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 
-from bihm_app.errors import TrainingDiverged
+from bihm_app.errors import BihmError, TrainingDiverged
 
 __all__ = ["Reporter", "Reporters", "MetricsFileReporter", "StatusFileReporter", "reporters_for"]
 
@@ -124,7 +124,10 @@ class StatusFileReporter(Reporter):
     def crashed(self, exc) -> None:
         # a crash or a second Ctrl-C: the last checkpoint stays the resumable state
         state = "stopped" if isinstance(exc, KeyboardInterrupt) else ("diverged" if isinstance(exc, TrainingDiverged) else "crashed")
-        self._write(state, message=str(exc)[:300])
+        try:
+            self._write(state, message=str(exc)[:300] or type(exc).__name__)
+        except BihmError:
+            pass  # e.g. the disk is too full even for status.json: the original error is the one to report
 
     def finish(self, reason) -> None:
         p = self.tr.progress
