@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -58,6 +59,16 @@ def parse_int_list(spec: str, what: str) -> list[int]:
     if not vals or any(v < 1 for v in vals):
         raise ConfigError(f"{what} must be at least 1, got {spec!r}")
     return vals
+
+
+def as_count(value: float, option: str, minimum: int = 0) -> int:
+    """A float option that counts something (``--z-samples 1e6``) as an int; NaN, inf, fractions
+    and values below ``minimum`` are a ConfigError naming the option."""
+    from bihm_app.errors import ConfigError
+
+    if not math.isfinite(value) or value != int(value) or value < minimum:
+        raise ConfigError(f"{option} must be a whole number of at least {minimum}, got {value:g}")
+    return int(value)
 
 
 def load_model(arg: str, runs_dir: Path | None, device: str = "auto", which: str = "best", labels_ok: bool = False):

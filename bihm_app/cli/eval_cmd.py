@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from bihm_app.cli.common import TaskBars, Threads, apply_threads, cli_errors, load_model, out, progress_bar, runs_root
+from bihm_app.cli.common import TaskBars, Threads, apply_threads, as_count, cli_errors, load_model, out, progress_bar, runs_root
 from bihm_app.errors import ConfigError
 
 
@@ -67,6 +67,7 @@ def eval_(
 
     ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
     threads = check_option(threads)
+    z_samples = as_count(z_samples, "--z-samples")
     if _has_labels(run, runs_dir, which):  # a semi-supervised run: classification error too
         if batch < 1:
             raise ConfigError(f"--batch must be at least 1, got {batch}")
@@ -79,7 +80,7 @@ def eval_(
         raise ConfigError(f"--n must be at least 0, got {n}")
     if z_samples and z_samples < 2:
         raise ConfigError(f"--z-samples must be 0 or at least 2, got {z_samples}")
-    plan = EvalPlan([(K, n) for K in ks], int(z_samples), z_inner, split, seed, batch)
+    plan = EvalPlan([(K, n) for K in ks], z_samples, z_inner, split, seed, batch)
     rank, world = init_sharding(device)
     ok = False
     try:
@@ -111,8 +112,12 @@ def eval_(
         "cache": None if res.written is None else str(res.written),
         "plot": None if png is None else str(png),
     }  # fmt: skip
+    bad = _nonfinite([(f"{name} at K = {r['K']}", r[key], r[f"{key}_se"]) for r in results
+                      for name, key in (("log p(x)", "log_p"), ("log p̃*(x)", "log_ptilde"))]  # fmt: skip
+                     + ([("2 log Z", z["mean"], z["se"])] if z is not None else []))
     if as_json:
         out.print_json(json.dumps(payload))
+        _refuse_nonfinite(bad, res.checkpoint)
         return
     table = Table(title=f"{res.cache.data} / {split} — {n_pts} points — {res.checkpoint.name}", title_justify="left")
     for col in ("K", "log p(x)", "log p̃*(x)", "ESS") + (("log p*(x)",) if k_sweep and z is not None else ()):
@@ -132,6 +137,21 @@ def eval_(
         out.print(f"wrote {png}", highlight=False)
     if res.written is not None:
         out.print(f"[dim]results cached in {res.written}[/]", highlight=False)
+    _refuse_nonfinite(bad, res.checkpoint)
+
+
+def _nonfinite(values: list[tuple[str, float, float]]) -> list[str]:
+    """Names of the (name, mean, standard error) estimates that came out NaN/inf."""
+    return [name for name, mean, se in values if mean is None or se is None or not (math.isfinite(mean) and math.isfinite(se))]
+
+
+def _refuse_nonfinite(bad: list[str], path) -> None:
+    """Exit 1 with one line when an estimate is not finite (the model's values overflow)."""
+    from bihm_app.errors import CheckpointError
+
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise CheckpointError(f"checkpoint {path}: non-finite estimates ({', '.join(bad[:3])}{more}): the model's values overflow")
 
 
 def _has_labels(run: str, runs_dir, which: str) -> bool:
@@ -199,8 +219,9 @@ def logz(
     """Estimate 2 log Z (eq. 3.11) with its standard error."""
     from bihm_app.runner.sharding import finish_sharding, init_sharding
 
-    if samples < 2 or inner < 1:
-        raise ConfigError("--samples must be at least 2 and --inner at least 1")
+    samples = as_count(samples, "--samples", minimum=2)
+    if inner < 1:
+        raise ConfigError("--inner must be at least 1")
     rank, world = init_sharding(device)
     ok = False
     try:
@@ -216,4 +237,6 @@ def logz(
     if as_json:
         out.print_json(json.dumps({"checkpoint": meta["_path"], "log_z2": z.mean, "se": z.se, "samples": int(samples), "inner": inner}))
     else:
-        out.print(f"2 log Z = [bold]{z.mean:.4f} ± {z.se:.4f}[/]   (Z² = {math.exp(z.mean):.4g}; {int(samples):,} samples, inner {inner})", highlight=False)
+        z2 = math.exp(z.mean) if math.isfinite(z.mean) and z.mean < 700 else math.inf
+        out.print(f"2 log Z = [bold]{z.mean:.4f} ± {z.se:.4f}[/]   (Z² = {z2:.4g}; {int(samples):,} samples, inner {inner})", highlight=False)
+    _refuse_nonfinite(_nonfinite([("2 log Z", z.mean, z.se)]), meta["_path"])

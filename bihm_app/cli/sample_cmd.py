@@ -33,10 +33,13 @@ def _model(run: str | None, fresh: bool, layers: str, data: str | None, device: 
 
     if fresh:
         ds = load_dataset(data or "bmnist")
+        from bihm_app.runner.budget import check_model_fits
+
         try:
             sizes, dev = parse_layers(layers), resolve_device(device)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        check_model_fits(ModelConfig(ds.dim, sizes), dev)  # before allocating it
         return BiHM(ModelConfig(ds.dim, sizes), make_generator(seed)).to(dev).eval(), ds
     if not run:
         raise ConfigError("give a run (name, folder or checkpoint file) or --fresh")

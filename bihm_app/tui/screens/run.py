@@ -38,14 +38,17 @@ START_WAIT_S = 60.0  # how long a just-launched run may take to create its folde
 
 
 def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:
-    """The last ``n`` lines of a text file (reads at most ``max_bytes`` from its end)."""
+    """The last ``n`` lines of a text file (reads at most ``max_bytes`` from its end; never
+    blocks: only a regular file is opened)."""
+    from bihm_app.safe_files import FileProblem, open_regular_file
+
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             fh.seek(0, 2)
             size = fh.tell()
             fh.seek(max(0, size - max_bytes))
             data = fh.read().decode("utf-8", errors="replace")
-    except OSError:
+    except (OSError, FileProblem):
         return []
     return [line.rstrip() for line in data.splitlines()[-n:]]
 

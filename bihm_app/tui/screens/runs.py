@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from bihm_app.render.chart import sparkline
-from bihm_app.store.metrics import metrics_files, read_run_metrics
+from bihm_app.store.metrics import ARCHIVE_NAME, metrics_files, read_run_metrics
 from bihm_app.store.runs import RunSummary, list_runs
 from bihm_app.tui import format as fmt
 from bihm_app.tui.screens.base import BihmScreen
@@ -42,15 +42,16 @@ class _TrendCache:
     def trend(self, run_path: Path) -> tuple[str, dict]:
         """(sparkline of valid log p~*, config from the latest metrics file's run info)."""
         files = metrics_files(run_path)
+        archive = run_path / ARCHIVE_NAME
         try:
-            key = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+            key = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files + ([archive] if archive.exists() else []))
         except OSError:
             return "", {}
         hit = self._cache.get(str(run_path))
         if hit is not None and hit[0] == key:
             return hit[1], hit[2]
         text, config = "", {}
-        if files:
+        if files or archive.exists():
             try:
                 rm = read_run_metrics(run_path)
                 v = rm.epochs["valid_log_ptilde"].astype(float)
