@@ -103,6 +103,7 @@ def load_model(target: str | Path, root: Path, device: str | None = "auto", whic
 def fresh_model(layers: str | tuple[int, ...], data: str = "bmnist", device: str | None = "auto", seed: int = 0) -> LoadedModel:
     """A freshly initialised BiHM for ``data`` with latent ``layers`` ('200,200', a preset or sizes)."""
     from bihm_app.engine.model import BiHM, ModelConfig, parse_layers
+    from bihm_app.runner.budget import check_model_fits
     from bihm_app.runner.seeds import generator
 
     ds = dataset(data)
@@ -111,5 +112,7 @@ def fresh_model(layers: str | tuple[int, ...], data: str = "bmnist", device: str
         cfg = ModelConfig(ds.dim, sizes)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    model = BiHM(cfg, generator(seed, "init")).to(device_of(device)).eval()
+    dev = device_of(device)
+    check_model_fits(cfg, dev)  # before allocating it
+    model = BiHM(cfg, generator(seed, "init")).to(dev).eval()
     return LoadedModel(model, {}, None, ds.name, image_shape_of(ds, ds.dim))

@@ -93,6 +93,10 @@ class MetricsFileReporter(Reporter):
     def rolled_back(self, text) -> None:
         self._event("rollback", text)
 
+    def crashed(self, exc) -> None:
+        # close before status.json is written: a file whose write failed (disk full) keeps its committed rows
+        self.close()
+
     def _event(self, kind: str, text: str) -> None:
         if self.writer is not None:
             p = self.tr.progress
@@ -100,8 +104,8 @@ class MetricsFileReporter(Reporter):
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            writer.close()  # never raises
 
 
 class StatusFileReporter(Reporter):

@@ -13,7 +13,7 @@ from bihm_app.runner.compare import METRICS, RunFacts, compare_runs, config_diff
 from bihm_app.tui import format as fmt
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.metric_chart import MetricChart
-from bihm_app.tui.widgets.run_metrics import Curve
+from bihm_app.tui.widgets.curves import Curve
 
 
 

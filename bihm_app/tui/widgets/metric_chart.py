@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from textual_plotext import PlotextPlot
 
-from bihm_app.tui.widgets.run_metrics import Curve
+from bihm_app.tui.widgets.curves import Curve
 
 COLORS = ("blue+", "red+", "green+", "orange+", "magenta+", "cyan+")
 
