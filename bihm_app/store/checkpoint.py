@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from bihm_app.errors import CheckpointError, DiskFull
-from bihm_app.safe_files import FileProblem, fd_path, hdf5_link_problem, is_disk_full, open_regular
+from bihm_app.safe_files import FileProblem, hdf5_link_problem, is_disk_full, open_regular
 
 SCHEMA = "bihm-checkpoint"
 SCHEMA_VERSION = 1
@@ -569,6 +569,7 @@ class _Reader:
         self.where = f"checkpoint {path}"
         self.f = None
         self.fd: int | None = None  # the checked descriptor: every later read goes through it
+        self._fileobjs: list = []  # file objects HDF5 reads through (closed with the reader)
         self.size = 0
         self.seal: dict | None = None
         self.meta: dict | None = None
@@ -612,11 +613,21 @@ class _Reader:
         return f"{self.size:,} bytes"
 
     def _hdf5(self):
-        """h5py.File of the checked descriptor's file, refused if it holds links."""
+        """h5py.File of the checked descriptor's file, refused if it holds links.
+
+        HDF5 reads through a Python file object on (a duplicate of) the checked descriptor: the
+        very bytes whose seal was verified, even if a writer has since replaced the file's name.
+        """
         import h5py
 
         assert self.fd is not None
-        f = h5py.File(fd_path(self.fd, self.path), "r")
+        fo = os.fdopen(os.dup(self.fd), "rb")
+        try:
+            f = h5py.File(fo, "r")
+        except BaseException:
+            fo.close()
+            raise
+        self._fileobjs.append(fo)
         try:
             problem = hdf5_link_problem(f)
         except Exception:
@@ -826,6 +837,9 @@ class _Reader:
             except Exception:  # pragma: no cover
                 pass
             self.f = None
+        for fo in self._fileobjs:
+            fo.close()
+        self._fileobjs.clear()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
