@@ -28,3 +28,7 @@ class RunError(BihmError):
 
 class TrainingDiverged(BihmError):
     """Training produced NaN/inf repeatedly even after rollbacks."""
+
+
+class DiskFull(BihmError):
+    """A write failed because the file system is full (or over quota); nothing written was lost."""

@@ -91,20 +91,23 @@ def _show_head(doc: dict):
 # ---------------------------------------------------------------------------------------------
 # verify
 # ---------------------------------------------------------------------------------------------
-def _verify_targets(target: str, runs_dir: Optional[Path]) -> list[Path]:
-    """A file, or every checkpoint of a run (both checkpoint.h5 and best.h5)."""
+def _verify_targets(target: str, runs_dir: Optional[Path]) -> list[tuple[Path, Optional[Path]]]:
+    """(file, folder it must not lead out of): a file, or every checkpoint of a run (both
+    checkpoint.h5 and best.h5, which must stay inside the run folder)."""
+    import os
+
     from bihm_app.errors import BihmError
     from bihm_app.store.runs import open_run
 
     p = Path(target)
-    if p.is_file() or target.endswith(".h5"):
-        return [p]
+    if (os.path.lexists(p) and not p.is_dir()) or target.endswith(".h5"):
+        return [(p, None)]
     try:
         run = open_run(target, runs_root(runs_dir))
     except BihmError:
-        return [p]
-    found = [q for q in (run.checkpoint_path, run.best_path) if q.exists()]
-    return found or [run.checkpoint_path]
+        return [(p, None)]
+    found = [q for q in (run.checkpoint_path, run.best_path) if os.path.lexists(q)]
+    return [(q, run.path) for q in found or [run.checkpoint_path]]
 
 
 @app.command("verify")
@@ -124,8 +127,8 @@ def verify(
 
     reports = []
     for target in files:
-        for path in _verify_targets(target, runs_dir):
-            reports.append(verify_checkpoint(path))
+        for path, within in _verify_targets(target, runs_dir):
+            reports.append(verify_checkpoint(path, within=within))
     if as_json:
         out.print_json(json.dumps([r.to_dict() for r in reports]))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -44,6 +45,16 @@ def cli_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def as_count(value: float, option: str, minimum: int = 0) -> int:
+    """A float option that counts something (``--z-samples 1e6``) as an int; NaN, inf, fractions
+    and values below ``minimum`` are a ConfigError naming the option."""
+    from bihm_app.errors import ConfigError
+
+    if not math.isfinite(value) or value != int(value) or value < minimum:
+        raise ConfigError(f"{option} must be a whole number of at least {minimum}, got {value:g}")
+    return int(value)
 
 
 def progress_bar(rank: int = 0):

@@ -140,15 +140,19 @@ def import_(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split when one is drawn.")] = 0,
     fmt: Annotated[Optional[str], typer.Option("--format", help="npz, npy, csv, amat, mat or hdf5 (default: from the extension).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an imported set of the same name.")] = False,
+    max_bytes: Annotated[Optional[str], typer.Option("--max-bytes", help="Largest file read whole and largest (decompressed) data a file may declare, e.g. 4G (default 512MiB, or $BIHM_MAX_BYTES).")] = None,
 ) -> None:
     """Validate a file of 0/1 rows and store it as a named data set (bit-packed, checksummed)."""
     from bihm_app.data import load_dataset
     from bihm_app.data.importer import import_file
+    from bihm_app.data.limits import parse_size
 
+    cap = parse_size(max_bytes) if max_bytes is not None else None
     with err.status(f"importing {file} …"):
         folder = import_file(
-            file, name, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed, fmt=fmt, overwrite=force
-        )
+            file, name, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed, fmt=fmt, overwrite=force,
+            max_bytes=cap,
+        )  # fmt: skip
         ds = load_dataset(name)
     sizes = " / ".join(f"{s} {ds.size(s):,}" for s in ds.split_names)
     out.print(f"imported [bold]{name}[/]: {sizes}, dim {ds.dim}, density {ds.density():.3f} -> {folder}", highlight=False)
@@ -165,6 +169,7 @@ def fetch(
     test_fraction: Annotated[float, typer.Option("--test-fraction")] = 0.1,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Fetch again over a stored set of the same name.")] = False,
+    max_bytes: Annotated[Optional[str], typer.Option("--max-bytes", help="Largest file read whole and largest (decompressed) data a file may declare, e.g. 4G (default 512MiB).")] = None,
 ) -> None:
     """Download a data set the package cannot ship (resumable, checksum-verified) and store it."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -172,7 +177,9 @@ def fetch(
     from bihm_app.data import load_dataset
     from bihm_app.data.fetch import fetch_dataset
     from bihm_app.data.importer import SplitPlan
+    from bihm_app.data.limits import parse_size
 
+    cap = parse_size(max_bytes) if max_bytes is not None else None
     tasks: dict[str, int] = {}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
@@ -186,7 +193,7 @@ def fetch(
 
         folder = fetch_dataset(
             name, sha256=_parse_sha(sha256), url=url, fmt=fmt, overwrite=force, progress=progress,
-            plan=SplitPlan(valid_fraction, test_fraction, seed),
+            plan=SplitPlan(valid_fraction, test_fraction, seed), max_bytes=cap,
         )
     ds = load_dataset(name)
     sizes = " / ".join(f"{s} {ds.size(s):,}" for s in ds.split_names)

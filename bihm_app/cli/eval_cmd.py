@@ -15,8 +15,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from bihm_app.cli.common import TaskBars, Threads, apply_threads, cli_errors, out, progress_bar, runs_root
-from bihm_app.errors import ConfigError
+from bihm_app.cli.common import TaskBars, Threads, apply_threads, as_count, cli_errors, out, progress_bar, runs_root
+from bihm_app.errors import CheckpointError, ConfigError
 
 
 @cli_errors
@@ -49,6 +49,7 @@ def eval_(
 
     ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
     threads = check_option(threads)
+    z_samples = as_count(z_samples, "--z-samples")
     if _has_labels(run, runs_dir, which):  # a semi-supervised run: classification error too
         if batch < 1:
             raise ConfigError(f"--batch must be at least 1, got {batch}")
@@ -63,7 +64,7 @@ def eval_(
         raise ConfigError(f"--n must be at least 0, got {n}")
     if z_samples and z_samples < 2:
         raise ConfigError(f"--z-samples must be 0 or at least 2, got {z_samples}")
-    plan = EvalPlan([(K, n) for K in ks], int(z_samples), z_inner, split, seed, batch)
+    plan = EvalPlan([(K, n) for K in ks], z_samples, z_inner, split, seed, batch)
     rank, world = init_sharding(device)
     ok = False
     try:
@@ -85,8 +86,12 @@ def _show_eval(res, split: str, k_sweep: bool, plot: Optional[Path], as_json: bo
     results, z = res.estimates(), res.z()
     png = _k_sweep_png(res, results, split, plot) if k_sweep else None
     star = log_pstar(results[-1], z)
+    bad = _nonfinite([(f"{name} at K = {r['K']}", r[key], r[f"{key}_se"]) for r in results
+                      for name, key in (("log p(x)", "log_p"), ("log p̃*(x)", "log_ptilde"))]  # fmt: skip
+                     + ([("2 log Z", z["mean"], z["se"])] if z is not None else []))
     if as_json:
         out.print_json(json.dumps(_payload(res, results, z, star, split, png)))
+        _refuse_nonfinite(bad, res.checkpoint)
         return
     out.print(_estimates_table(res, results, z if k_sweep else None, split))
     if z is not None:
@@ -96,6 +101,19 @@ def _show_eval(res, split: str, k_sweep: bool, plot: Optional[Path], as_json: bo
         out.print(f"wrote {png}", highlight=False)
     if res.written is not None:
         out.print(f"[dim]results cached in {res.written}[/]", highlight=False)
+    _refuse_nonfinite(bad, res.checkpoint)
+
+
+def _nonfinite(values: list[tuple[str, float, float]]) -> list[str]:
+    """Names of the (name, mean, standard error) estimates that came out NaN/inf."""
+    return [name for name, mean, se in values if mean is None or se is None or not (math.isfinite(mean) and math.isfinite(se))]
+
+
+def _refuse_nonfinite(bad: list[str], path) -> None:
+    """Exit 1 with one line when an estimate is not finite (the model's values overflow)."""
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise CheckpointError(f"checkpoint {path}: non-finite estimates ({', '.join(bad[:3])}{more}): the model's values overflow")
 
 
 def _k_sweep_png(res, results: list[dict], split: str, plot: Optional[Path]) -> Path:
@@ -206,8 +224,9 @@ def logz(
     from bihm_app.runner.models import load_model
     from bihm_app.runner.sharding import finish_sharding, init_sharding
 
-    if samples < 2 or inner < 1:
-        raise ConfigError("--samples must be at least 2 and --inner at least 1")
+    samples = as_count(samples, "--samples", minimum=2)
+    if inner < 1:
+        raise ConfigError("--inner must be at least 1")
     rank, world = init_sharding(device)
     ok = False
     try:
@@ -224,4 +243,6 @@ def logz(
     if as_json:
         out.print_json(json.dumps({"checkpoint": str(lm.path), "log_z2": z.mean, "se": z.se, "samples": int(samples), "inner": inner}))
     else:
-        out.print(f"2 log Z = [bold]{z.mean:.4f} ± {z.se:.4f}[/]   (Z² = {math.exp(z.mean):.4g}; {int(samples):,} samples, inner {inner})", highlight=False)
+        z2 = math.exp(z.mean) if math.isfinite(z.mean) and z.mean < 700 else math.inf
+        out.print(f"2 log Z = [bold]{z.mean:.4f} ± {z.se:.4f}[/]   (Z² = {z2:.4g}; {int(samples):,} samples, inner {inner})", highlight=False)
+    _refuse_nonfinite(_nonfinite([("2 log Z", z.mean, z.se)]), lm.path)

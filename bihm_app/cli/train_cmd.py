@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bihm_app.cli.common import Threads, cli_errors, err, out, runs_root
+from bihm_app.cli.common import Threads, as_count, cli_errors, err, out, runs_root
 from bihm_app.errors import ConfigError
 
 
@@ -52,6 +52,7 @@ def train(
 
     root = runs_root(runs_dir)
     reporter = RichReporter(err, quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
+    z_samples = as_count(z_samples, "--z-samples")
     try:
         semi = None
         if labels and not resume:

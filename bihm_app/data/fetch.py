@@ -22,6 +22,7 @@ from bihm_app import __version__
 from bihm_app.data.builtin import BUILTINS
 from bihm_app.data.importer import SplitPlan, store_raw
 from bihm_app.data.integrity import fsync_dir, sha256_file
+from bihm_app.data.limits import ReadLimits
 from bihm_app.data.local import set_dir
 from bihm_app.data.paths import data_home
 from bihm_app.data.readers import RawData, detect_format, read_file
@@ -121,6 +122,7 @@ def fetch_remote(
     overwrite: bool = False,
     progress: Progress | None = None,
     keep_downloads: bool = False,
+    max_bytes: int | None = None,
 ) -> Path:
     """Download and convert `spec` into the data folder; return the stored set's folder.
 
@@ -155,10 +157,11 @@ def fetch_remote(
     for f in resolved:
         paths[f.split] = download(f.url, folder / f"{f.split}-{f.filename}", f.sha256, progress=progress,
                                   label=f"{spec.name} {f.split}")
+    limits = ReadLimits.default(max_bytes)
     if "all" in paths:
-        raw = read_file(paths["all"], spec.fmt)
+        raw = read_file(paths["all"], spec.fmt, limits)
     else:
-        parts = {s: read_file(p, spec.fmt) for s, p in paths.items()}
+        parts = {s: read_file(p, spec.fmt, limits) for s, p in paths.items()}
         splits = {}
         for s, r in parts.items():
             if "all" not in r.splits:
@@ -184,6 +187,7 @@ def fetch_dataset(
     plan: SplitPlan | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    max_bytes: int | None = None,
 ) -> Path:
     """Fetch a set from the table (`remote.REMOTE`), or any single file given `url` and a SHA-256.
 
@@ -194,7 +198,7 @@ def fetch_dataset(
         raise DataError(f"data set '{name}' is built in; nothing to fetch")
     spec = REMOTE.get(name)
     if spec is not None and url is None:
-        return fetch_remote(spec, sha256=sha256, plan=plan, overwrite=overwrite, progress=progress)
+        return fetch_remote(spec, sha256=sha256, plan=plan, overwrite=overwrite, progress=progress, max_bytes=max_bytes)
     if url is None:
         raise DataError(
             f"unknown data set '{name}' to fetch (known: {', '.join(REMOTE)}); "
@@ -209,4 +213,4 @@ def fetch_dataset(
         dim=spec.dim if spec else None, image_shape=spec.image_shape if spec else None,
         transpose_images=spec.transpose_images if spec else False,
     )
-    return fetch_remote(generic, plan=plan, overwrite=overwrite, progress=progress)
+    return fetch_remote(generic, plan=plan, overwrite=overwrite, progress=progress, max_bytes=max_bytes)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app.data.builtin import BUILTINS
+from bihm_app.data.limits import ReadLimits
 from bihm_app.data.local import save_dataset, set_dir
 from bihm_app.data.packed import SPLITS
 from bihm_app.data.readers import RawData, read_file
@@ -131,8 +132,12 @@ def import_file(
     seed: int = 0,
     fmt: str | None = None,
     overwrite: bool = False,
+    max_bytes: int | None = None,
 ) -> Path:
     """Import `path` as data set `name` in the data folder; return the set's folder.
+
+    ``max_bytes`` caps what the file may make bihm read and allocate (default
+    :data:`~bihm_app.data.limits.DEFAULT_MAX_BYTES`, or ``BIHM_MAX_BYTES``).
 
     Splits present in the file are kept; missing valid/test splits are drawn (seeded) from the
     train rows, or from all rows when the file holds a single array.
@@ -145,5 +150,5 @@ def import_file(
     plan = SplitPlan(valid_fraction, test_fraction, seed)
     plan.check()
     path = Path(path)
-    raw = read_file(path, fmt)
+    raw = read_file(path, fmt, ReadLimits.default(max_bytes))
     return store_raw(raw, name, plan=plan, source="imported", origin=str(path.resolve()), overwrite=overwrite)

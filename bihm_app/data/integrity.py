@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bihm_app.errors import DataError
+from bihm_app.safe_files import FileProblem, check_regular, open_regular_file
 
 _CHUNK = 1 << 20
 _digests: dict[tuple[str, int, int], str] = {}
@@ -25,7 +26,11 @@ _digests: dict[tuple[str, int, int], str] = {}
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    try:
+        fh = open_regular_file(path)
+    except FileProblem as exc:
+        raise DataError(f"{path}: {exc}") from None
+    with fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
@@ -44,8 +49,12 @@ def cached_sha256(path: Path) -> str:
 
 def verify_sha256(path: Path, expected: str, what: str) -> str:
     """Raise `DataError` unless the file exists and its SHA-256 equals `expected`; return the digest."""
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"{what}: file {path} is missing")
+    try:
+        check_regular(path)
+    except FileProblem as exc:
+        raise DataError(f"{what}: {path} {exc}") from None
     digest = cached_sha256(path)
     if digest != expected.lower():
         raise DataError(

@@ -23,6 +23,7 @@ from bihm_app.data.packed import SPLITS, pack_splits, write_npz
 from bihm_app.data.paths import data_home
 from bihm_app.data.validate import check_labels, check_name, check_splits
 from bihm_app.errors import DataError
+from bihm_app.safe_files import FileProblem, read_capped
 
 FORMAT = "bihm-dataset"
 VERSION = 1
@@ -37,10 +38,12 @@ def set_dir(name: str) -> Path:
 def read_manifest(name: str) -> dict | None:
     """The manifest of a stored set, or None when no set of that name is stored."""
     path = set_dir(name) / MANIFEST_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(read_capped(path, 1 << 20).decode("utf-8"))
+    except FileProblem as exc:
+        raise DataError(f"data set '{name}': manifest {path} {exc}") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"data set '{name}': manifest {path} is unreadable ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

@@ -11,13 +11,17 @@ MATLAB file as some copies are), ``.mat``, ``.h5``/``.hdf5`` (datasets train/val
 
 from __future__ import annotations
 
+import math
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from bihm_app.data.limits import ReadLimits
 from bihm_app.errors import DataError
+from bihm_app.safe_files import FileProblem, check_regular, hdf5_link_problem, open_hdf5, open_regular_file
 
 FORMATS = ("npz", "npy", "csv", "amat", "mat", "hdf5")
 _EXT = {
@@ -80,84 +84,206 @@ def _from_named(arrays: dict[str, np.ndarray], what: str) -> RawData:
     raise DataError(f"{what}: expected arrays named train/valid/test or exactly one array, found: {names}")
 
 
-def _read_npz(path: Path) -> RawData:
+_NPY_MAGIC = b"\x93NUMPY"
+#: Arrays one .npz file may hold (a real one holds a handful).
+MAX_NPZ_MEMBERS = 1000
+
+
+def _npy_from(fh, what: str, available: int, limits: ReadLimits) -> np.ndarray:
+    """One array in .npy format from ``fh``, whose data part may be at most ``available`` bytes.
+
+    The header is parsed and its declared size checked against ``available`` and ``limits``
+    before anything is allocated; the data is read with one bounded read.
+    """
+    import numpy.lib.format as npf
+
+    head = fh.read(6)
+    if head != _NPY_MAGIC:
+        raise DataError(f"{what}: not a .npy array (no NumPy header{'; the file is empty' if not head else ''})")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
-    return _from_named(arrays, str(path))
+        major, minor = (b for b in fh.read(2))
+        if (major, minor) == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(fh)
+        elif (major, minor) in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npf.read_array_header_2_0(fh) if major == 2 else npf._read_array_header(fh, (3, 0))
+        else:
+            raise ValueError(f"unsupported .npy format version {major}.{minor}")
+    except (ValueError, TypeError, SyntaxError, EOFError, OSError) as exc:
+        raise DataError(f"{what}: damaged .npy header ({' '.join(str(exc).split())[:160]})") from None
+    if dtype.hasobject:
+        raise DataError(f"{what}: holds Python objects (pickled data), which bihm never loads")
+    if any(int(d) < 0 for d in shape):
+        raise DataError(f"{what}: header declares a negative dimension {shape}")
+    nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
+    header_len = fh.tell()
+    if nbytes > available - header_len:
+        raise DataError(
+            f"{what}: header declares shape {tuple(shape)} of {dtype} ({nbytes:,} bytes), "
+            f"but the file holds only {max(0, available - header_len):,} bytes of data"
+        )
+    limits.check_alloc(nbytes, what, f"shape {tuple(shape)} of {dtype}")
+    data = fh.read(nbytes)
+    if len(data) != nbytes:
+        raise DataError(f"{what}: truncated .npy data ({len(data):,} of {nbytes:,} bytes)")
+    a = np.frombuffer(data, dtype=dtype)
+    return a.reshape(shape, order="F" if fortran else "C")
 
 
-def _read_npy(path: Path) -> RawData:
+def _read_npz(path: Path, limits: ReadLimits) -> RawData:
+    what = str(path)
+    with _open(path) as fh:
+        try:
+            z = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())[:160]})") from None
+        with z:
+            infos = [i for i in z.infolist() if not i.is_dir()]
+            if len(infos) > MAX_NPZ_MEMBERS:
+                raise DataError(f"{path}: holds {len(infos):,} arrays, more than the {MAX_NPZ_MEMBERS} a data file may hold")
+            limits.check_alloc(sum(i.file_size for i in infos), what, "uncompressed size of its arrays")
+            arrays: dict[str, np.ndarray] = {}
+            for info in infos:
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                try:
+                    with z.open(info) as member:
+                        arrays[key] = _npy_from(member, f"{path}: array '{key}'", info.file_size, limits)
+                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+                    raise DataError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())[:160]})") from None
+    return _from_named(arrays, what)
+
+
+def _read_npy(path: Path, limits: ReadLimits) -> RawData:
+    with _open(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            return RawData({"all": _npy_from(fh, str(path), size, limits)})
+        except OSError as exc:
+            raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+
+
+def _open(path: Path):
+    """A binary file object of the regular file at ``path`` (never blocks on a FIFO)."""
     try:
-        return RawData({"all": np.load(path, allow_pickle=False)})
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+        return open_regular_file(path)
+    except FileProblem as exc:
+        raise DataError(f"{path}: {exc}") from None
 
 
-def read_text_rows(path: Path) -> np.ndarray:
-    """Rows of numbers separated by commas and/or whitespace; ragged rows are an error."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    if b"\x00" in raw[:4096]:
-        raise DataError(f"{path}: is a binary file, not text rows of 0/1 values")
-    rows: list[list[bytes]] = []
-    width = None
-    for lineno, line in enumerate(raw.replace(b",", b" ").splitlines(), start=1):
-        toks = line.split()
-        if not toks or toks[0].startswith(b"#"):
-            continue
-        if width is None:
-            width, first_line = len(toks), lineno
-        elif len(toks) != width:
-            raise DataError(
-                f"{path}: line {lineno} has {len(toks)} values but line {first_line} has {width} (ragged rows)"
-            )
-        rows.append(toks)
+_BOM = b"\xef\xbb\xbf"
+_TEXT_BLOCK = 1 << 20
+
+
+def _text_lines(fh, path: Path):
+    """(line number, line) of a text file, read in blocks (a UTF-8 BOM is dropped)."""
+    first = True
+    rest = b""
+    lineno = 0
+    while True:
+        block = fh.read(_TEXT_BLOCK)
+        if first:
+            if b"\x00" in block[:4096]:
+                raise DataError(f"{path}: is a binary file, not text rows of 0/1 values")
+            if block.startswith(_BOM):
+                block = block[len(_BOM):]
+            first = False
+        if not block:
+            break
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            lineno += 1
+            yield lineno, line
+    if rest:
+        yield lineno + 1, rest
+
+
+def read_text_rows(path: Path, limits: ReadLimits | None = None) -> np.ndarray:
+    """Rows of 0/1 values separated by commas and/or whitespace, as a (N, D) uint8 array.
+
+    Streams the file (memory: the 0/1 array, one byte a value); ragged rows, values that are not
+    numbers or not 0/1 are a DataError naming the line and column (1-based).
+    """
+    limits = limits or ReadLimits.default()
+    rows: list[np.ndarray] = []
+    width = first_line = None
+    with _open(path) as fh:
+        limits.check_file_size(os.fstat(fh.fileno()).st_size, str(path))
+        for lineno, line in _text_lines(fh, path):
+            toks = line.replace(b",", b" ").split()
+            if not toks or toks[0].startswith(b"#"):
+                continue
+            if width is None:
+                width, first_line = len(toks), lineno
+            elif len(toks) != width:
+                raise DataError(
+                    f"{path}: line {lineno} has {len(toks)} values but line {first_line} has {width} (ragged rows)"
+                )
+            rows.append(_binary_row(toks, path, lineno))
     if not rows:
         raise DataError(f"{path}: no data rows")
-    joined = b"".join(b"".join(t) for t in rows)
-    if len(joined) == len(rows) * width:  # fast path: every value is one character
-        codes = np.frombuffer(joined, dtype=np.uint8).reshape(len(rows), width)
-        digits = codes - np.uint8(ord("0"))
-        if (digits <= 9).all():
+    return np.stack(rows)
+
+
+def _binary_row(toks: list[bytes], path: Path, lineno: int) -> np.ndarray:
+    joined = b"".join(toks)
+    if len(joined) == len(toks):  # fast path: every value is one character
+        digits = np.frombuffer(joined, dtype=np.uint8) - np.uint8(ord("0"))
+        if (digits <= 1).all():
             return digits
-    values = np.empty((len(rows), width), dtype=np.float64)
-    for i, toks in enumerate(rows):
+    values = []
+    for col, t in enumerate(toks, start=1):
         try:
-            values[i] = [float(t) for t in toks]
+            v = float(t)
         except ValueError:
-            bad = next(t for t in toks if not _is_number(t))
-            raise DataError(f"{path}: row {i} has a value that is not a number: {bad.decode(errors='replace')!r}") from None
-    return values
+            raise DataError(f"{path}: line {lineno}, column {col}: value is not a number: {t.decode(errors='replace')!r}") from None
+        if v != 0 and v != 1:
+            shown = "NaN" if v != v else repr(v)
+            raise DataError(f"{path}: non-binary value {shown} at line {lineno}, column {col}; expected only 0 and 1")
+        values.append(v)
+    return np.asarray(values, dtype=np.uint8)
 
 
-def _is_number(tok: bytes) -> bool:
-    try:
-        float(tok)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_hdf5(path: Path) -> RawData:
+def read_hdf5_arrays(path: Path, limits: ReadLimits, top_only: bool = False) -> dict[str, np.ndarray]:
+    """{name: array} of the numeric datasets (≥ 1-D) of an HDF5 file, read safely: regular file
+    only, no links, declared sizes checked against the file and ``limits`` before reading."""
     import h5py
 
     try:
-        f = h5py.File(path, "r")
+        f = open_hdf5(path)
+    except FileProblem as exc:
+        raise DataError(f"{path}: {exc}") from None
     except OSError as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from None
+        raise DataError(f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())[:160]})") from None
     with f:
-        arrays: dict[str, np.ndarray] = {}
+        problem = hdf5_link_problem(f)
+        if problem is not None:
+            raise DataError(f"{path}: {problem}")
+        size = os.stat(path).st_size
+        wanted: dict[str, h5py.Dataset] = {}
 
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and obj.shape is not None and len(obj.shape) >= 1:
-                arrays[name] = obj[()]
+            if top_only and "/" in name:
+                return
+            if isinstance(obj, h5py.Dataset) and obj.shape is not None and len(obj.shape) >= 1 and obj.dtype.kind in "biuf":
+                wanted[name] = obj
 
         f.visititems(visit)
+        total = 0
+        for name, d in wanted.items():
+            nbytes = math.prod(int(n) for n in d.shape) * d.dtype.itemsize
+            filtered = d.chunks is not None and d.id.get_create_plist().get_nfilters() > 0
+            if not filtered and nbytes > size:
+                raise DataError(f"{path}: dataset '{name}' declares shape {d.shape} ({nbytes:,} bytes), more than the file's {size:,} bytes")
+            total += nbytes
+        limits.check_alloc(total, str(path), "after decompression")
+        try:
+            return {name: d[()] for name, d in wanted.items()}
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise DataError(f"{path}: unreadable dataset ({' '.join(str(exc).split())[:160]})") from None
+
+
+def _read_hdf5(path: Path, limits: ReadLimits) -> RawData:
+    arrays = read_hdf5_arrays(path, limits)
     top = {k: v for k, v in arrays.items() if "/" not in k}
     named = _from_named(top, str(path)) if any(
         k.lower() in sum(_SPLIT_KEYS.values(), ()) for k in top
@@ -165,10 +291,10 @@ def _read_hdf5(path: Path) -> RawData:
     return named if named is not None else _from_named(arrays, str(path))
 
 
-def _read_mat(path: Path) -> RawData:
+def _read_mat(path: Path, limits: ReadLimits) -> RawData:
     from bihm_app.data.matv5 import read_mat
 
-    arrays = {k: v for k, v in read_mat(path).items() if v.ndim >= 1}
+    arrays = {k: v for k, v in read_mat(path, limits).items() if v.ndim >= 1}
     if not arrays:
         raise DataError(f"{path}: MAT-file holds no numeric arrays")
     # a MAT "one array" file may also carry unrelated small vectors; prefer the 2-D arrays
@@ -177,24 +303,27 @@ def _read_mat(path: Path) -> RawData:
     return _from_named(arrays if has_splits else (two_d or arrays), str(path))
 
 
-def read_file(path: Path, fmt: str | None = None) -> RawData:
-    """Read a data file in format `fmt` (default: from its extension)."""
+def read_file(path: Path, fmt: str | None = None, limits: ReadLimits | None = None) -> RawData:
+    """Read a data file in format `fmt` (default: from its extension), within `limits`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    limits = limits or ReadLimits.default()
+    try:
+        check_regular(path)
+    except FileProblem as exc:
+        raise DataError(f"{path}: {exc}") from None
     fmt = fmt or detect_format(path)
     if fmt == "npz":
-        return _read_npz(path)
+        return _read_npz(path, limits)
     if fmt == "npy":
-        return _read_npy(path)
+        return _read_npy(path, limits)
     if fmt == "csv":
-        return RawData({"all": read_text_rows(path)})
+        return RawData({"all": read_text_rows(path, limits)})
     if fmt == "amat":
         from bihm_app.data.matv5 import is_mat_file
 
-        return _read_mat(path) if is_mat_file(path) else RawData({"all": read_text_rows(path)})
+        return _read_mat(path, limits) if is_mat_file(path) else RawData({"all": read_text_rows(path, limits)})
     if fmt == "mat":
-        return _read_mat(path)
+        return _read_mat(path, limits)
     if fmt == "hdf5":
-        return _read_hdf5(path)
+        return _read_hdf5(path, limits)
     raise DataError(f"{path}: unknown format '{fmt}' (supported: {', '.join(FORMATS)})")

@@ -39,15 +39,22 @@ def as_binary(x: np.ndarray, what: str) -> np.ndarray:
         raise DataError(f"{what}: is empty (0 rows)")
     if x.shape[1] == 0:
         raise DataError(f"{what}: has dimension 0")
-    if x.dtype.kind == "f":
-        nan = np.isnan(x)
-        if nan.any():
-            r, c = np.argwhere(nan)[0]
-            raise DataError(f"{what}: contains NaN (first at row {r}, column {c})")
-    bad = (x != 0) & (x != 1)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise DataError(f"{what}: non-binary value {x[r, c].item()!r} at row {r}, column {c}; expected only 0 and 1")
+    # checked in blocks of rows, so the temporaries stay small next to a big array; rows and
+    # columns in messages are 1-based, as a person counts them
+    step = max(1, (1 << 22) // max(1, x.shape[1]))
+    for r0 in range(0, x.shape[0], step):
+        block = x[r0 : r0 + step]
+        if block.dtype.kind == "f":
+            nan = np.isnan(block)
+            if nan.any():
+                r, c = np.argwhere(nan)[0]
+                raise DataError(f"{what}: contains NaN (first at row {r0 + r + 1}, column {c + 1})")
+        bad = (block != 0) & (block != 1)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise DataError(
+                f"{what}: non-binary value {block[r, c].item()!r} at row {r0 + r + 1}, column {c + 1}; expected only 0 and 1"
+            )
     return x.astype(np.uint8, copy=False)
 
 

@@ -65,6 +65,7 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
+        _check_field_types(self)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r} (use bihm or rws)")
         if self.K < 1:
@@ -87,6 +88,12 @@ class TrainConfig:
             raise ValueError(f"z-samples must be 0 (off) or at least 2, got {self.z_samples}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.valid_max < 0:
+            raise ValueError(f"valid-max must be 0 (all) or a positive number of points, got {self.valid_max}")
+        if self.z_every < 1:
+            raise ValueError(f"z-every must be at least 1, got {self.z_every}")
+        if self.seed < 0 or self.max_rollbacks < 0:
+            raise ValueError(f"seed and max_rollbacks must be non-negative, got {self.seed} and {self.max_rollbacks}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +105,21 @@ class TrainConfig:
         if "l1" in kept and "l1_per" not in kept:
             kept["l1_per"] = "point"  # written before l1_per existed: λ was applied per data point
         return cls(**kept)
+
+
+_FIELD_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _check_field_types(cfg) -> None:
+    """Every field of a config dataclass has its declared type (a checkpoint's meta is untrusted
+    JSON: ``K = "ten"`` must be one clear error, not a TypeError deep inside training)."""
+    for f in fields(cfg):
+        want = _FIELD_TYPES.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+        v = getattr(cfg, f.name)
+        if want is None:
+            continue
+        if not isinstance(v, want) or (isinstance(v, bool) and bool not in want):
+            raise ValueError(f"{f.name} must be {f.type}, got {v!r}")
 
 
 @dataclass

@@ -145,10 +145,12 @@ def cache_path(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") 
 
 def read_cache(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") -> EvalCache | None:
     """The cached results in a run folder, or None if there are none (or the file is unusable)."""
+    from bihm_app.safe_files import FileProblem, read_capped
+
     path = cache_path(run_dir, split, checkpoint)
-    try:
-        return EvalCache.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, UnicodeDecodeError, TypeError):
+    try:  # a regular file inside the run folder only, and bounded (never blocks on a FIFO)
+        return EvalCache.from_dict(json.loads(read_capped(path, 16 << 20, within=Path(run_dir)).decode("utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError, TypeError, FileProblem):
         return None
 
 

@@ -111,5 +111,9 @@ def fresh_model(layers: str | tuple[int, ...], data: str = "bmnist", device: str
         cfg = ModelConfig(ds.dim, sizes)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    model = BiHM(cfg, generator(seed, "init")).to(device_of(device)).eval()
+    from bihm_app.runner.budget import check_model_fits
+
+    dev = device_of(device)
+    check_model_fits(cfg, dev)  # before allocating it
+    model = BiHM(cfg, generator(seed, "init")).to(dev).eval()
     return LoadedModel(model, {}, None, ds.name, image_shape_of(ds, ds.dim))

@@ -78,9 +78,10 @@ class SemiTrainingRun(TrainingRun):
 
     history_keys = SEMI_HISTORY_KEYS
 
-    def __init__(self, run, spec, reporter=None, resume: bool = False, time_limit_s: float | None = None) -> None:
+    def __init__(self, run, spec, reporter=None, resume: bool = False, time_limit_s: float | None = None,
+                 source=None) -> None:  # fmt: skip
         self.semi: SemiSpec = spec.semisup
-        super().__init__(run, spec, reporter, resume, time_limit_s=time_limit_s)
+        super().__init__(run, spec, reporter, resume, time_limit_s=time_limit_s, source=source)
         self.labelled = labelled_indices(self.ds, self.semi.n_labels, spec.train.seed)
         n_train = self.ds.size("train")
         self.per_batch = labelled_per_batch(spec.train.batch_size, self.semi.labelled_per_batch, len(self.labelled),
@@ -175,10 +176,11 @@ class SemiTrainingRun(TrainingRun):
         arrays[INDICES_ARRAY] = self.labelled
         return arrays
 
-    def restore(self, path: Path) -> None:
-        from bihm_app.store.checkpoint import load_checkpoint
+    def restore(self, path) -> None:
+        from bihm_app.store.checkpoint import Checkpoint, load_checkpoint
 
-        ck = load_checkpoint(path)
+        ck = path if isinstance(path, Checkpoint) else load_checkpoint(path, within=self.run.path)
+        path = ck.path
         stored = (ck.meta.get("config", {}).get("model") or {}).get("labels")
         if not isinstance(stored, dict):
             raise CheckpointError(f"checkpoint {path}: not a semi-supervised checkpoint (no label layer)")
@@ -186,4 +188,4 @@ class SemiTrainingRun(TrainingRun):
             raise CheckpointError(f"checkpoint {path}: its label layer {stored} differs from this run's")
         if INDICES_ARRAY in ck.arrays and not np.array_equal(np.asarray(ck.arrays[INDICES_ARRAY]), self.labelled):
             raise CheckpointError(f"checkpoint {path}: its labelled training points differ from this run's selection")
-        super().restore(path)
+        super().restore(ck)

@@ -12,7 +12,7 @@ from bihm_app.errors import BihmError
 from bihm_app.render.chart import sparkline
 from bihm_app.runner.formats import layers_text
 from bihm_app.store.checkpoint import read_meta
-from bihm_app.store.metrics import metrics_files, read_run_metrics
+from bihm_app.store.metrics import ARCHIVE_NAME, metrics_files, read_run_metrics
 from bihm_app.store.runs import RunFolder, RunSummary, list_runs
 
 __all__ = ["SPARK_WIDTH", "RunRow", "TrendCache", "load_rows", "hyper_parameters", "tail_lines"]
@@ -37,15 +37,16 @@ class TrendCache:
     def trend(self, run_path: Path) -> tuple[str, dict]:
         """(sparkline of valid log p~*, config from the latest metrics file's run info)."""
         files = metrics_files(run_path)
+        archive = run_path / ARCHIVE_NAME
         try:
-            key = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+            key = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files + ([archive] if archive.exists() else []))
         except OSError:
             return "", {}
         hit = self._cache.get(str(run_path))
         if hit is not None and hit[0] == key:
             return hit[1], hit[2]
         text, config = "", {}
-        if files:
+        if files or archive.exists():
             try:
                 rm = read_run_metrics(run_path)
                 v = rm.epochs["valid_log_ptilde"].astype(float)
@@ -79,14 +80,17 @@ def load_rows(root: Path, cache: TrendCache) -> list[RunRow]:
 
 
 def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:
-    """The last ``n`` lines of a text file (reads at most ``max_bytes`` from its end)."""
+    """The last ``n`` lines of a text file (reads at most ``max_bytes`` from its end; never
+    blocks: only a regular file is opened)."""
+    from bihm_app.safe_files import FileProblem, open_regular_file
+
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             fh.seek(0, 2)
             size = fh.tell()
             fh.seek(max(0, size - max_bytes))
             data = fh.read().decode("utf-8", errors="replace")
-    except OSError:
+    except (OSError, FileProblem):
         return []
     return [line.rstrip() for line in data.splitlines()[-n:]]
 
@@ -98,7 +102,7 @@ def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
         for path in (run.checkpoint_path, run.best_path):
             if path.exists():
                 try:
-                    cfg = read_meta(path).get("config")
+                    cfg = read_meta(path, within=run.path).get("config")
                     break
                 except BihmError:
                     continue

@@ -15,7 +15,6 @@ import itertools
 import math
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,12 +28,14 @@ from bihm_app.data import as_tensor, batches, check_compatible, load_dataset
 from bihm_app.engine.estimators import estimate_log_z2, evaluate
 from bihm_app.engine.model import BiHM, ModelConfig, resolve_device
 from bihm_app.engine.training import Trainer, TrainConfig
-from bihm_app.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
+from bihm_app.errors import BihmError, CheckpointError, ConfigError, DiskFull, RunError, TrainingDiverged
+from bihm_app.runner.budget import check_training_fits
 from bihm_app.runner.configs import DATA, LAYERS, TRAIN, layer_sizes
 from bihm_app.runner.reporters import Reporter, reporters_for
 from bihm_app.runner.seeds import derive_seed, generator
 from bihm_app.runner.threads import configure_threads
-from bihm_app.store.checkpoint import load_checkpoint, save_checkpoint
+from bihm_app.store.checkpoint import Checkpoint, load_checkpoint, read_meta, save_checkpoint
+from bihm_app.store.metrics import compact_metrics
 from bihm_app.store.runs import RunFolder, new_run, open_run
 
 HISTORY_KEYS = (
@@ -171,13 +172,15 @@ class TrainingRun:
     history_keys: tuple[str, ...] = HISTORY_KEYS
 
     def __init__(self, run: RunFolder, spec: RunSpec, reporter: Reporter | None = None, resume: bool = False,
-                 time_limit_s: float | None = None) -> None:  # fmt: skip
+                 time_limit_s: float | None = None, source: Checkpoint | None = None) -> None:  # fmt: skip
         self.run = run
         self.spec = spec
         self.resume = resume
         self.stop_signal: str | None = None
         # stop cleanly (as on SIGTERM) once the run's cumulative training time reaches this
         self.time_limit_s = time_limit_s
+        self.source = source  # the checkpoint a resume continues from (already loaded and checked)
+        self.last_good: Path | None = source.path if source is not None else None
         try:
             self.device = resolve_device(spec.device)
         except ValueError as exc:
@@ -190,6 +193,7 @@ class TrainingRun:
         self.ds = load_dataset(spec.data)
         self.model_cfg = ModelConfig(self.ds.dim, tuple(spec.layers))
         cfg = spec.train
+        check_training_fits(self.model_cfg, cfg, self.device)  # before anything is allocated
         self.model = self.build_model().to(self.device)
         # each rank draws its own samples (rank 0's stream is the single-process one)
         self.trainer = self.build_trainer(generator(cfg.seed, "training", self.device, rank=rank))
@@ -277,11 +281,16 @@ class TrainingRun:
             return
         arrays, meta = self._arrays(), self.meta()
         save_checkpoint(self.run.checkpoint_path, arrays, meta)
+        self.last_good = self.run.checkpoint_path
         if best:
             save_checkpoint(self.run.best_path, arrays, meta)
 
-    def restore(self, path: Path) -> None:
-        ck = load_checkpoint(path)
+    def params_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def restore(self, path: Path | Checkpoint) -> None:
+        ck = path if isinstance(path, Checkpoint) else load_checkpoint(path, within=self.run.path)
+        path = ck.path
         cfg = ck.meta.get("config", {})
         if ModelConfig.from_dict(cfg["model"]) != self.model_cfg:
             raise RunError(f"checkpoint {path}: its architecture {cfg['model']} differs from this run's")
@@ -330,14 +339,7 @@ class TrainingRun:
         """Train until early stopping, the epoch limit, or a stop signal. Returns the stop reason."""
         run, cfg = self.run, self.spec.train
         if self.resume:
-            path = run.checkpoint_path
-            try:
-                self.restore(path)
-            except CheckpointError as exc:
-                if not run.best_path.exists():
-                    raise
-                self.reporter.message(f"warning: {exc}; resuming from best.h5 instead")
-                self.restore(run.best_path)
+            self.restore(self.source if self.source is not None else run.checkpoint_path)
             if self.progress.finished:
                 if not self._can_continue():
                     raise RunError(
@@ -345,16 +347,24 @@ class TrainingRun:
                         "raise --epochs or --patience to continue it"
                     )
                 self.progress.finished = False
-        if self.rank == 0:  # other torchrun ranks would delete rank 0's in-flight temp files
-            run.sweep_temp_files()
         per_epoch = self.batches_per_epoch()
+        if self.rank == 0:  # this process holds the run lock; other torchrun ranks would delete rank 0's temp files
+            run.sweep_temp_files()
+            try:
+                compact_metrics(run.path)
+            except BihmError as exc:
+                self.reporter.message(f"warning: old metrics files were not compacted ({exc})")
         stop = _StopFlag()
         with stop:  # from here on, Ctrl-C / SIGTERM request a clean save instead of killing
             try:
                 self.reporter.start(run, cfg.epochs, self.progress.epoch, per_epoch, self.resume)
                 reason = self._loop(stop, per_epoch, time.time() - self.progress.elapsed)
             except BaseException as exc:
-                self.reporter.crashed(exc)
+                if isinstance(exc, DiskFull):  # say what survived: the last checkpoint and whether it is whole
+                    exc = DiskFull(f"{exc}; {self._checkpoint_state()}")
+                self.reporter.crashed(exc)  # status.json: crashed / diverged / stopped, with the message
+                if isinstance(exc, DiskFull):
+                    raise exc from None
                 raise
             finally:
                 self.reporter.close()
@@ -362,6 +372,17 @@ class TrainingRun:
         self.stop_signal = stop.signal
         self.reporter.finish(reason)
         return reason
+
+    def _checkpoint_state(self) -> str:
+        """What a reader of an error message may rely on: the last checkpoint and whether it is whole."""
+        for path in (self.run.checkpoint_path, self.run.best_path):
+            if os.path.lexists(path):
+                try:
+                    read_meta(path, within=self.run.path)
+                except BihmError as exc:
+                    return f"the last checkpoint is damaged ({exc})"
+                return f"the last checkpoint {path} is intact"
+        return "no checkpoint was written yet"
 
     def _check_ranks_agree(self) -> None:
         """Under torchrun every rank must hold the same parameters (all-reduced gradients, same Adam)."""
@@ -402,8 +423,11 @@ class TrainingRun:
                 self.reporter.update(p.step, p.batch, obj)
                 self._check_budget(stop)
                 if stop.signal:
-                    self.save()
-                    self.reporter.message(f"{stop.signal}: saved epoch {epoch + 1}, batch {p.batch}/{per_epoch}")
+                    if self.params_finite():  # never save NaN/inf parameters
+                        self.save()
+                        self.reporter.message(f"{stop.signal}: saved epoch {epoch + 1}, batch {p.batch}/{per_epoch}")
+                    else:
+                        self.reporter.message(f"{stop.signal}: parameters are not finite; kept the last checkpoint")
                     self.reporter.stopped(stop.signal)
                     return self._stop_reason(stop)
             if diverged:
@@ -414,7 +438,7 @@ class TrainingRun:
             row.update(epoch=epoch + 1, step=p.step, time=time.time() - t_start, lr=self.trainer.lr,
                        train_objective=obj_sum / max(obj_n, 1))  # fmt: skip
             criterion = self.criterion(row)
-            if not math.isfinite(criterion):
+            if not math.isfinite(criterion) or not self.params_finite():  # never save NaN/inf parameters
                 self._rollback()
                 continue
             improved = criterion > p.best_valid
@@ -452,14 +476,16 @@ class TrainingRun:
         """Divergence guard: back to the last good checkpoint with half the learning rate."""
         p, cfg = self.progress, self.spec.train
         rollbacks = p.rollbacks + 1
+        good = self.last_good if self.last_good is not None and self.last_good.exists() else None
         if rollbacks > cfg.max_rollbacks:
+            where = (f"the last good state is in {good}" if good is not None else
+                     "no checkpoint was saved before it diverged (the run has no good state to resume)")  # fmt: skip
             raise TrainingDiverged(
-                f"training diverged (NaN/inf) {rollbacks} times despite halving the learning rate; "
-                f"last good state is in {self.run.checkpoint_path}"
+                f"training diverged (NaN/inf) {rollbacks} times despite halving the learning rate; {where}"
             )
         lr = self.trainer.lr / 2
-        if self.run.checkpoint_path.exists():
-            self.restore(self.run.checkpoint_path)
+        if good is not None:
+            self.restore(good)
         else:  # diverged before the first checkpoint: start over from the initial parameters
             self.model.load_state_dict(self.build_model().state_dict())
             self.trainer = self.build_trainer(generator(cfg.seed, "rollback", self.device, index=rollbacks))
@@ -489,7 +515,7 @@ def _run_class(spec: RunSpec) -> type[TrainingRun]:
 
 def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None, time_limit_s: float | None = None,
               run: RunFolder | None = None) -> tuple[RunFolder, str]:  # fmt: skip
-    """Create a run folder and train in it. Returns (run, stop reason).
+    """Create a run folder and train in it, holding its lock. Returns (run, stop reason).
 
     ``run``: train in this existing, empty run folder (one that stopped before its first
     checkpoint) instead of creating one. ``time_limit_s``: stop cleanly, as on SIGTERM, once the
@@ -499,54 +525,97 @@ def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None, time_
     ds = load_dataset(ds_name)  # fail before creating the folder if the data set is unknown/corrupt
     run_cls = _run_class(spec)
     run_cls.preflight(spec, ds)  # … or the run cannot work on it
+    try:
+        check_training_fits(ModelConfig(ds.dim, tuple(spec.layers)), spec.train, resolve_device(spec.device))  # … or too big
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     rank, _ = init_distributed(spec.device)
-    if run is None:
-        path = new_run(root, spec.name, data=ds_name, layers=spec.layers).path if rank == 0 else None
-        run = RunFolder(Path(_broadcast(str(path) if path else None)))
-    tr = run_cls(run, spec, reporter, time_limit_s=time_limit_s)
-    return run, tr.execute()
+    lock = None
+    if rank == 0:
+        if run is None:
+            run = new_run(root, spec.name, data=ds_name, layers=spec.layers)
+        lock = run.lock()  # before anything is written into the folder
+    try:
+        run = RunFolder(Path(_broadcast(str(run.path) if rank == 0 else None)))
+        tr = run_cls(run, spec, reporter, time_limit_s=time_limit_s)
+        return run, tr.execute()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def resume_source(run: RunFolder, reporter: Reporter | None = None) -> Checkpoint:
+    """The checkpoint a resume continues from: ``checkpoint.h5``, or ``best.h5`` (with a warning)
+    when the latest one is missing, damaged or holds non-finite parameters."""
+    reporter = reporter or Reporter()
+    latest, best = run.checkpoint_path, run.best_path
+    if not os.path.lexists(latest) and not os.path.lexists(best):
+        raise RunError(f"run {run.path}: no checkpoint to resume from (it stopped before the first save)")
+    problem = None
+    if os.path.lexists(latest):
+        try:
+            return load_checkpoint(latest, within=run.path)
+        except CheckpointError as exc:
+            problem = str(exc)
+            if not os.path.lexists(best):
+                raise
+    try:
+        ck = load_checkpoint(best, within=run.path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{problem}; and {exc}" if problem else str(exc)) from None
+    if problem:
+        reporter.message(f"warning: {problem}; resuming from best.h5 (epoch {ck.meta['progress']['epoch']}) instead")
+    else:
+        reporter.message(f"warning: {latest.name} is missing; resuming from best.h5 (epoch {ck.meta['progress']['epoch']})")
+    return ck
+
+
+def spec_from_meta(meta: dict, where: str, name: str, overrides: dict | None = None) -> RunSpec:
+    """The RunSpec a checkpoint's meta describes, validated by the same config classes as the CLI."""
+    overrides = overrides or {}
+    try:
+        cfg = meta["config"]
+        if not isinstance(cfg.get("train"), dict):
+            raise ValueError("config.train is missing or not an object")
+        # TrainConfig is frozen: replace() validates again (a resume cannot set epochs or patience out of range)
+        train = replace(TrainConfig.from_dict(cfg["train"]),
+                        **{k: overrides[k] for k in ("epochs", "patience") if overrides.get(k) is not None})  # fmt: skip
+        data = cfg.get("data") or meta["data"]["name"]
+        device = overrides.get("device") or cfg.get("device", "auto")
+        if not isinstance(data, str) or not isinstance(device, str):
+            raise ValueError("config.data and config.device must be strings")
+        layers = tuple(ModelConfig.from_dict(cfg["model"]).layers)
+        semisup = None
+        if isinstance((cfg.get("model") or {}).get("labels"), dict):
+            from bihm_app.runner.semisup_loop import SemiSpec
+
+            semisup = SemiSpec.from_meta(cfg)
+        init_from = cfg.get("init_from")
+        if init_from is not None and not isinstance(init_from, dict):
+            raise ValueError("config.init_from must be an object")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{where}: its training config is invalid ({exc})") from None
+    return RunSpec(data=data, layers=layers, train=train, device=device, name=name, init_from=init_from,
+                   semisup=semisup, threads=str(overrides.get("threads") or "auto"))  # fmt: skip
 
 
 def resume_run(root: Path, name_or_path: str, reporter: Reporter | None = None, overrides: dict | None = None,
                time_limit_s: float | None = None) -> tuple[RunFolder, str]:  # fmt: skip
-    """Continue a run from its latest checkpoint, with the config stored there.
+    """Continue a run from its latest checkpoint (or best.h5 when that is damaged), with the
+    config stored there, holding the run lock.
 
     ``overrides`` may raise ``epochs``/``patience`` or change ``device`` or ``threads``;
     ``time_limit_s`` stops it cleanly once its cumulative training time reaches that many seconds.
     """
     init_distributed((overrides or {}).get("device") or "auto")
     run = open_run(name_or_path, root)
-    status = run.read_status()
-    if status.get("state") == "running" and status.get("host") == socket.gethostname() and _dist_info()[1] == 1:
-        raise RunError(f"run {run.name} is being trained by process {status.get('pid')} on {status.get('host')}; "
-                       "stop it before resuming")  # fmt: skip
-    path = run.checkpoint_path if run.checkpoint_path.exists() else run.best_path
-    if not path.exists():
-        raise RunError(f"run {run.path}: no checkpoint to resume from (it stopped before the first save)")
-    from bihm_app.store.checkpoint import read_meta
-
-    meta = read_meta(path)
-    cfg = meta["config"]
-    train = TrainConfig.from_dict(cfg["train"])
-    overrides = overrides or {}
-    try:  # replace() validates again: a resume cannot set epochs or patience out of range
-        train = replace(train, **{k: overrides[k] for k in ("epochs", "patience") if overrides.get(k) is not None})
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    semisup = None
-    if isinstance((cfg.get("model") or {}).get("labels"), dict):
-        from bihm_app.runner.semisup_loop import SemiSpec
-
-        semisup = SemiSpec.from_meta(cfg)
-    spec = RunSpec(
-        data=cfg.get("data") or meta["data"]["name"],
-        layers=tuple(cfg["model"]["layers"]),
-        train=train,
-        device=overrides.get("device") or cfg.get("device", "auto"),
-        name=run.name,
-        init_from=cfg.get("init_from"),
-        semisup=semisup,
-        threads=str(overrides.get("threads") or "auto"),
-    )
-    tr = _run_class(spec)(run, spec, reporter, resume=True, time_limit_s=time_limit_s)
-    return run, tr.execute()
+    rank, _ = _dist_info()
+    lock = run.lock() if rank == 0 else None  # a second trainer stops here, naming the holder
+    try:
+        ck = resume_source(run, reporter)
+        spec = spec_from_meta(ck.meta, f"checkpoint {ck.path}", run.name, overrides)
+        tr = _run_class(spec)(run, spec, reporter, resume=True, time_limit_s=time_limit_s, source=ck)
+        return run, tr.execute()
+    finally:
+        if lock is not None:
+            lock.release()

@@ -21,6 +21,7 @@ with one line that names the file.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -34,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from bihm_app.errors import CheckpointError
+from bihm_app.errors import CheckpointError, DiskFull
+from bihm_app.safe_files import FileProblem, hdf5_link_problem, is_disk_full, open_regular
 
 SCHEMA = "bihm-checkpoint"
 SCHEMA_VERSION = 1
@@ -383,18 +385,22 @@ def _file_sha256(fh, start: int) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
+def _seal_block(size: int, digest: str) -> bytes:
+    """The 512-byte seal for a file of ``size`` bytes whose bytes after the seal hash to ``digest``."""
+    text = (
+        SEAL_MAGIC + b" 1\n"
+        + f"size {size}\nsha256 {digest}\n".encode()
+        + b"This is a bihm checkpoint (HDF5 with a 512-byte user block); see docs/checkpoint-format.md\n"
+    )
+    return text.ljust(SEAL_SIZE, b"\0")
+
+
 def _write_seal(path: str | Path) -> None:
     """Write the seal (size + SHA-256 of everything after the user block) and fsync the file."""
     with open(path, "r+b") as fh:
         digest, n = _file_sha256(fh, SEAL_SIZE)
-        size = SEAL_SIZE + n
-        text = (
-            SEAL_MAGIC + b" 1\n"
-            + f"size {size}\nsha256 {digest}\n".encode()
-            + b"This is a bihm checkpoint (HDF5 with a 512-byte user block); see docs/checkpoint-format.md\n"
-        )
         fh.seek(0)
-        fh.write(text.ljust(SEAL_SIZE, b"\0"))
+        fh.write(_seal_block(SEAL_SIZE + n, digest))
         fh.flush()
         os.fsync(fh.fileno())
 
@@ -461,6 +467,10 @@ def save_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) ->
     if problem is not None:
         raise CheckpointError(f"{where}: refusing to save: {problem}")
 
+    nonfinite = _nonfinite(data)
+    if nonfinite:
+        raise CheckpointError(f"{where}: refusing to save: {nonfinite}")
+
     directory = path.parent
     if not directory.is_dir():
         raise CheckpointError(f"{where}: folder {directory} does not exist")
@@ -468,14 +478,11 @@ def save_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) ->
     manifest_text = json.dumps(hashes, sort_keys=True)
     package_version, torch_version = _versions()
 
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        os.chmod(tmp, default_file_mode())
-    except OSError as exc:
-        raise CheckpointError(f"{where}: cannot create a temporary file ({_one_line(exc)})") from None
-    try:
-        with h5py.File(tmp, "w", libver=LIBVER, userblock_size=SEAL_SIZE) as f:
+    def image() -> memoryview:
+        # The HDF5 file is built in memory and reaches the disk through plain writes: a full disk
+        # or any other write error is a clean OSError, never a half-closed HDF5 file in the library.
+        bio = io.BytesIO()
+        with h5py.File(bio, "w", libver=LIBVER, userblock_size=SEAL_SIZE) as f:
             f.attrs["schema"] = SCHEMA
             f.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
             f.attrs["package_version"] = package_version
@@ -495,17 +502,58 @@ def save_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) ->
                 else:
                     d = f.create_dataset(name, data=a)
                 d.attrs["sha256"] = hashes[name]
-        _write_seal(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
+        buf = bio.getbuffer()
+        buf[:SEAL_SIZE] = _seal_block(len(buf), hashlib.sha256(buf[SEAL_SIZE:]).hexdigest())
+        return buf
+
+    write_file_atomic(path, image, where)
+
+
+def write_file_atomic(path: Path, produce: Callable[[], Any], where: str) -> None:
+    """Write the bytes ``produce()`` returns to ``path``: temp file in the same folder (created
+    first), fsync, ``os.replace``, fsync of the folder. On any error the temp file is removed and
+    ``path`` is untouched; a full disk is :class:`~bihm_app.errors.DiskFull`, other write errors
+    :class:`CheckpointError`."""
+    path = Path(path)
+    directory = path.parent
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+            os.fchmod(fd, default_file_mode())
+            view = memoryview(produce()).cast("B")
+            while view:
+                n = os.write(fd, view[: 1 << 24])
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        tmp = None
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         if isinstance(exc, OSError):
+            if is_disk_full(exc):
+                raise DiskFull(f"no space left on device while writing {path}") from None
             raise CheckpointError(f"{where}: cannot write ({_one_line(exc)})") from None
         raise
     _fsync_dir(directory)
+
+
+def _nonfinite(arrays: Mapping[str, np.ndarray]) -> str | None:
+    """The first parameter or optimizer array holding NaN/inf, described, or None."""
+    for name in sorted(arrays):
+        a = arrays[name]
+        if not name.startswith(("params/", "optim/")) or a.dtype.kind not in "fc" or a.size == 0:
+            continue
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            return f"{name} has {bad:,} non-finite value{'s' if bad > 1 else ''} (NaN/inf) of {a.size:,}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,11 +562,14 @@ def save_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) ->
 class _Reader:
     """Walks a checkpoint file through its checks; each step raises CheckpointError."""
 
-    def __init__(self, path: Path, verify: bool = True) -> None:
+    def __init__(self, path: Path, verify: bool = True, within: Path | None = None) -> None:
         self.path = Path(path)
         self.verify = verify
+        self.within = within
         self.where = f"checkpoint {path}"
         self.f = None
+        self.fd: int | None = None  # the checked descriptor: every later read goes through it
+        self._fileobjs: list = []  # file objects HDF5 reads through (closed with the reader)
         self.size = 0
         self.seal: dict | None = None
         self.meta: dict | None = None
@@ -540,35 +591,63 @@ class _Reader:
 
     # -- 1. the file and its seal -------------------------------------------------------------
     def check_file(self) -> str:
-        p = self.path
-        if not p.exists():
-            raise self.fail("no such file")
-        if p.is_dir():
-            raise self.fail("is a folder, not a checkpoint file")
         try:
-            with open(p, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                self.size, self.identity = st.st_size, (st.st_dev, st.st_ino)
-                head = fh.read(SEAL_SIZE)
-                self.seal = _parse_seal(head)
-                if self.seal is None:
-                    if not _has_hdf5_signature(fh, self.size):
-                        kind = "empty file" if self.size == 0 else "not an HDF5 file"
-                        raise self.fail(f"{kind} (no HDF5 signature)")
-                    self.foreign_or_unsealed()
+            self.fd = open_regular(self.path, self.within)
+        except FileProblem as exc:
+            problem = str(exc)
+            raise self.fail("is a folder, not a checkpoint file" if problem.startswith("is a folder") else problem) from None
+        try:
+            st = os.fstat(self.fd)
+            self.size, self.identity = st.st_size, (st.st_dev, st.st_ino)
+            head = os.pread(self.fd, SEAL_SIZE, 0)
+            self.seal = _parse_seal(head)
+            if self.seal is None:
+                with open(self.fd, "rb", closefd=False) as fh:
+                    signed = _has_hdf5_signature(fh, self.size)
+                if not signed:
+                    kind = "empty file" if self.size == 0 else "not an HDF5 file"
+                    raise self.fail(f"{kind} (no HDF5 signature)")
+                self.foreign_or_unsealed()
         except OSError as exc:
             raise self.fail(f"cannot read ({_one_line(exc)})") from None
         return f"{self.size:,} bytes"
 
-    def foreign_or_unsealed(self) -> None:
-        """An HDF5 file without a seal: say whether it is foreign or a damaged/edited checkpoint."""
+    def _hdf5(self):
+        """h5py.File of the checked descriptor's file, refused if it holds links.
+
+        HDF5 reads through a Python file object on (a duplicate of) the checked descriptor: the
+        very bytes whose seal was verified, even if a writer has since replaced the file's name.
+        """
         import h5py
 
+        assert self.fd is not None
+        fo = os.fdopen(os.dup(self.fd), "rb")
         try:
-            with h5py.File(self.path, "r") as f:
-                schema = _attr_str(f.attrs.get("schema"))
+            f = h5py.File(fo, "r")
+        except BaseException:
+            fo.close()
+            raise
+        self._fileobjs.append(fo)
+        try:
+            problem = hdf5_link_problem(f)
+        except Exception:
+            f.close()
+            raise
+        if problem is not None:
+            f.close()
+            raise self.fail(problem)
+        return f
+
+    def foreign_or_unsealed(self) -> None:
+        """An HDF5 file without a seal: say whether it is foreign or a damaged/edited checkpoint."""
+        try:
+            f = self._hdf5()
+        except CheckpointError:
+            raise
         except Exception as exc:
             raise self.fail(f"unreadable HDF5 file without a bihm seal ({_one_line(exc)})") from None
+        with f:
+            schema = _attr_str(f.attrs.get("schema"))
         if schema is None:
             raise self.fail("foreign HDF5 file (no 'schema' attribute; not a bihm checkpoint)")
         if schema != SCHEMA:
@@ -576,7 +655,7 @@ class _Reader:
         raise self.fail("the seal (user block) is missing or damaged: the file was altered after it was written")
 
     def check_seal(self) -> str:
-        assert self.seal is not None
+        assert self.seal is not None and self.fd is not None
         want = self.seal["size"]
         if self.size < want:
             raise self.fail(f"truncated file ({self.size:,} of {want:,} bytes)")
@@ -585,7 +664,7 @@ class _Reader:
         if not self.verify:
             return "size ok (SHA-256 not checked)"
         try:
-            with open(self.path, "rb") as fh:
+            with open(self.fd, "rb", closefd=False) as fh:
                 digest, _ = _file_sha256(fh, SEAL_SIZE)
         except OSError as exc:
             raise self.fail(f"cannot read ({_one_line(exc)})") from None
@@ -595,10 +674,8 @@ class _Reader:
 
     # -- 2. HDF5 and schema ---------------------------------------------------------------------
     def open(self) -> str:
-        import h5py
-
         try:
-            self.f = h5py.File(self.path, "r")
+            self.f = self._hdf5()
         except OSError as exc:
             msg = _one_line(exc)
             if "truncated" in msg:
@@ -734,6 +811,9 @@ class _Reader:
             got = digest_of({f"params/{k}": array_sha256(a) for k, a in params.items()})
             if want != got:
                 raise self.fail("params SHA-256 mismatch (params_sha256)")
+        nonfinite = _nonfinite(self.arrays)
+        if nonfinite:
+            raise self.fail(f"non-finite values: {nonfinite}")
         n = sum(a.size for a in params.values())
         model = self.meta["config"]["model"]
         return f"{len(params)} arrays, {n:,} parameters match D={model['n_visible']}, L={len(model['layers'])}"
@@ -757,6 +837,12 @@ class _Reader:
             except Exception:  # pragma: no cover
                 pass
             self.f = None
+        for fo in self._fileobjs:
+            fo.close()
+        self._fileobjs.clear()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def attrs(self) -> dict:
         skip = {"meta_json", "manifest_json"}
@@ -779,7 +865,7 @@ def _guarded(reader: _Reader, step: Callable[[], str]) -> str:
         raise reader.fail(f"unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
-def load_checkpoint(path: Path, verify: bool = True) -> Checkpoint:
+def load_checkpoint(path: Path, verify: bool = True, within: Path | None = None) -> Checkpoint:
     """Read and check a checkpoint; raise :class:`CheckpointError` (one line) on any problem.
 
     With ``verify=False`` the SHA-256 checks (whole file, meta, manifest, datasets, params) are
@@ -788,7 +874,7 @@ def load_checkpoint(path: Path, verify: bool = True) -> Checkpoint:
     HDF5 can loop forever on some damaged metadata.
     """
     for attempt in range(3):
-        reader = _Reader(Path(path), verify=verify)
+        reader = _Reader(Path(path), verify=verify, within=within)
         try:
             for _, step in reader.steps():
                 _guarded(reader, step)
@@ -810,13 +896,13 @@ def load_checkpoint(path: Path, verify: bool = True) -> Checkpoint:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def verify_checkpoint(path: Path) -> VerifyReport:
+def verify_checkpoint(path: Path, within: Path | None = None) -> VerifyReport:
     """Run every check and report each one; never raises for a bad file.
 
     After a failure that makes the rest meaningless or unsafe (no file, a broken seal, not HDF5,
     wrong schema) the remaining checks are reported as skipped.
     """
-    reader = _Reader(Path(path), verify=True)
+    reader = _Reader(Path(path), verify=True, within=within)
     report = VerifyReport(path=Path(path))
     # after a seal failure the bytes are not the ones written: HDF5 is not asked to parse them
     # (damaged HDF5 metadata can make the library loop forever)
@@ -842,7 +928,7 @@ def verify_checkpoint(path: Path) -> VerifyReport:
 _SEAL_VERIFIED: dict[tuple, str] = {}
 
 
-def read_meta(path: Path) -> dict:
+def read_meta(path: Path, within: Path | None = None) -> dict:
     """Only the meta (no array is read); raises :class:`CheckpointError`.
 
     Checks existence, the seal (size and whole-file SHA-256, remembered per process for an
@@ -850,7 +936,7 @@ def read_meta(path: Path) -> dict:
     bytes never reach the HDF5 parser.
     """
     path = Path(path)
-    reader = _Reader(path, verify=True)
+    reader = _Reader(path, verify=True, within=within)
     try:
         _guarded(reader, reader.check_file)
         try:

@@ -20,6 +20,7 @@ Root attributes: ``schema``, ``schema_version``, ``package_version``, ``created`
 from __future__ import annotations
 
 import json
+import os
 import re
 import time as _time
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bihm_app.errors import CheckpointError
+from bihm_app.errors import CheckpointError, DiskFull
+from bihm_app.safe_files import FileProblem, hdf5_link_problem, is_disk_full, open_hdf5
 
 SCHEMA = "bihm-metrics"
 SCHEMA_VERSION = 1
@@ -134,9 +136,13 @@ class MetricsWriter:
             raise CheckpointError(f"metrics file {self.path}: run info is not JSON-serialisable ({exc})") from None
         from bihm_app import __version__
 
+        self.broken: str | None = None  # why writing stopped (disk full …); the file keeps its committed rows
         try:
             self._f = h5py.File(self.path, "w-", libver=LIBVER)
         except (OSError, FileExistsError) as exc:
+            if is_disk_full(exc):
+                self.path.unlink(missing_ok=True)
+                raise DiskFull(f"no space left on device while writing {self.path}") from None
             raise CheckpointError(f"metrics file {self.path}: cannot create ({' '.join(str(exc).split())})") from None
         f = self._f
         try:
@@ -152,9 +158,58 @@ class MetricsWriter:
             self._committed.attrs["columns"] = "updates,epochs,events,closed"
             f.flush()
             f.swmr_mode = True
-        except BaseException:
-            f.close()
+        except BaseException as exc:
+            self._abandon()
+            self.path.unlink(missing_ok=True)  # nothing was committed: do not leave an empty file
+            if isinstance(exc, (OSError, RuntimeError, ValueError)):
+                raise self._error(exc) from None
             raise
+
+    # -- failures -----------------------------------------------------------------------------
+    def _error(self, exc: BaseException) -> Exception:
+        if is_disk_full(exc):
+            return DiskFull(f"no space left on device while writing {self.path}")
+        return CheckpointError(f"metrics file {self.path}: cannot write ({' '.join(str(exc).split())[:200]})")
+
+    def _abandon(self) -> None:
+        """Close the file after a failed write, without writing anything more.
+
+        A failed HDF5 write (a full disk) leaves dirty metadata in the library: closing normally
+        fails and the library crashes at exit trying again. The file's descriptor is first pointed
+        at /dev/null, so HDF5's last flush succeeds harmlessly; what is on disk stays what it was
+        after the last successful commit, which readers can still read.
+        """
+        self._closed = True
+        f, self._f = self._f, None
+        if f is None:
+            return
+        try:
+            fd = f.id.get_vfd_handle()
+            null = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+        except Exception:  # noqa: BLE001 - best effort: a driver without a descriptor
+            pass
+        for _ in range(3):  # the first close may report the error HDF5 kept from the failed write
+            try:
+                f.close()
+                break
+            except Exception:  # noqa: BLE001
+                continue
+
+    def _guarded(self, fn, *args) -> None:
+        """Run one write; any failure abandons the file and becomes DiskFull or CheckpointError."""
+        if self.broken is not None:
+            raise DiskFull(self.broken) if self.broken.startswith("no space") else CheckpointError(self.broken)
+        try:
+            fn(*args)
+        except (OSError, RuntimeError, ValueError) as exc:
+            err = self._error(exc)
+            self.broken = str(err)
+            self._abandon()
+            raise err from None
 
     # -- writing ------------------------------------------------------------------------------
     def _append(self, name: str, rows: np.ndarray) -> None:
@@ -198,20 +253,21 @@ class MetricsWriter:
                 values.append(int(v) if v is not None else -1)
             else:
                 values.append(float("nan") if v is None else float(v))
-        self._flush_updates()
-        self._append("epochs", np.array([tuple(values)], dtype=EPOCH_DTYPE))
-        self._commit()
-        self._last_flush = _time.monotonic()
+        row = np.array([tuple(values)], dtype=EPOCH_DTYPE)
+        self._guarded(self._write_rows, "epochs", row)
 
     def log_event(self, step: int, time: float, kind: str, message: str) -> None:
         """A rare event (``rollback``, ``lr-halved``, ``stopped`` …), written at once."""
         self._check_open()
-        self._flush_updates()
         row = np.array(
             [(int(step), float(time), _clip_utf8(kind, EVENT_KIND_LEN), _clip_utf8(message, EVENT_MESSAGE_LEN))],
             dtype=EVENT_DTYPE,
         )
-        self._append("events", row)
+        self._guarded(self._write_rows, "events", row)
+
+    def _write_rows(self, name: str, rows: np.ndarray) -> None:
+        self._flush_updates()
+        self._append(name, rows)
         self._commit()
         self._last_flush = _time.monotonic()
 
@@ -219,22 +275,34 @@ class MetricsWriter:
         """Publish buffered update rows to readers."""
         if self._closed:
             return
+        self._guarded(self._publish)
+
+    def _publish(self) -> None:
         if self._flush_updates():
             self._commit()
         self._last_flush = _time.monotonic()
 
     def close(self) -> None:
-        """Flush, mark the file closed (``committed[3] = 1``) and close it. Idempotent."""
+        """Flush, mark the file closed (``committed[3] = 1``) and close it. Idempotent, and it
+        never raises for a failed write: the file then keeps its last committed rows and
+        :attr:`broken` says why."""
         if self._closed:
             return
         try:
             self._flush_updates()
             self._commit(closed=True)
-        finally:
-            self._closed = True
             self._f.close()
+            self._closed = True
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.broken = str(self._error(exc))
+            self._abandon()
+        except BaseException:
+            self._abandon()
+            raise
 
     def _check_open(self) -> None:
+        if self.broken is not None:
+            raise DiskFull(self.broken) if self.broken.startswith("no space") else CheckpointError(self.broken)
         if self._closed:
             raise ValueError(f"metrics file {self.path} is closed")
 
@@ -267,17 +335,22 @@ class MetricsReader:
     """Reads a metrics file while it is being written (SWMR), after it was closed, or after its
     writer was killed. :meth:`poll` returns only the rows that are new since the last poll."""
 
-    def __init__(self, path: Path) -> None:
-        import h5py
-
+    def __init__(self, path: Path, within: Path | None = None) -> None:
         self.path = Path(path)
         where = f"metrics file {self.path}"
-        if not self.path.is_file():
-            raise CheckpointError(f"{where}: no such file")
         try:
-            self._f = h5py.File(self.path, "r", libver="latest", swmr=True)
+            self._f = open_hdf5(self.path, within, libver="latest", swmr=True)
+        except FileProblem as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
         except OSError as exc:
             raise CheckpointError(f"{where}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+        try:
+            problem = hdf5_link_problem(self._f, max_objects=64)
+        except Exception as exc:  # noqa: BLE001
+            problem = f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        if problem is not None:
+            self._f.close()
+            raise CheckpointError(f"{where}: {problem}")
         try:
             f = self._f
             schema = f.attrs.get("schema")
@@ -298,8 +371,10 @@ class MetricsReader:
                     raise CheckpointError(f"{where}: table {name!r} is missing or has the wrong columns")
                 self._ds[name] = ds
             self._committed = f.get("committed")
-            if self._committed is None or self._committed.shape != (4,):
+            if self._committed is None or self._committed.shape != (4,) or self._committed.dtype.kind not in "iu":
                 raise CheckpointError(f"{where}: the 'committed' counter is missing")
+            if any(ds.compression is not None or ds.external or ds.chunks is None for ds in self._ds.values()):
+                raise CheckpointError(f"{where}: tables are compressed or not chunked (not written by bihm)")
         except CheckpointError:
             self._f.close()
             raise
@@ -315,10 +390,15 @@ class MetricsReader:
             self._committed.refresh()
             counts = [int(n) for n in self._committed[()]]
             out = []
+            size = os.stat(self.path).st_size
             for i, (name, dtype, _) in enumerate(_TABLES):
                 ds = self._ds[name]
                 ds.refresh()
                 n = min(counts[i], ds.shape[0])
+                if (n - self._seen[i]) * dtype.itemsize > size:  # uncompressed rows cannot exceed the file
+                    raise CheckpointError(
+                        f"metrics file {self.path}: table {name!r} claims {n:,} rows, more than the file's {size:,} bytes hold"
+                    )
                 if n > self._seen[i]:
                     out.append(_upgrade(ds[self._seen[i] : n], dtype))
                     self._seen[i] = n
@@ -397,17 +477,34 @@ class RunMetrics:
 
 
 def read_run_metrics(run_dir: Path) -> RunMetrics:
-    """Read every ``metrics-<n>.h5`` of a run; an unreadable file is skipped with a warning."""
+    """Read the run's metrics archive (if any) and every ``metrics-<n>.h5`` it does not cover;
+    an unreadable file is skipped with a warning."""
+    run_dir = Path(run_dir)
     tables: dict[str, list[np.ndarray]] = {"updates": [], "epochs": [], "events": []}
     result = RunMetrics(
         updates=_with_attempt(np.zeros(0, UPDATE_DTYPE), 0),
         epochs=_with_attempt(np.zeros(0, EPOCH_DTYPE), 0),
         events=_with_attempt(np.zeros(0, EVENT_DTYPE), 0),
     )
+    covered: set[int] = set()
+    if (run_dir / ARCHIVE_NAME).exists() or (run_dir / ARCHIVE_NAME).is_symlink():
+        try:
+            archived, covered = read_archive(run_dir)
+        except CheckpointError as exc:
+            result.warnings.append(str(exc))
+        else:
+            for name in tables:
+                tables[name].append(getattr(archived, name))
+            result.attempts = list(archived.attempts)
+            result.run_info = dict(archived.run_info)
+            result.warnings = list(archived.warnings)
+            result.closed = archived.closed
     for path in metrics_files(run_dir):
         attempt = attempt_number(path)
+        if attempt in covered:
+            continue  # left over from a compaction that was interrupted before deleting it
         try:
-            with MetricsReader(path) as reader:
+            with MetricsReader(path, within=run_dir) as reader:
                 delta = reader.read_all()
                 info = reader.run_info
         except CheckpointError as exc:
@@ -429,3 +526,134 @@ def read_run_metrics(run_dir: Path) -> RunMetrics:
         if parts:
             setattr(result, name, np.concatenate(parts))
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# the archive: old attempts folded into one file, so a run that was resumed many times keeps a
+# bounded number of files
+# ---------------------------------------------------------------------------------------------
+ARCHIVE_NAME = "metrics-archive.h5"
+ARCHIVE_SCHEMA = "bihm-metrics-archive"
+ARCHIVE_VERSION = 1
+#: Attempt files a run may hold before the next start folds them into the archive.
+MAX_ATTEMPT_FILES = 8
+
+
+def _archive_dtypes() -> dict[str, np.dtype]:
+    return {name: _with_attempt(np.zeros(0, dtype), 0).dtype for name, dtype, _ in _TABLES}
+
+
+def read_archive(run_dir: Path) -> tuple[RunMetrics, set[int]]:
+    """(the folded attempts as :class:`RunMetrics`, the attempt numbers the archive covers)."""
+    path = Path(run_dir) / ARCHIVE_NAME
+    where = f"metrics archive {path}"
+    try:
+        f = open_hdf5(path, Path(run_dir))
+    except FileProblem as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{where}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+    try:
+        with f:
+            problem = hdf5_link_problem(f, max_objects=64)
+            if problem is not None:
+                raise CheckpointError(f"{where}: {problem}")
+            if f.attrs.get("schema") not in (ARCHIVE_SCHEMA, ARCHIVE_SCHEMA.encode()):
+                raise CheckpointError(f"{where}: not a bihm metrics archive")
+            if int(f.attrs.get("schema_version", -1)) != ARCHIVE_VERSION:
+                raise CheckpointError(f"{where}: archive schema version {f.attrs.get('schema_version')} is not supported")
+            doc = json.loads(f.attrs["index_json"])
+            size = os.stat(path).st_size
+            tables = {}
+            for name, dtype in _archive_dtypes().items():
+                ds = f.get(name)
+                if ds is None or ds.dtype != dtype or ds.ndim != 1 or ds.shape[0] * dtype.itemsize > size:
+                    raise CheckpointError(f"{where}: table {name!r} is missing, has the wrong columns or claims too many rows")
+                tables[name] = ds[()]
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any damage is one line
+        raise CheckpointError(f"{where}: unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+    try:
+        rm = RunMetrics(
+            **tables,
+            attempts=[int(a) for a in doc["attempts"]],
+            run_info={int(k): v for k, v in doc["run_info"]},
+            warnings=[str(w) for w in doc["warnings"]],
+            closed=bool(doc["closed"]),
+        )
+        covered = {int(a) for a in doc["covers"]}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: invalid index ({exc})") from None
+    return rm, covered
+
+
+def archived_attempts(run_dir: Path) -> set[int]:
+    """Attempt numbers folded into the run's archive (empty without one, or when unreadable)."""
+    if not (Path(run_dir) / ARCHIVE_NAME).exists():
+        return set()
+    try:
+        return read_archive(run_dir)[1]
+    except CheckpointError:
+        return set()
+
+
+def compact_metrics(run_dir: Path, max_files: int = MAX_ATTEMPT_FILES) -> Path | None:
+    """Fold every attempt file into ``metrics-archive.h5`` once there are ``max_files`` or more.
+
+    Call it only while holding the run lock (no attempt is being written). :func:`read_run_metrics`
+    returns exactly what it returned before. The archive is written atomically and lists the
+    attempts it covers before any attempt file is removed, so an interruption at any point loses
+    nothing. Unreadable attempt files are renamed ``metrics-<n>.h5.unreadable`` (their warning is
+    kept in the archive). Returns the archive path, or None when nothing was done.
+    """
+    from bihm_app.store.checkpoint import write_file_atomic
+
+    run_dir = Path(run_dir)
+    covered_before = archived_attempts(run_dir)
+    files = [p for p in metrics_files(run_dir) if attempt_number(p) not in covered_before]
+    if len(files) < max_files:
+        return None
+    merged = read_run_metrics(run_dir)
+    covers = sorted(covered_before | {attempt_number(p) for p in files})
+    index = {
+        "attempts": merged.attempts,
+        "run_info": [[a, info] for a, info in merged.run_info.items()],
+        "warnings": merged.warnings,
+        "closed": merged.closed,
+        "covers": covers,
+    }
+    path = run_dir / ARCHIVE_NAME
+
+    def image():
+        import io
+
+        import h5py
+
+        from bihm_app import __version__
+
+        bio = io.BytesIO()
+        with h5py.File(bio, "w", libver=LIBVER) as f:
+            f.attrs["schema"] = ARCHIVE_SCHEMA
+            f.attrs["schema_version"] = np.int64(ARCHIVE_VERSION)
+            f.attrs["package_version"] = __version__
+            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            f.attrs["index_json"] = json.dumps(index, default=str, allow_nan=True)
+            for name in ("updates", "epochs", "events"):
+                f.create_dataset(name, data=getattr(merged, name))
+        return bio.getbuffer()
+
+    write_file_atomic(path, image, f"metrics archive {path}")
+    readable = set(merged.attempts)
+    for p in metrics_files(run_dir):
+        n = attempt_number(p)
+        if n not in covers:
+            continue
+        try:
+            if n in readable:
+                p.unlink()
+            else:
+                os.replace(p, p.with_name(p.name + ".unreadable"))
+        except OSError:
+            pass  # still covered by the archive, so never read twice; removed next time
+    return path

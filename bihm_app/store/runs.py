@@ -25,10 +25,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bihm_app.errors import BihmError, RunError
-from bihm_app.store.metrics import attempt_number, metrics_files
+from bihm_app.errors import BihmError, DiskFull, RunError
+from bihm_app.safe_files import FileProblem, check_regular, is_disk_full, read_capped
+from bihm_app.store.metrics import ARCHIVE_NAME, archived_attempts, attempt_number, metrics_files
+from bihm_app.store.runlock import LOCK_NAME, RunLock, has_lock_file, lock_holder
 
 STATES = ("created", "running", "finished", "stopped", "crashed", "diverged")
+#: Largest status.json read (a real one is a few hundred bytes).
+MAX_STATUS_BYTES = 1 << 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,127}$")
 _TMP = re.compile(r"^\..+\.tmp$")
 
@@ -88,12 +92,28 @@ def write_json_atomic(path: Path, data: dict) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise DiskFull(f"no space left on device while writing {path}") from None
         raise
+
+
+def _write_json_in_place(path: Path, data: dict) -> None:
+    """Overwrite an existing small JSON file in its own blocks (padded with spaces, which JSON
+    allows), so it can be rewritten on a full disk. Not atomic: only for the disk-full path."""
+    text = (json.dumps(data, indent=2, default=str) + "\n").encode()
+    check_regular(path)
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        old = os.fstat(fd).st_size
+        os.pwrite(fd, text + b" " * max(0, old - len(text)), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def default_run_name(data: str | None = None, layers=None, now: datetime | None = None) -> str:
@@ -144,9 +164,35 @@ class RunFolder:
         """``metrics-<n>.h5`` files in attempt order."""
         return metrics_files(self.path)
 
+    @property
+    def archive_path(self) -> Path:
+        return self.path / ARCHIVE_NAME
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_NAME
+
+    def lock(self, wait_s: float = 1.0) -> RunLock:
+        """Take the run's exclusive lock (RunError naming the holder if another process has it)."""
+        return RunLock(self.path).acquire(wait_s)
+
+    def lock_holder(self) -> tuple[bool, str]:
+        """(whether a live process holds the run lock, "process N on HOST")."""
+        return lock_holder(self.path)
+
+    def member(self, path: Path) -> Path:
+        """``path`` (a file of this run) if it is a regular file that does not lead out of the
+        run folder; RunError otherwise (FileNotFoundError-like problems included)."""
+        try:
+            check_regular(path, within=self.path)
+        except FileProblem as exc:
+            raise RunError(f"run {self.path}: {Path(path).name} {exc}") from None
+        return Path(path)
+
     def next_metrics_path(self) -> Path:
-        """``metrics-<n>.h5`` with n = 1 + the highest existing attempt (1 for a new run)."""
+        """``metrics-<n>.h5`` with n = 1 + the highest attempt so far (1 for a new run)."""
         numbers = [attempt_number(p) or 0 for p in self.metrics_paths()]
+        numbers += list(archived_attempts(self.path))
         return self.path / f"metrics-{max(numbers, default=0) + 1}.h5"
 
     def write_status(self, state: str, **fields) -> dict:
@@ -174,15 +220,23 @@ class RunFolder:
         status = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in status.items()}
         try:
             write_json_atomic(self.status_path, status)
+        except DiskFull:
+            # a full disk must not leave the run saying "running": rewrite the file in place
+            try:
+                _write_json_in_place(self.status_path, status)
+            except (OSError, FileProblem):
+                raise DiskFull(f"no space left on device while writing {self.status_path}") from None
         except OSError as exc:
             raise RunError(f"run {self.path}: cannot write status.json ({exc})") from None
         return status
 
     def _read_raw(self) -> dict:
-        if not self.status_path.exists():
+        if not os.path.lexists(self.status_path):
             return {}
         try:
-            data = json.loads(self.status_path.read_text(encoding="utf-8"))
+            data = json.loads(read_capped(self.status_path, MAX_STATUS_BYTES, within=self.path).decode("utf-8"))
+        except FileProblem as exc:
+            raise RunError(f"run {self.path}: status.json {exc}") from None
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise RunError(f"run {self.path}: status.json is unreadable ({' '.join(str(exc).split())})") from None
         if not isinstance(data, dict):
@@ -190,19 +244,31 @@ class RunFolder:
         return data
 
     def read_status(self) -> dict:
-        """The status; ``{"state": "unknown"}`` without a status file; a ``running`` run whose
-        process is gone (same host) is reported as ``crashed``. Raises RunError if unreadable."""
+        """The status; ``{"state": "unknown"}`` without a status file. A ``created`` or
+        ``running`` run whose owner is gone is reported as ``crashed``: its lock is free (the
+        kernel released it when the process ended), or, for runs without a lock file, its
+        process (same host) no longer exists. Raises RunError if unreadable."""
         status = self._read_raw()
         if not status:
             return {"state": "unknown"}
-        if status.get("state") == "running" and status.get("host") == socket.gethostname():
-            pid = status.get("pid")
-            gone = not pid_alive(pid) if isinstance(pid, int) else True
+        state = status.get("state")
+        if state not in ("running", "created") or status.get("host", socket.gethostname()) != socket.gethostname():
+            return status
+        pid = status.get("pid")
+        if has_lock_file(self.path):
+            held, _ = lock_holder(self.path)
+            gone = not held
+        elif isinstance(pid, int):
+            gone = not pid_alive(pid)
             if not gone and status.get("pid_start") is not None:
                 gone = _process_start_ticks(pid) != status.get("pid_start")  # the pid was reused
-            if gone:
-                status["state"] = "crashed"
-                status["message"] = f"process {pid} on {status.get('host')} ended without saying so"
+        else:
+            gone = state == "running"
+        if gone:
+            status["state"] = "crashed"
+            who = f"process {pid}" if isinstance(pid, int) else "its process"
+            where = "before its first checkpoint" if state == "created" else "without saying so"
+            status["message"] = f"{who} on {status.get('host') or socket.gethostname()} ended {where}"
         return status
 
     def sweep_temp_files(self, min_age_s: float = 0.0) -> list[Path]:
@@ -223,9 +289,10 @@ class RunFolder:
 
     def looks_like_run(self) -> bool:
         return self.path.is_dir() and (
-            self.status_path.exists()
-            or self.checkpoint_path.exists()
-            or self.best_path.exists()
+            os.path.lexists(self.status_path)
+            or os.path.lexists(self.checkpoint_path)
+            or os.path.lexists(self.best_path)
+            or os.path.lexists(self.archive_path)
             or bool(self.metrics_paths())
         )
 
@@ -270,7 +337,7 @@ def new_run(root: Path, name: str | None = None, *, data: str | None = None, lay
         except OSError as exc:
             raise RunError(f"run {path}: cannot create ({exc})") from None
         run = RunFolder(path)
-        run.write_status("created")
+        run.write_status("created", pid=os.getpid(), host=socket.gethostname())
         return run
     raise RunError(f"run {root / candidates[0]} already exists (pick another --name, or --resume it)")
 
@@ -296,20 +363,23 @@ def resolve_checkpoint(arg: str | Path, root: Path, which: str = "best") -> Path
     For a run, ``which="best"`` gives ``best.h5`` (falling back to ``checkpoint.h5``) and
     ``"latest"`` gives ``checkpoint.h5`` (falling back to ``best.h5``).
     """
-    from bihm_app.errors import CheckpointError
+    from bihm_app.errors import CheckpointError, ConfigError
 
     if which not in ("best", "latest"):
-        raise ValueError(f"which must be 'best' or 'latest', not {which!r}")
+        raise ConfigError(f"--which must be best or latest, got {which!r}")
     p = Path(arg)
-    if p.is_file():
-        return p
+    if os.path.lexists(p) and not p.is_dir():
+        return p  # a file the user named: load_checkpoint says what is wrong with it, if anything
     if str(arg).endswith(".h5") and not p.is_dir():
         raise CheckpointError(f"checkpoint {arg}: no such file")
     run = open_run(arg, root)
     order = [run.best_path, run.checkpoint_path] if which == "best" else [run.checkpoint_path, run.best_path]
     for cand in order:
-        if cand.exists():
-            return cand
+        if os.path.lexists(cand):
+            try:
+                return run.member(cand)
+            except RunError as exc:
+                raise CheckpointError(f"checkpoint {cand}: {str(exc).split(': ', 1)[1]}") from None
     raise RunError(f"run {run.name} has no checkpoint yet ({run.path})")
 
 
@@ -357,10 +427,10 @@ def summarize_run(path: Path) -> RunSummary:
         errors.append(str(exc))
     meta = None
     for ckpt in (run.checkpoint_path, run.best_path):
-        if not ckpt.exists():
+        if not os.path.lexists(ckpt):
             continue
         try:
-            m = read_meta(ckpt)
+            m = read_meta(ckpt, within=run.path)
         except BihmError as exc:
             errors.append(str(exc))
             continue

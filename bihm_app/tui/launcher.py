@@ -102,8 +102,11 @@ def launch_new(root: Path, spec: NewRunSpec) -> tuple[str, subprocess.Popen]:
 
 
 def launch_resume(root: Path, name: str) -> subprocess.Popen:
-    """Resume ``name`` from its latest checkpoint (refused while it is running)."""
+    """Resume ``name`` from its latest checkpoint (refused while a process holds its run lock)."""
     run = open_run(name, root)
+    held, holder = run.lock_holder()
+    if held:
+        raise RunError(f"run {name} is already being trained by {holder or 'another process'} (stop it first)")
     state = run.read_status().get("state")
     if state == "running":
         raise RunError(f"run {name} is still running (stop it first)")

@@ -254,7 +254,9 @@ def test_a_run_trained_elsewhere_is_left_alone_and_not_evaluated_until_done(tiny
     """Catches a repro that resumes (races) a run another process is training."""
     name = "uci-tiny-lr1e-2-s0"
     assert bihm(*queue_flags(200, "1e-2", "tiny", "4,3", name, epochs=2)).exit_code == 0
-    RunFolder(root() / name).write_status("running", pid=os.getpid())  # "another process": this one, alive
+    # "another process": this one, alive, holding the run lock as a trainer does
+    lock = RunFolder(root() / name).lock()
+    RunFolder(root() / name).write_status("running", pid=os.getpid())
     res = repro.run_uci(root(), ["tiny"], [1e-2], 1, settings=FAST, layers=TINY_LAYERS, overrides={"epochs": 2})
     (g,) = res.groups
     assert g.runs[0].state == "running" and not g.estimates and "not evaluated yet" in g.note
@@ -263,6 +265,7 @@ def test_a_run_trained_elsewhere_is_left_alone_and_not_evaluated_until_done(tiny
     assert read_cache(root() / name) is None
     res = repro.run_uci(root(), ["tiny"], [1e-2], 1, settings=FAST, layers=TINY_LAYERS, overrides={"epochs": 2}, eval_only=True)
     assert res.groups[0].provisional and res.groups[0].estimates
+    lock.release()
 
 
 def test_mnist_protocol_fine_tunes_from_the_first_phase(tiny):

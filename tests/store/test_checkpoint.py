@@ -12,7 +12,7 @@ import torch
 
 import bihm_app
 from bihm_app.engine.model import BiHM, ModelConfig
-from bihm_app.errors import CheckpointError
+from bihm_app.errors import CheckpointError, DiskFull
 from bihm_app.store import checkpoint as ck
 from bihm_app.store.checkpoint import (
     SCHEMA,
@@ -141,21 +141,24 @@ def test_save_refuses_inconsistent_input_and_keeps_the_old_file(tmp_path, mutate
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.h5"]
 
 
-@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), OSError(5, "Input/output error"), KeyboardInterrupt()])
 def test_failure_during_the_write_removes_the_temp_file(tmp_path, monkeypatch, exc):
     path = tmp_path / "ck.h5"
     save_checkpoint(path, make_arrays(), make_meta(step=1))
     before = path.read_bytes()
 
-    def boom(_path):
+    def boom(_fd):
         raise exc
 
-    monkeypatch.setattr(ck, "_write_seal", boom)
-    expected = CheckpointError if isinstance(exc, OSError) else KeyboardInterrupt
+    monkeypatch.setattr(ck.os, "fsync", boom)
+    expected = KeyboardInterrupt if isinstance(exc, KeyboardInterrupt) else DiskFull if exc.errno == 28 else CheckpointError
     with pytest.raises(expected) as info:
         save_checkpoint(path, make_arrays(seed=3), make_meta(step=2))
-    if expected is CheckpointError:
-        assert "No space left" in str(info.value) and "\n" not in str(info.value)
+    monkeypatch.undo()
+    if expected is DiskFull:
+        assert str(info.value) == f"no space left on device while writing {path}"
+    elif expected is CheckpointError:
+        assert "Input/output error" in str(info.value) and "\n" not in str(info.value)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.h5"]
 

@@ -37,7 +37,7 @@ async def test_form_launches_real_training_which_stops_cleanly_on_sigint(tmp_pat
         form = app.screen
         form.query_one("#f-layers", Input).value = "8,4"
         form.query_one("#f-K", Input).value = "2"
-        form.query_one("#f-epochs", Input).value = "1"
+        form.query_one("#f-epochs", Input).value = "20"  # long enough that Stop lands mid-training (an epoch takes ~1 s)
         form.query_one("#f-name", Input).value = "real"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))

@@ -9,6 +9,7 @@ changed, so the screen redraws on a timer only when there is something new.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app.errors import BihmError
-from bihm_app.store.metrics import EPOCH_DTYPE, UPDATE_DTYPE, MetricsReader, decode_events, metrics_files
+from bihm_app.store.metrics import (
+    ARCHIVE_NAME,
+    EPOCH_DTYPE,
+    EVENT_DTYPE,
+    UPDATE_DTYPE,
+    MetricsReader,
+    attempt_number,
+    decode_events,
+    metrics_files,
+    read_archive,
+)
 
 #: Most points drawn for the per-update curve: longer series are averaged into this many bins.
 MAX_POINTS = 200  # about two points per chart column: more only costs plotext time
@@ -30,6 +41,14 @@ class Curve:
     x: np.ndarray
     y: np.ndarray
     se: np.ndarray | None = None
+
+
+def _without_attempt(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Archive rows (with a leading ``attempt`` column) as rows of a live metrics table."""
+    out = np.zeros(len(rows), dtype=dtype)
+    for name in dtype.names:
+        out[name] = rows[name]
+    return out
 
 
 def bin_means(x: np.ndarray, y: np.ndarray, n: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -73,22 +92,57 @@ class RunSeries:
         self.run_info: dict = {}
         self.version = 0  # bumped whenever rows arrive
         self._rate: list[tuple[float, int]] = []  # (wall time, step) samples for updates/s
+        self._archive_key: tuple | None = None
+        self._covered: set[int] = set()  # attempts whose rows came from the archive
 
     # -- reading ---------------------------------------------------------------------------------
     @property
     def warnings(self) -> list[str]:
         return list(self._bad.values())
 
+    def _sync_archive(self) -> bool:
+        """(Re)load the run's metrics archive when it appeared or changed (a resume compacted old
+        attempts into it): everything is rebuilt from the archive plus the files it does not cover."""
+        path = self.run_dir / ARCHIVE_NAME
+        try:
+            st = os.stat(path)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if key == self._archive_key:
+            return False
+        self._archive_key = key
+        self.close()
+        self._closed.clear()
+        self._bad.clear()
+        self._covered = set()
+        self.updates = np.zeros(0, dtype=UPDATE_DTYPE)
+        self.epochs = np.zeros(0, dtype=EPOCH_DTYPE)
+        self.events = []
+        if key is None:
+            return True
+        try:
+            rm, self._covered = read_archive(self.run_dir)
+        except BihmError as exc:
+            self._bad[path] = str(exc)
+            return True
+        self.updates = _without_attempt(rm.updates, UPDATE_DTYPE)
+        self.epochs = _without_attempt(rm.epochs, EPOCH_DTYPE)
+        self.events = decode_events(_without_attempt(rm.events, EVENT_DTYPE))
+        if rm.attempts and isinstance(rm.run_info.get(rm.attempts[-1]), dict):
+            self.run_info = rm.run_info[rm.attempts[-1]]
+        return True
+
     def poll(self) -> bool:
         """Read new rows of every metrics file (new attempts are picked up); True if any arrived."""
-        changed = False
+        changed = self._sync_archive()
         for path in metrics_files(self.run_dir):
-            if path in self._closed or path in self._bad:
+            if path in self._closed or path in self._bad or attempt_number(path) in self._covered:
                 continue
             reader = self._readers.get(path)
             if reader is None:
                 try:
-                    reader = MetricsReader(path)
+                    reader = MetricsReader(path, within=self.run_dir)
                 except BihmError as exc:
                     self._bad[path] = str(exc)
                     continue

@@ -1,0 +1,98 @@
+"""How much memory a model needs, estimated from its layer sizes before anything is allocated.
+
+``bihm train --layers 100000,100000`` (or a checkpoint whose meta says so) would otherwise
+allocate tens of gigabytes before the first check; here it is refused with one line.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from bihm_app.engine.model import ModelConfig, parameter_shapes
+from bihm_app.engine.training import TrainConfig
+from bihm_app.errors import ConfigError
+
+#: float32 copies of the parameters while training: values, gradients, Adam's two moments, and a
+#: spare for the fused update and a rollback.
+TRAIN_COPIES = 5
+#: float32 tensors of shape (B, K, n_l) alive at once per latent layer in a training step or an
+#: estimate (samples, logits, probabilities, residuals …) — a generous bound.
+ACTIVATION_COPIES = 8
+VALID_BATCH = 500
+
+
+def n_parameters(cfg: ModelConfig) -> int:
+    """Number of parameters of a BiHM with this config (eq. 2.1/2.2 weights and biases of p and q)."""
+    total = 0
+    for shape in parameter_shapes(cfg).values():
+        n = 1
+        for d in shape:
+            n *= int(d)
+        total += n
+    return total
+
+
+def training_bytes(model: ModelConfig, train: TrainConfig, itemsize: int = 4) -> int:
+    """A generous estimate of the memory one training process needs (parameters and activations)."""
+    units = sum(model.sizes)
+    rows = max(train.batch_size * train.K, VALID_BATCH * train.valid_K)
+    return itemsize * (TRAIN_COPIES * n_parameters(model) + ACTIVATION_COPIES * rows * units)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory free for this process on ``device`` (None where it cannot be told)."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):
+            return None
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo", "rb") as fh:
+            for line in fh.read(1 << 16).decode("ascii", errors="replace").splitlines():
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.0f} MB"
+
+
+def check_model_fits(model: ModelConfig, device: torch.device) -> int:
+    """Raise ConfigError (one line) when the parameters alone of ``model`` cannot fit on ``device``
+    (for a fresh model that is sampled, not trained). Returns the estimate in bytes."""
+    need = 4 * 2 * n_parameters(model)  # the parameters and one working copy
+    have = available_bytes(device)
+    if have is not None and need > have:
+        layers = ",".join(str(n) for n in model.layers)
+        raise ConfigError(
+            f"layers {layers} (D = {model.n_visible}) have {n_parameters(model):,} parameters, about {_gb(need)}, "
+            f"more than the {_gb(have)} free on {device}; use smaller layers"
+        )
+    return need
+
+
+def check_training_fits(model: ModelConfig, train: TrainConfig, device: torch.device, where: str = "") -> int:
+    """Raise ConfigError (one line) when training ``model`` cannot fit in ``device``'s free memory.
+
+    Returns the estimate in bytes. ``where`` prefixes the message (e.g. the checkpoint's name).
+    """
+    need = training_bytes(model, train)
+    have = available_bytes(device)
+    if have is not None and need > have:
+        layers = ",".join(str(n) for n in model.layers)
+        raise ConfigError(
+            f"{where}layers {layers} (D = {model.n_visible}) need about {_gb(need)} to train "
+            f"({n_parameters(model):,} parameters with gradients and Adam moments, plus activations), "
+            f"more than the {_gb(have)} free on {device}; use smaller layers"
+        )
+    return need

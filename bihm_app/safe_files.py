@@ -1,0 +1,194 @@
+"""Opening files that may be hostile: only regular files, never blocking, every read bounded.
+
+A FIFO, a device or a socket put where a checkpoint, a metrics file, a status file or a data file
+is expected would make a plain ``open()`` (or HDF5, or numpy) block forever or read without end.
+Here a file is inspected with ``lstat`` first, opened with ``O_NONBLOCK`` (so opening a FIFO
+returns at once) and checked again with ``fstat`` on the descriptor that is then used; HDF5 opens
+that very file through ``/proc/self/fd/N``, so no one can swap it between the check and the open.
+Links inside HDF5 files (soft, external, user-defined), datasets whose bytes live in other files
+(external storage, virtual datasets) are refused before any object is touched.
+
+Used by ``store`` and ``data`` (which do not import each other); every problem is a
+:class:`FileProblem` whose text reads after the file's name ("is a named pipe (FIFO), …").
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+#: Objects (groups + datasets) walked in one HDF5 file before it is refused as unreasonable.
+MAX_HDF5_OBJECTS = 100_000
+
+
+class FileProblem(Exception):
+    """Why a file cannot be used; ``str()`` is a phrase to put after the file's name."""
+
+
+def _kind(mode: int) -> str | None:
+    """None for a regular file, else what the file is."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a regular file"
+    if stat.S_ISCHR(mode):
+        return "is a character device, not a regular file"
+    if stat.S_ISBLK(mode):
+        return "is a block device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "is not a regular file"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def check_regular(path: Path, within: Path | None = None) -> os.stat_result:
+    """The ``stat`` of a regular file at ``path``; :class:`FileProblem` for anything else.
+
+    With ``within``, a symbolic link is followed only if it resolves inside that folder (the
+    files of a run folder must not lead out of it).
+    """
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise FileProblem("no such file") from None
+    except OSError as exc:
+        raise FileProblem(f"cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise FileProblem("is a broken symbolic link") from None
+        if within is not None and not _inside(target, Path(within).resolve()):
+            raise FileProblem(f"is a symbolic link to {target}, outside {within}; refusing to follow it")
+        st = os.stat(target)
+    kind = _kind(st.st_mode)
+    if kind is not None:
+        raise FileProblem(kind)
+    return st
+
+
+def open_regular(path: Path, within: Path | None = None) -> int:
+    """A read-only descriptor of the regular file at ``path`` (never blocks; caller closes it)."""
+    check_regular(path, within)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileProblem("no such file") from None
+    except IsADirectoryError:
+        raise FileProblem("is a folder, not a file") from None
+    except OSError as exc:
+        raise FileProblem(f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        kind = _kind(os.fstat(fd).st_mode)  # it may have been swapped since the lstat
+        if kind is not None:
+            raise FileProblem(kind)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)  # regular files never block; later reads are plain reads
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular_file(path: Path, within: Path | None = None):
+    """:func:`open_regular` as a binary Python file object."""
+    return os.fdopen(open_regular(path, within), "rb")
+
+
+def fd_path(fd: int, fallback: Path) -> str:
+    """A name that opens exactly the file behind ``fd`` (``/proc/self/fd/N`` on Linux)."""
+    p = f"/proc/self/fd/{fd}"
+    return p if os.path.exists(p) else str(fallback)
+
+
+def read_capped(path: Path, max_bytes: int, within: Path | None = None) -> bytes:
+    """All bytes of a regular file, or :class:`FileProblem` when it holds more than ``max_bytes``."""
+    fd = open_regular(path, within)
+    try:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise FileProblem(f"is {size:,} bytes, more than the {max_bytes:,} bytes allowed")
+        chunks, n = [], 0
+        while True:
+            block = os.read(fd, min(1 << 20, max_bytes + 1 - n))
+            if not block:
+                break
+            chunks.append(block)
+            n += len(block)
+            if n > max_bytes:
+                raise FileProblem(f"grew past the {max_bytes:,} bytes allowed while being read")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def open_hdf5(path: Path, within: Path | None = None, **kwargs):
+    """``h5py.File`` of the regular file at ``path``, opened read-only without blocking.
+
+    Raises :class:`FileProblem` for a file that is not regular; h5py's own errors (``OSError``)
+    pass through. HDF5 opens the checked descriptor's file (``/proc/self/fd/N``), so the file it
+    reads is the one that was checked.
+    """
+    import h5py
+
+    fd = open_regular(path, within)
+    try:
+        return h5py.File(fd_path(fd, path), "r", **kwargs)
+    finally:
+        os.close(fd)  # HDF5 holds its own descriptor of the same file
+
+
+def hdf5_link_problem(f, max_objects: int = MAX_HDF5_OBJECTS) -> str | None:
+    """Why an open HDF5 file is unsafe to read, or None: soft, external or user-defined links,
+    datasets stored in external files or virtual datasets, or more than ``max_objects`` objects.
+
+    Walks link by link with ``get(name, getlink=True)``, so no link is ever followed.
+    """
+    import h5py
+
+    todo = [("", f)]
+    seen = 0
+    while todo:
+        prefix, group = todo.pop()
+        for name in group.keys():
+            seen += 1
+            if seen > max_objects:
+                return f"holds more than {max_objects:,} objects (or a cycle of hard links)"
+            full = f"{prefix}/{name}" if prefix else name
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.SoftLink):
+                return f"'{full}' is a soft link (to {link.path!r}); links are not allowed"
+            if isinstance(link, h5py.ExternalLink):
+                return f"'{full}' is an external link (to {link.filename}:{link.path}); links are not allowed"
+            if not isinstance(link, h5py.HardLink):
+                return f"'{full}' is a {type(link).__name__}; links are not allowed"
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                todo.append((full, obj))
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    return f"'{full}' is a virtual dataset (its data lives in other files)"
+                if obj.external:
+                    return f"'{full}' keeps its data in an external file"
+    return None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error (OSError, or HDF5's RuntimeError/OSError text) means the disk is full."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return True
+    text = str(exc)
+    return "errno = 28" in text or "No space left on device" in text or "Disk quota exceeded" in text

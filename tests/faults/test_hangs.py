@@ -1,0 +1,178 @@
+"""Hangs: a FIFO, a device or a link where a checkpoint, metrics, status or data file is expected,
+and HDF5 links inside checkpoints, metrics and data files. Every command finishes in bounded time
+with one line that names the file; no link is followed out of the run folder.
+
+On main a FIFO named checkpoint.h5 blocked `runs list`, `ckpt verify` and `--resume` forever, and
+an external link in a sealed checkpoint made HDF5 open (and block on) another file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bihm_app.errors import BihmError, CheckpointError, DataError
+from bihm_app.store.checkpoint import load_checkpoint, read_meta, save_checkpoint, verify_checkpoint
+from bihm_app.store.metrics import MetricsReader, MetricsWriter, read_run_metrics
+from bihm_app.store.runs import list_runs, new_run
+from tests.faults.helpers import bihm_here, finishes, flat, in_child, one_error_line
+from tests.store.helpers import make_arrays, make_meta, reseal
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    run = new_run(root, "r")
+    save_checkpoint(run.best_path, make_arrays(), make_meta())
+    return root, run
+
+
+@pytest.mark.parametrize("name", ["checkpoint.h5", "best.h5"])
+def test_a_fifo_named_like_a_checkpoint_never_blocks(runs, name):
+    root, run = runs
+    fifo = run.path / name
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    summary = finishes(lambda: list_runs(root), fifos=(fifo,))[0]
+    assert summary.status == "corrupt" and "named pipe (FIFO)" in summary.error
+    report = finishes(lambda: verify_checkpoint(fifo), fifos=(fifo,))
+    assert not report.ok and "is a named pipe (FIFO), not a regular file" in report.error
+    for args in (["runs", "list"], ["ckpt", "verify", "r"], ["train", "--resume", "r"], ["eval", "r", "--which", "latest" if name == "checkpoint.h5" else "best"]):
+        res = finishes(lambda: bihm_here(*args, "--runs-dir", root), fifos=(fifo,))
+        assert "Traceback" not in res.output
+        if args[0] != "runs":
+            assert res.exit_code == 1, (args, res.output)
+        assert "named pipe (FIFO)" in flat(res.output), (args, res.output)
+    if name == "checkpoint.h5":  # the good best.h5 is the resumable state
+        res = finishes(lambda: bihm_here("ckpt", "verify", run.best_path), fifos=(fifo,))
+        assert res.exit_code == 0
+
+
+def test_fifo_status_and_metrics_files_never_block(runs):
+    root, run = runs
+    for name in ("status.json", "metrics-1.h5"):
+        (run.path / name).unlink(missing_ok=True)
+        os.mkfifo(run.path / name)
+    fifos = (run.path / "status.json", run.path / "metrics-1.h5")
+    summary = finishes(lambda: list_runs(root), fifos=fifos)[0]
+    assert summary.status == "corrupt" and "status.json is a named pipe" in summary.error
+    m = finishes(lambda: read_run_metrics(run.path), fifos=fifos)
+    assert len(m.updates) == 0 and "named pipe" in m.warnings[0]
+    with pytest.raises(CheckpointError, match="named pipe"):
+        finishes(lambda: MetricsReader(run.path / "metrics-1.h5"), fifos=fifos)
+
+
+def test_devices_are_not_read(tmp_path):
+    with pytest.raises(CheckpointError, match="character device"):
+        finishes(lambda: load_checkpoint(Path("/dev/zero")))
+    with pytest.raises(DataError, match="character device"):
+        finishes(lambda: __import__("bihm_app.data.importer", fromlist=["x"]).import_file(Path("/dev/zero"), "z", fmt="csv"))
+
+
+def test_links_out_of_the_run_folder_are_not_followed(runs, tmp_path):
+    root, run = runs
+    outside = tmp_path / "elsewhere.h5"
+    save_checkpoint(outside, make_arrays(seed=2), make_meta())
+    os.symlink(outside, run.checkpoint_path)
+    res = bihm_here("ckpt", "verify", "r", "--runs-dir", root)
+    assert res.exit_code == 1 and "refusing to follow it" in flat(res.output)
+    res = bihm_here("train", "--resume", "r", "--runs-dir", root)
+    assert res.exit_code == 1 and "outside" in flat(res.output)  # and best.h5 is no fallback: its data set 'bars' is unknown
+    assert "outside" in list_runs(root)[0].error
+    with pytest.raises(CheckpointError, match="outside"):
+        read_meta(run.checkpoint_path, within=run.path)
+    assert verify_checkpoint(outside).ok  # named directly, the same file is fine
+
+
+def _sealed_with_link(path: Path, link) -> Path:
+    """A checkpoint whose /params group is replaced by ``link``, resealed (a consistent, hostile file)."""
+    save_checkpoint(path, make_arrays(), make_meta())
+    with h5py.File(path, "r+") as f:
+        del f["params"]
+        f["params"] = link
+    reseal(path)
+    return path
+
+
+def test_external_link_to_a_fifo_in_a_sealed_checkpoint(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    path = _sealed_with_link(tmp_path / "ext.h5", h5py.ExternalLink(str(fifo), "/params"))
+    res = in_child(
+        "from bihm_app.store.checkpoint import load_checkpoint, verify_checkpoint\n"
+        f"print(verify_checkpoint({str(path)!r}).error)\n"
+        f"load_checkpoint({str(path)!r})\n"
+    )
+    assert "external link" in res.stdout, res.stdout + res.stderr
+    assert "CheckpointError" in res.stderr and "'params' is an external link" in res.stderr
+
+
+def test_external_link_to_another_file_is_not_opened(tmp_path):
+    other = tmp_path / "other.h5"
+    save_checkpoint(other, make_arrays(seed=5), make_meta())
+    path = _sealed_with_link(tmp_path / "ext.h5", h5py.ExternalLink(str(other), "/params"))
+    os.chmod(other, 0)  # were it opened, HDF5 would now report a permission problem (root reads anyway)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert "external link" in str(info.value) and "permission" not in str(info.value).lower()
+    assert not verify_checkpoint(path).ok
+
+
+def test_soft_link_inside_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "soft.h5"
+    save_checkpoint(path, make_arrays(), make_meta())
+    with h5py.File(path, "r+") as f:
+        del f["params/p_prior"]
+        f["params/p_prior"] = h5py.SoftLink("/params/q_biases.1")
+    reseal(path)
+    with pytest.raises(CheckpointError, match="'params/p_prior' is a soft link"):
+        load_checkpoint(path)
+
+
+def test_links_in_metrics_files_are_refused(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    path = tmp_path / "metrics-1.h5"
+    MetricsWriter(path, {"run": "x"}).close()
+    with h5py.File(path, "r+") as f:
+        del f["events"]
+        f["events"] = h5py.ExternalLink(str(fifo), "/events")
+    res = in_child(
+        f"from bihm_app.store.metrics import read_run_metrics\nprint(read_run_metrics({str(tmp_path)!r}).warnings)"
+    )
+    assert res.returncode == 0 and "'events' is an external link" in res.stdout, res.stdout + res.stderr
+
+
+def test_data_files_that_are_fifos_or_hold_links(tmp_path):
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    res = finishes(lambda: bihm_here("data", "import", fifo, "--name", "x"), fifos=(fifo,))
+    assert res.exit_code == 1 and "named pipe (FIFO)" in one_error_line(res.stderr)
+    pipe = tmp_path / "pipe.h5"
+    os.mkfifo(pipe)
+    with h5py.File(tmp_path / "linky.h5", "w") as f:
+        f["train"] = np.zeros((10, 4), np.uint8)
+        f["valid"] = h5py.ExternalLink(str(pipe), "/x")
+    res = in_child(f"import sys\nsys.argv = ['bihm', 'data', 'import', {str(tmp_path / 'linky.h5')!r}, '--name', 'y']\n"
+                   "from bihm_app.cli.app import main\nmain()")  # fmt: skip
+    assert res.returncode == 1 and "'valid' is an external link" in one_error_line(res.stderr)
+
+
+def test_a_stored_data_set_whose_file_is_a_fifo(tmp_path):
+    from bihm_app.data import load_dataset
+    from bihm_app.data.importer import import_file
+
+    np.save(tmp_path / "a.npy", (np.arange(200).reshape(40, 5) % 2).astype(np.uint8))
+    folder = import_file(tmp_path / "a.npy", "fifoset")
+    (folder / "data.npz").unlink()
+    os.mkfifo(folder / "data.npz")
+    with pytest.raises(BihmError, match="named pipe"):
+        finishes(lambda: load_dataset("fifoset"), fifos=(folder / "data.npz",))
+    json.loads((folder / "manifest.json").read_text())  # untouched
