@@ -102,7 +102,7 @@ def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
         for path in (run.checkpoint_path, run.best_path):
             if path.exists():
                 try:
-                    cfg = read_meta(path).get("config")
+                    cfg = read_meta(path, within=run.path).get("config")
                     break
                 except BihmError:
                     continue
