@@ -588,6 +588,47 @@ def read_archive(run_dir: Path) -> tuple[RunMetrics, set[int]]:
     return rm, covered
 
 
+@dataclass
+class ArchivedSeries:
+    """The archive as rows of the live tables (no ``attempt`` column), for a live view that then
+    tails the attempt files the archive does not cover."""
+
+    updates: np.ndarray
+    epochs: np.ndarray
+    events: list[dict]
+    run_info: dict | None = None  # the last archived attempt's
+    covered: set[int] = field(default_factory=set)
+
+    @classmethod
+    def empty(cls) -> "ArchivedSeries":
+        return cls(np.zeros(0, UPDATE_DTYPE), np.zeros(0, EPOCH_DTYPE), [])
+
+
+def _without_attempt(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    out = np.zeros(len(rows), dtype=dtype)
+    for name in dtype.names:
+        out[name] = rows[name]
+    return out
+
+
+def archive_key(run_dir: Path) -> tuple | None:
+    """(inode, mtime, size) of the run's archive, or None without one: changes when it is rewritten."""
+    try:
+        st = os.stat(Path(run_dir) / ARCHIVE_NAME)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def read_archived_series(run_dir: Path) -> ArchivedSeries:
+    """:func:`read_archive` as live-table rows; raises CheckpointError."""
+    rm, covered = read_archive(run_dir)
+    info = rm.run_info.get(rm.attempts[-1]) if rm.attempts else None
+    return ArchivedSeries(_without_attempt(rm.updates, UPDATE_DTYPE), _without_attempt(rm.epochs, EPOCH_DTYPE),
+                          decode_events(_without_attempt(rm.events, EVENT_DTYPE)),
+                          info if isinstance(info, dict) else None, covered)  # fmt: skip
+
+
 def archived_attempts(run_dir: Path) -> set[int]:
     """Attempt numbers folded into the run's archive (empty without one, or when unreadable)."""
     if not (Path(run_dir) / ARCHIVE_NAME).exists():

@@ -9,33 +9,15 @@ changed, so the screen redraws on a timer only when there is something new.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bihm_app.errors import BihmError
-from bihm_app.store.metrics import (
-    ARCHIVE_NAME,
-    EPOCH_DTYPE,
-    EVENT_DTYPE,
-    UPDATE_DTYPE,
-    MetricsReader,
-    attempt_number,
-    decode_events,
-    metrics_files,
-    read_archive,
-)
+from bihm_app.store.metrics import ARCHIVE_NAME, EPOCH_DTYPE, UPDATE_DTYPE, ArchivedSeries, MetricsReader, archive_key
+from bihm_app.store.metrics import attempt_number, decode_events, metrics_files, read_archived_series
 from bihm_app.tui.widgets.curves import Curve, bin_means, moving_average
-
-
-def _without_attempt(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Archive rows (with a leading ``attempt`` column) as rows of a live metrics table."""
-    out = np.zeros(len(rows), dtype=dtype)
-    for name in dtype.names:
-        out[name] = rows[name]
-    return out
 
 
 EPOCH_LABELS = {"valid_log_ptilde": "log p~*", "valid_log_p": "log p", "log_z2": "2 log Z", "valid_error": "error %"}
@@ -70,34 +52,21 @@ class RunSeries:
     def _sync_archive(self) -> bool:
         """(Re)load the run's metrics archive when it appeared or changed (a resume compacted old
         attempts into it): everything is rebuilt from the archive plus the files it does not cover."""
-        path = self.run_dir / ARCHIVE_NAME
-        try:
-            st = os.stat(path)
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = None
+        key = archive_key(self.run_dir)
         if key == self._archive_key:
             return False
         self._archive_key = key
         self.close()
         self._closed.clear()
         self._bad.clear()
-        self._covered = set()
-        self.updates = np.zeros(0, dtype=UPDATE_DTYPE)
-        self.epochs = np.zeros(0, dtype=EPOCH_DTYPE)
-        self.events = []
-        if key is None:
-            return True
-        try:
-            rm, self._covered = read_archive(self.run_dir)
-        except BihmError as exc:
-            self._bad[path] = str(exc)
-            return True
-        self.updates = _without_attempt(rm.updates, UPDATE_DTYPE)
-        self.epochs = _without_attempt(rm.epochs, EPOCH_DTYPE)
-        self.events = decode_events(_without_attempt(rm.events, EVENT_DTYPE))
-        if rm.attempts and isinstance(rm.run_info.get(rm.attempts[-1]), dict):
-            self.run_info = rm.run_info[rm.attempts[-1]]
+        a = ArchivedSeries.empty()
+        if key is not None:
+            try:
+                a = read_archived_series(self.run_dir)
+            except BihmError as exc:
+                self._bad[self.run_dir / ARCHIVE_NAME] = str(exc)
+        self.updates, self.epochs, self.events, self._covered = a.updates, a.epochs, a.events, a.covered
+        self.run_info = a.run_info if a.run_info is not None else self.run_info
         return True
 
     def poll(self) -> bool:
