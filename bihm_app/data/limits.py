@@ -35,7 +35,8 @@ def parse_size(text: str, what: str = "--max-bytes") -> int:
     return int(value)
 
 
-def _available_memory() -> int | None:
+def available_memory() -> int | None:
+    """Bytes of RAM free for a new allocation (MemAvailable, else free pages; None if unknown)."""
     try:
         with open("/proc/meminfo", "rb") as fh:
             for line in fh.read(1 << 16).decode("ascii", errors="replace").splitlines():
@@ -43,7 +44,10 @@ def _available_memory() -> int | None:
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _gb(n: int) -> str:
@@ -83,6 +87,6 @@ class ReadLimits:
                 f"{what}: declares {_gb(nbytes)} of data{detail}, more than the {_gb(self.max_bytes)} allowed "
                 "(pass --max-bytes to raise the limit)"
             )
-        free = _available_memory()
+        free = available_memory()
         if free is not None and nbytes * 4 > free:
             raise DataError(f"{what}: declares {_gb(nbytes)} of data{detail}; that does not fit in the {_gb(free)} of free memory")

@@ -6,9 +6,9 @@ allocate tens of gigabytes before the first check; here it is refused with one l
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from bihm_app.data.limits import available_memory
 
 from bihm_app.engine.model import ModelConfig, parameter_shapes
 from bihm_app.engine.training import TrainConfig
@@ -50,17 +50,7 @@ def available_bytes(device: torch.device) -> int | None:
             return None
     if device.type != "cpu":
         return None
-    try:
-        with open("/proc/meminfo", "rb") as fh:
-            for line in fh.read(1 << 16).decode("ascii", errors="replace").splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (OSError, ValueError, AttributeError):
-        return None
+    return available_memory()
 
 
 def _gb(n: int) -> str:
