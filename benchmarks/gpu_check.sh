@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# GPU check, prepared for a lent GPU machine (NOT run yet: no device was lent to the performance
-# task). Fits in a few minutes on one H100/H200:
-#   1. environment: nvidia-smi, torch and CUDA versions;
-#   2. smoke test of every engine path on CUDA (train fp32 and bf16, eval, 2 log Z, Gibbs), each
-#      compared with the same computation on the CPU where it is deterministic;
-#   3. the benchmark suite on CUDA (quick), JSON into $OUT (or benchmarks/results-cuda.json).
-# Usage:  bash benchmarks/gpu_check.sh            (from the repository root, venv active)
+# GPU check for a lent GPU machine (run on an H100 on 2026-11-26 through tools/gpu_session.sh;
+# results in benchmarks/RESULTS.md). Fits in a few minutes on one H100/H200:
+#   smoke: every engine path on CUDA (train fp32 and bf16, eval, 2 log Z, Gibbs), each compared
+#          with the same computation on the CPU within its standard error;
+#   tests: the engine's exact tests (tests/unit) on CUDA: BIHM_TEST_DEVICE=cuda (tests/conftest.py);
+#   bench: the benchmark suite on CUDA, JSON into $OUT (or benchmarks/results-cuda.json).
+# Usage:  bash benchmarks/gpu_check.sh [all|smoke|tests|bench]   (repository root, venv active)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks}"
+PHASE="${1:-all}"
 mkdir -p "$OUT"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}"
+if [ "$PHASE" = all ] || [ "$PHASE" = smoke ]; then
 { nvidia-smi || true; } | tee "$OUT/gpu-nvidia-smi.txt"
 python - <<'PY' 2>&1 | tee "$OUT/gpu-smoke.txt"
 import time, torch
@@ -49,5 +51,11 @@ assert abs(z_c.mean - z_g.mean) < 5 * (z_c.se + z_g.se) + 0.05
 res = gibbs.run_gibbs(gpu, 64, 2, make_generator(4, dev), gibbs.GibbsConfig(100, inner_K=10))
 print("gibbs ok", tuple(res.x.shape))
 PY
-python benchmarks/run.py --device cuda --quick --json "$OUT/results-cuda.json" 2>&1 | tee "$OUT/gpu-bench.txt"
-echo "GPU check done: $OUT"
+fi
+if [ "$PHASE" = all ] || [ "$PHASE" = tests ]; then
+  BIHM_TEST_DEVICE=cuda python -m pytest -q -p no:cacheprovider tests/unit -rf 2>&1 | tee "$OUT/gpu-tests.txt"
+fi
+if [ "$PHASE" = all ] || [ "$PHASE" = bench ]; then
+  python benchmarks/run.py --device cuda --json "$OUT/results-cuda.json" 2>&1 | tee "$OUT/gpu-bench.txt"
+fi
+echo "GPU check ($PHASE) done: $OUT"
