@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-out}"; mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
-TRAIN_S="${TRAIN_S:-280}"; BENCH_S="${BENCH_S:-150}"
+TRAIN_S="${TRAIN_S:-280}"; BENCH_S="${BENCH_S:-150}"; BENCH_ONLY="${BENCH_ONLY:-train,eval,logz,gibbs,graph,memory,gemm}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 BIHM_HOME="${BIHM_HOME:-/tmp/bihm-gpu}"
 W="$BIHM_HOME/out"; mkdir -p "$W"
 T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
@@ -23,7 +23,7 @@ stamp environment
 { nvidia-smi; python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; $BIHM --version; } 2>&1 | tee "$OUT/env.txt"
 
 stamp benchmark
-OMP_NUM_THREADS=4 timeout -k 10 "$BENCH_S" python benchmarks/run.py --device cuda --only train,eval,logz,gibbs,graph,memory,gemm \
+OMP_NUM_THREADS=4 timeout -k 10 "$BENCH_S" python benchmarks/run.py --device cuda --only "$BENCH_ONLY" \
   --json "$OUT/results-cuda.json" > "$OUT/bench.txt" 2>&1; echo "benchmark exit $?" >> "$OUT/bench.txt"
 
 semi() {  # placement proposal
@@ -46,9 +46,9 @@ for v in "top q" "top mixed" "bottom q" "bottom mixed"; do semi $v & pids+=($!);
 deep & pids+=($!)
 
 stamp "smoke and exact tests on CUDA"
-OMP_NUM_THREADS=2 timeout 90 bash benchmarks/gpu_check.sh smoke > "$OUT/smoke.txt" 2>&1; echo "smoke exit $?" >> "$OUT/smoke.txt"
-BIHM_TEST_DEVICE=cuda OMP_NUM_THREADS=1 timeout 200 python -m pytest -q -p no:cacheprovider -n 6 tests/unit -rf > "$OUT/tests-cuda.txt" 2>&1
-echo "pytest exit $?" >> "$OUT/tests-cuda.txt"
+OMP_NUM_THREADS=2 timeout 90 bash benchmarks/gpu_check.sh smoke > "$W/smoke.txt" 2>&1; echo "smoke exit $?" >> "$W/smoke.txt"
+BIHM_TEST_DEVICE=cuda OMP_NUM_THREADS=1 timeout 200 python -m pytest -q -p no:cacheprovider -n 6 tests/unit -rf > "$W/tests-cuda.txt" 2>&1
+echo "pytest exit $?" >> "$W/tests-cuda.txt"
 
 stamp "waiting for the experiments"
 wait "${pids[@]}"

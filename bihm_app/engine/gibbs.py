@@ -230,7 +230,7 @@ def estimate_log_sqrt_ptilde(
     ``max_rows`` (point, sample) rows in flight (default :func:`~bihm_app.engine.estimators.chunk_rows`).
     ``u1`` (N, n_1): q's first-layer logits U_1 x + d_1 when the caller has them already (the x step does).
     """
-    rows = max(1, (max_rows or chunk_rows(model.sizes)) // max(1, inner_K))
+    rows = max(1, (max_rows or chunk_rows(model.sizes, model.device)) // max(1, inner_K))
     ws = ws or Workspace()
     parts = []
     for start in range(0, x.shape[0], rows):

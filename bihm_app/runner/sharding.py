@@ -85,7 +85,7 @@ def local_moments(
     half = LogMoments(inf.clone(), inf.clone(), torch.zeros(n_points, dtype=torch.long))
     full = LogMoments(inf.clone(), inf.clone(), torch.zeros(n_points, dtype=torch.long))
     ws = Workspace()
-    rows = chunk_rows(model.sizes)
+    rows = chunk_rows(model.sizes, model.device)
     chunk = 0
     for b0 in range(0, n_points, batch):
         for s0 in range(b0, min(b0 + batch, n_points), rows):
