@@ -45,15 +45,13 @@ def classify(
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder.")] = None,
 ) -> None:
     """Classify a split with argmax_y B̃(x, y): error ± SE, per-class errors, confusion matrix, mistakes."""
-    from bihm_app.runner.classify import classify_split
-    from bihm_app.runner.models import load_model
+    from bihm_app.runner.classify import classify_run
 
-    lm = load_model(run, runs_root(runs_dir), device, which, labels_ok=True)
-    model, meta = lm.model, lm.meta
     with progress_bar() as prog:
         task = prog.add_task(f"classify K = {k}", total=None)
-        res = classify_split(model, meta["data"]["name"], split, k, seed=seed, n=n, batch=batch, n_wrong=max(wrong, 0),
-                             where=f"checkpoint {lm.path}", progress=lambda m: prog.advance(task, m))  # fmt: skip
+        res = classify_run(run, runs_root(runs_dir), split, k, seed=seed, n=n, batch=batch, n_wrong=max(wrong, 0),
+                           which=which, device=device, progress=lambda m: prog.advance(task, m),
+                           on_start=lambda total: prog.update(task, total=total))  # fmt: skip
     ev = res.evaluation
     files = {}
     if out_path is not None:
@@ -66,11 +64,10 @@ def classify(
             wrong_path = out_path.with_name(out_path.stem + "-wrong" + (out_path.suffix or ".png"))
             files["wrong_png"] = str(save_captioned_grid_png(res.wrong_images, captions, wrong_path, image_shape=res.image_shape))
     if as_json:
-        out.print_json(json.dumps({"checkpoint": meta["_path"], **res.to_dict(), **files}))
+        out.print_json(json.dumps({"checkpoint": res.checkpoint, **res.to_dict(), **files}))
         return
-    lc = model.labels
     out.print(
-        f"{res.data} / {split} — {ev.n} points — {Path(meta['_path']).name} (label {lc.placement}, K = {k})\n"
+        f"{res.data} / {split} — {ev.n} points — {Path(res.checkpoint).name} (label {res.placement}, K = {k})\n"
         f"error [bold]{100 * ev.error.mean:.2f} ± {100 * ev.error.se:.2f} %[/]   "
         f"log p̃*(y|x) {ev.log_py.mean:.3f} ± {ev.log_py.se:.3f}   log p̃*(x) {ev.log_ptilde.mean:.2f} ± {ev.log_ptilde.se:.2f}",
         highlight=False,
