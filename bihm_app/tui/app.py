@@ -26,7 +26,7 @@ from bihm_app.store.runs import runs_root
 
 
 class BihmApp(App):
-    """The dashboard. Screens: runs (home), run, samples, inpaint, layers, compare, new run, help."""
+    """The dashboard. Screens: runs (home), run, samples, inpaint, layers, classify, compare, new run, help."""
 
     CSS_PATH = "app.tcss"
     TITLE = "bihm-app"
@@ -71,6 +71,12 @@ class BihmApp(App):
         from bihm_app.tui.screens.layers import LayersScreen
 
         self.push_screen(LayersScreen(name))
+
+    def open_classify(self, name: str) -> None:
+        """The classify view of a semi-supervised run (refused with a notification for other runs)."""
+        from bihm_app.tui.screens.classify import open_classify
+
+        open_classify(self.screen, name)  # type: ignore[arg-type]
 
     def open_compare(self, names: list[str]) -> None:
         from bihm_app.tui.screens.compare import CompareScreen

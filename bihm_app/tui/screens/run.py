@@ -47,6 +47,7 @@ class RunScreen(BihmScreen):
         Binding("x", "stop", "Stop", tooltip="Stop the run (SIGINT: it saves a checkpoint and exits)"),
         Binding("r", "resume", "Resume", tooltip="Resume the run from its last checkpoint"),
         Binding("s", "samples", "Samples", tooltip="Samples of this run's best model"),
+        Binding("y", "classify", "Classify", tooltip="Classify test digits with this semi-supervised run (confusion matrix, mistakes)"),
     ]
 
     def __init__(self, name: str, starting: bool = False) -> None:
@@ -217,6 +218,9 @@ class RunScreen(BihmScreen):
 
     def action_samples(self) -> None:
         self.app.open_samples(self.run_name)  # type: ignore[attr-defined]
+
+    def action_classify(self) -> None:
+        self.app.open_classify(self.run_name)  # type: ignore[attr-defined]
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "stop":

@@ -28,6 +28,7 @@ class RunsScreen(BihmScreen):
         Binding("s", "samples", "Samples", tooltip="Samples of the selected run"),
         Binding("i", "inpaint", "Inpaint", tooltip="Inpainting with the selected run"),
         Binding("l", "layers", "Layers", tooltip="Layer-wise generation of the selected run"),
+        Binding("y", "classify", "Classify", tooltip="Classify test digits with the selected semi-supervised run (confusion matrix, mistakes)"),
         Binding("space", "mark", "Mark", tooltip="Mark/unmark the run for comparison"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs (or the selected one)"),
         Binding("x", "stop", "Stop", tooltip="Stop the selected run (SIGINT: it saves a checkpoint)"),
@@ -176,6 +177,11 @@ class RunsScreen(BihmScreen):
         s = self._need_model()
         if s is not None:
             self.app.open_layers(s.name)  # type: ignore[attr-defined]
+
+    def action_classify(self) -> None:
+        s = self._need_model()
+        if s is not None:
+            self.app.open_classify(s.name)  # type: ignore[attr-defined]
 
     def action_mark(self) -> None:
         s = self._need_run()
