@@ -47,7 +47,7 @@ class RunScreen(BihmScreen):
         Binding("x", "stop", "Stop", tooltip="Stop the run (SIGINT: it saves a checkpoint and exits)"),
         Binding("r", "resume", "Resume", tooltip="Resume the run from its last checkpoint"),
         Binding("s", "samples", "Samples", tooltip="Samples of this run's best model"),
-        Binding("y", "classify", "Classify", tooltip="Classify test digits with this semi-supervised run (confusion matrix, mistakes)"),
+        Binding("y", "classify", "Classify", tooltip="Classify digits with this semi-supervised run"),
     ]
 
     def __init__(self, name: str, starting: bool = False) -> None:

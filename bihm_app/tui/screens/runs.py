@@ -28,11 +28,11 @@ class RunsScreen(BihmScreen):
         Binding("s", "samples", "Samples", tooltip="Samples of the selected run"),
         Binding("i", "inpaint", "Inpaint", tooltip="Inpainting with the selected run"),
         Binding("l", "layers", "Layers", tooltip="Layer-wise generation of the selected run"),
-        Binding("y", "classify", "Classify", tooltip="Classify test digits with the selected semi-supervised run (confusion matrix, mistakes)"),
         Binding("space", "mark", "Mark", tooltip="Mark/unmark the run for comparison"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs (or the selected one)"),
         Binding("x", "stop", "Stop", tooltip="Stop the selected run (SIGINT: it saves a checkpoint)"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected run from its last checkpoint"),
+        Binding("y", "classify", "Classify", tooltip="Classify digits with the selected semi-supervised run"),
         Binding("f5", "refresh", "Refresh", show=False, tooltip="Re-read the runs folder now"),
     ]
 
