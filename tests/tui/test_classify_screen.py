@@ -118,8 +118,9 @@ async def test_classify_view_shows_what_bihm_classify_computes(semi_root, monkey
 
 
 async def test_a_confusion_cell_filters_the_digits(semi_root, monkeypatch, one_thread):
-    """Enter on cell (true 4, predicted 9) shows only those digits, most confident first, and the
-    count in the title is the cell's; `a` shows every digit again (mistakes first)."""
+    """At 200×60 the matrix and the digits sit side by side; enter on cell (true 4, predicted 9)
+    shows only those digits, most confident first, and the count in the title is the cell's; `a`
+    shows every digit again (mistakes first)."""
     monkeypatch.setattr(classify_screen, "DEFAULT_K", 1)
     app = make_app(semi_root)
     async with app.run_test(size=(200, 60)) as pilot:
@@ -129,9 +130,11 @@ async def test_a_confusion_cell_filters_the_digits(semi_root, monkeypatch, one_t
         screen = app.screen
         res = screen.result
         gallery = screen.query_one("#classify-gallery", DigitGallery)
+        table = screen.query_one("#classify-confusion", DataTable)
+        assert gallery.region.x >= table.region.right and gallery.region.y < table.region.bottom  # side by side
+        assert gallery.region.right <= 200 and screen.query_one("#classify-right").region.height > 40
         wrong = [t.wrong for t in gallery.tiles]
         assert wrong == sorted(wrong, reverse=True) and wrong[0]  # mistakes first
-        table = screen.query_one("#classify-confusion", DataTable)
         table.focus()
         table.move_cursor(row=4, column=9)
         await pilot.press("enter")
@@ -193,6 +196,8 @@ def test_snapshot_classify_at_80x24(semi_root, monkeypatch, snap_compare, one_th
         await wait_for(pilot, lambda: isinstance(app.screen, ClassifyScreen) and app.screen.shown >= 1)
         await pilot.app.workers.wait_for_complete()
         await pilot.pause(0.2)
+        for widget in ("#classify-summary", "#classify-confusion", "#classify-gallery"):
+            assert app.screen.query_one(widget).region.right <= 80, widget
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 

@@ -53,11 +53,11 @@ class ClassifyScreen(BihmScreen):
     AUTO_FOCUS = "#classify-confusion"
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the previous screen"),
-        Binding("s", "split", "Split", tooltip="Switch the classified split (test / valid)"),
-        Binding("k", "samples_k", "K", tooltip=f"Change K, the importance samples per digit (cycles {', '.join(map(str, K_CHOICES))})"),
-        Binding("a", "all_digits", "All digits", tooltip="Show every digit again (enter on a confusion cell shows only that cell's)"),
+        Binding("s", "split", "Split", tooltip="Switch the split: test / valid"),
+        Binding("k", "samples_k", "K", tooltip=f"Change K, the samples per digit ({', '.join(map(str, K_CHOICES))})"),
+        Binding("a", "all_digits", "All digits", tooltip="All digits again (enter on a matrix cell: only its)"),
         Binding("b", "toggle_mode", "Braille/blocks", tooltip="Switch between braille and half-block pixels"),
-        Binding("w", "save_png", "Save PNG", tooltip="Save the confusion matrix and the digits as PNGs in the run folder"),
+        Binding("w", "save_png", "Save PNG", tooltip="Save the matrix and the digits as PNGs (run folder)"),
     ]
 
     def __init__(self, name: str, split: str = "test", K: int | None = None, seed: int = 0, n: int = 0) -> None:
@@ -105,7 +105,8 @@ class ClassifyScreen(BihmScreen):
         split, K, seed, n, app = self.split, self.K, self.seed, self.n, self.app
 
         def started(total: int) -> None:
-            app.call_from_thread(bar.update, total=total, progress=0)
+            if not get_current_worker().is_cancelled:
+                app.call_from_thread(bar.update, total=total, progress=0)
 
         def advanced(m: int) -> None:
             if get_current_worker().is_cancelled:
