@@ -120,7 +120,7 @@ async def test_classify_view_shows_what_bihm_classify_computes(semi_root, monkey
 async def test_a_confusion_cell_filters_the_digits(semi_root, monkeypatch, one_thread):
     """At 200×60 the matrix and the digits sit side by side; enter on cell (true 4, predicted 9)
     shows only those digits, most confident first, and the count in the title is the cell's; `a`
-    shows every digit again (mistakes first)."""
+    shows every digit again (mistakes first); `w` writes the matrix and the digits as PNGs."""
     monkeypatch.setattr(classify_screen, "DEFAULT_K", 1)
     app = make_app(semi_root)
     async with app.run_test(size=(200, 60)) as pilot:
@@ -147,6 +147,10 @@ async def test_a_confusion_cell_filters_the_digits(semi_root, monkeypatch, one_t
         assert f"true 4, predicted 9: {n49} digits" in str(screen.query_one("#classify-gallery-title").render())
         await pilot.press("a")
         assert screen.cell == (None, None) and gallery.tiles[0].wrong and len(gallery.tiles) == N_TILES
+        await pilot.press("w")
+        await wait_for(pilot, lambda: len(screen.last_saved) == 2)
+        assert [p.name for p in screen.last_saved] == ["classify-test-K1.png", "classify-test-K1-digits.png"]
+        assert all(p.parent == semi_root / "semi" / "pictures" and p.stat().st_size > 0 for p in screen.last_saved)
 
 
 async def test_classify_is_refused_for_a_run_without_labels(semi_root, monkeypatch):

@@ -66,7 +66,7 @@ class ClassifyScreen(BihmScreen):
         self.split = split
         self.K = K or DEFAULT_K
         self.seed = seed
-        self.n = n  # classify only the first n points (0: all); the tests use it
+        self.n = n  # classify only the first n points of the split (0: all)
         self.results: dict[tuple[str, int], Classification] = {}
         self.result: Classification | None = None
         self.cell: tuple[int | None, int | None] = (None, None)  # (true, predicted) filter of the digits
