@@ -130,6 +130,9 @@ def bench_train(layers, device, quick: bool, B: int = 100, K: int = 10) -> dict:
     big = max(a * b for a, b in zip((D, *layers)[:-1], layers)) >= 500_000
     n = 1 if (quick and big) else (3 if quick else 10)
     engines = {"fp32": Trainer(model, TrainConfig(K=K, batch_size=B), make_generator(1, device))}
+    if device.type == "cuda":  # the default replays a CUDA graph; the eager update for comparison
+        m_eager = BiHM(ModelConfig(D, layers), make_generator(0)).to(device)
+        engines["eager"] = Trainer(m_eager, TrainConfig(K=K, batch_size=B, cuda_graph=False), make_generator(1, device))
     if _has_precision() and bf16_matmul_available(device):
         m16 = BiHM(ModelConfig(D, layers), make_generator(0)).to(device)
         engines["bf16"] = Trainer(m16, TrainConfig(K=K, batch_size=B, precision="bf16"), make_generator(1, device))
@@ -141,6 +144,9 @@ def bench_train(layers, device, quick: bool, B: int = 100, K: int = 10) -> dict:
     out["ratio"] = med["plain"] / med["engine-fp32"]
     out["ratio_cpu"] = LAST_CPU["plain"] / LAST_CPU["engine-fp32"]
     out["ratio_tuned"] = med["tuned"] / med["engine-fp32"]
+    if "engine-eager" in med:
+        out["ratio_eager"] = med["plain"] / med["engine-eager"]
+        out["graph_vs_eager"] = med["engine-eager"] / med["engine-fp32"]
     if "engine-bf16" in med:
         out["ratio_bf16"] = med["plain"] / med["engine-bf16"]
         out["ratio_bf16_cpu"] = LAST_CPU["plain"] / LAST_CPU["engine-bf16"]
@@ -214,57 +220,6 @@ def bench_gibbs(device, quick: bool, chains: int = 64, K: int = 100, inner_K: in
     med = interleaved(fns, 2 if quick else 3, device)
     return {"unit": "sweeps/s", **{k: 1 / v for k, v in med.items()}, "ratio": med["before"] / med["engine"],
             "ratio_cpu": LAST_CPU["before"] / LAST_CPU["engine"], "chains": chains, "K": K, "inner_K": inner_K}  # fmt: skip
-
-
-def bench_cuda_graph(device, quick: bool, B: int = 100, K: int = 10) -> dict:
-    """Experimental (CUDA only): paper12's closed-form update, gradients and Adam together, captured
-    once in a CUDA graph and replayed, against the eager engine and the plain implementation in the
-    same process. Measures what removing the launch overhead buys; the replayed update has no
-    finiteness check (the product's step makes one scalar check per update)."""
-    from bihm_app.engine.training import Trainer, TrainConfig, _closed_form
-
-    x = _binary(B, D, device)
-    eager = Trainer(BiHM(ModelConfig(D, PAPER12), make_generator(0)).to(device), TrainConfig(K=K, batch_size=B), make_generator(1, device))
-    graphed = Trainer(BiHM(ModelConfig(D, PAPER12), make_generator(0)).to(device), TrainConfig(K=K, batch_size=B), make_generator(1, device))
-    ref = AutogradBiHM((D, *PAPER12)).to(device).copy_from(eager.model)
-    opt = torch.optim.Adam(ref.parameters(), lr=1e-3)
-
-    def body() -> None:
-        _, G, g = _closed_form(graphed.model, x, K, graphed.generator, "bihm", True, "fp32", graphed._ws)
-        G.mul_(-1.0 / B)
-        for name, p in graphed.params.items():
-            p.grad = g[name]
-        graphed.optimizer.step()
-
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            body()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    if hasattr(graph, "register_generator_state"):
-        graph.register_generator_state(graphed.generator)
-    with torch.cuda.graph(graph):
-        body()
-
-    def ref_step() -> None:
-        opt.zero_grad(set_to_none=True)
-        ref.surrogate_loss(x, K).backward()
-        opt.step()
-
-    n = 20 if quick else 100
-    fns = {
-        "engine-graph": (lambda: [graph.replay() for _ in range(n)], n),
-        "engine-fp32": (lambda: [eager.step(x) for _ in range(n)], n),
-        "plain": (lambda: [ref_step() for _ in range(n)], n),
-    }
-    med = interleaved(fns, 3 if quick else 7, device)
-    # the replayed updates train: the bound on x after them (a sanity check, not a test)
-    before = float(eager.step(x).objective.mean())
-    return {"unit": "updates/s", **{k: 1 / v for k, v in med.items()}, "ratio": med["plain"] / med["engine-graph"],
-            "ratio_eager": med["plain"] / med["engine-fp32"], "graph_vs_eager": med["engine-fp32"] / med["engine-graph"],
-            "eager_objective": before}  # fmt: skip
 
 
 def _memory_child(K: int, n_points: int, device: str) -> dict:
@@ -419,9 +374,9 @@ def print_table(res: dict) -> None:
         eng = r.get("engine-graph", r.get("engine-fp32", r.get("engine")))
         note = ""
         if "graph_vs_eager" in r:
-            note = f"CUDA graph replay; eager engine {r['engine-fp32']:.1f}/s = {r['ratio_eager']:.2f}x, graph/eager {r['graph_vs_eager']:.2f}x"
+            note = f"CUDA graph replay; eager engine {r['engine-eager']:.1f}/s = {r['ratio_eager']:.2f}x, graph/eager {r['graph_vs_eager']:.2f}x; "
         if "ratio_bf16" in r:
-            note = f"bf16 engine {r['engine-bf16']:.1f}/s = {r['ratio_bf16']:.2f}x (cpu-time {r['ratio_bf16_cpu']:.2f}x); "
+            note += f"bf16 engine {r['engine-bf16']:.1f}/s = {r['ratio_bf16']:.2f}x (cpu-time {r['ratio_bf16_cpu']:.2f}x); "
         if "ratio_tuned" in r:
             note += f"vs tuned autograd {r['ratio_tuned']:.2f}x"
         if name == "gibbs":
@@ -453,7 +408,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller workloads (a few minutes)")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--threads", default="auto", help="intra-op threads: auto (the runner's policy) or N")
-    ap.add_argument("--only", default="", help="comma-separated workloads (train,eval,logz,gibbs,graph,memory,gemm,concurrency)")
+    ap.add_argument("--only", default="", help="comma-separated workloads (train,eval,logz,gibbs,memory,gemm,concurrency)")
     ap.add_argument("--_memory", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--_points", type=int, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--_train", help=argparse.SUPPRESS)
@@ -505,14 +460,6 @@ def main() -> None:
     if want("gibbs"):
         res["gibbs"] = bench_gibbs(device, args.quick)
         print(f"  gibbs: {res['gibbs']['ratio']:.2f}x", flush=True)
-        save()
-    if want("graph") and device.type == "cuda":
-        try:
-            res["train-paper12-graph"] = bench_cuda_graph(device, args.quick)
-            print(f"  train-paper12-graph: {res['train-paper12-graph']['ratio']:.2f}x", flush=True)
-        except Exception as exc:  # experimental: report, never fail the suite
-            res["train-paper12-graph"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-            print(f"  train-paper12-graph failed: {res['train-paper12-graph']['error']}", flush=True)
         save()
     if want("memory"):
         res["memory"] = bench_memory(device, args.quick, choice.threads)

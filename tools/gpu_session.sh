@@ -13,7 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu-out}"; mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
-TRAIN_S="${TRAIN_S:-280}"; BENCH_S="${BENCH_S:-150}"; BENCH_ONLY="${BENCH_ONLY:-train,eval,logz,gibbs,graph,memory,gemm}"
+TRAIN_S="${TRAIN_S:-280}"; BENCH_S="${BENCH_S:-150}"; BENCH_ONLY="${BENCH_ONLY:-train,eval,logz,gibbs,memory,gemm}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 BIHM_HOME="${BIHM_HOME:-/tmp/bihm-gpu}"
 W="$BIHM_HOME/out"; mkdir -p "$W"
 T0=$(date +%s); stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }

@@ -38,8 +38,11 @@ class Adam:
         return st
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One Adam update of every parameter that has a gradient."""
+    def step(self, found_inf: Tensor | None = None) -> None:
+        """One Adam update of every parameter that has a gradient.
+
+        ``found_inf`` (a 0-d float tensor on the parameters' device, for CUDA-graph replay): when it
+        is 1 the update is skipped on the device — parameters, moments and step counts unchanged."""
         group = self.param_groups[0]
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         params, grads, m, v, steps = [], [], [], [], []
@@ -58,13 +61,17 @@ class Adam:
         if self._fused is not False and hasattr(torch, "_fused_adam_"):
             try:
                 torch._fused_adam_(params, grads, m, v, [], steps, amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
-                                   weight_decay=0.0, eps=eps, maximize=False, grad_scale=None, found_inf=None)  # fmt: skip
+                                   weight_decay=0.0, eps=eps, maximize=False, grad_scale=None, found_inf=found_inf)  # fmt: skip
                 self._fused = True
+                if found_inf is not None:  # a skipped update does not count
+                    torch._foreach_sub_(steps, [found_inf] * len(steps))
                 return
             except (RuntimeError, NotImplementedError, TypeError):
                 if self._fused:  # it worked before: a real error
                     raise
                 self._fused = False
+        if found_inf is not None:
+            raise RuntimeError("Adam: a device-side skip (found_inf) needs torch's fused Adam kernel")
         # the same update in foreach ops (torch.optim.Adam's multi-tensor path)
         torch._foreach_lerp_(m, grads, 1 - beta1)
         torch._foreach_mul_(v, beta2)

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bihm_app.engine.graphs import WARMUP_STEPS, StepGraph, graphs_available
 from bihm_app.engine.model import BiHM
 from bihm_app.engine.optim import Adam
 from bihm_app.engine.passes import PRECISIONS, Products, Workspace, p_pass, sample_q_pass
@@ -60,6 +61,7 @@ class TrainConfig:
     seed: int = 0
     max_rollbacks: int = 5  # divergence guard: give up after this many NaN/inf rollbacks
     precision: str = "fp32"  # matrix products in fp32 or bf16 (fp32 master weights and log-probability sums)
+    cuda_graph: bool = True  # on a CUDA device, replay the update from a CUDA graph (engine/graphs.py); ignored elsewhere
 
     def __post_init__(self) -> None:
         self.validate()
@@ -237,6 +239,10 @@ def _closed_form(
     return objective, G, g
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 class Trainer:
     """Adam on the closed-form gradients of Algorithm 1 / RWS, with L1 and divergence checks.
 
@@ -254,24 +260,42 @@ class Trainer:
         self.optimizer = Adam(list(self.params.values()), cfg.lr)
         self.step_count = 0
         self._ws = Workspace()  # the step's buffers, reused from step to step
+        self._graphs: dict[tuple, StepGraph] = {}  # per input shape (engine/graphs.py)
+        self._warm: dict[tuple, int] = {}  # eager updates per input shape before its capture
+        self._graph_error: str | None = None  # why capture failed (then every update is eager)
 
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def set_lr(self, lr: float) -> None:
+        self._drop_graphs()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
     def step(self, x: Tensor) -> StepResult:
         """One update on the minibatch x (B, D): maximise mean_b objective − λ' Σ|W| (3.7),
 
-        λ' = λ/B ("batch" scaling, the authors') or λ ("point")."""
+        λ' = λ/B ("batch" scaling, the authors') or λ ("point"). On CUDA (``cfg.cuda_graph``) the
+        update is replayed from a CUDA graph after :data:`WARMUP_STEPS` eager ones per shape."""
+        graph = self._graph_for(x)
+        if graph is not None:
+            objective, finite = graph.replay(x)
+        else:
+            objective, g, bad = self._gradients(x, self._ws)
+            finite = not bool(bad)
+            if finite:
+                self._apply(g)
+        self.step_count += 1
+        return StepResult(objective, finite)
+
+    def _gradients(self, x: Tensor, ws: Workspace) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """(objective (B,), the gradients of the minimised loss by parameter name, 0-d bool: non-finite?)."""
         cfg = self.cfg
-        objective, G, g = _closed_form(self.model, x, cfg.K, self.generator, cfg.method, cfg.baseline, cfg.precision, self._ws)
+        objective, G, g = _closed_form(self.model, x, cfg.K, self.generator, cfg.method, cfg.baseline, cfg.precision, ws)
         B = x.shape[0]
         world = 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if _distributed():
             world = torch.distributed.get_world_size()
             torch.distributed.all_reduce(G)  # the flat buffer: one message, parameters in a fixed order
         G.mul_(-1.0 / (B * world))  # Adam minimises: gradient of −mean objective
@@ -283,15 +307,42 @@ class Trainer:
         # One scalar check: a NaN or inf anywhere makes the sum non-finite (huge finite values
         # that overflow the sum count as divergence too). Adam's step is bounded by lr, so
         # finite gradients keep the parameters finite.
-        finite = bool(torch.isfinite(objective.sum() + G.sum()))
-        if finite:
-            for name, p in self.params.items():
-                p.grad = g[name]
-            self.optimizer.step()
-            for p in self.params.values():
-                p.grad = None
-        self.step_count += 1
-        return StepResult(objective, finite)
+        return objective, g, ~torch.isfinite(objective.sum() + G.sum())
+
+    def _apply(self, g: dict[str, Tensor], found_inf: Tensor | None = None) -> None:
+        for name, p in self.params.items():
+            p.grad = g[name]
+        self.optimizer.step(found_inf)
+        for p in self.params.values():
+            p.grad = None
+
+    def _graph_body(self, x: Tensor, ws: Workspace) -> tuple[Tensor, Tensor]:
+        objective, g, bad = self._gradients(x, ws)
+        bad = bad.float()
+        self._apply(g, found_inf=bad)  # Adam's fused kernel skips the update when bad is set
+        return objective, bad
+
+    def _graph_for(self, x: Tensor) -> StepGraph | None:
+        """The recorded update for x's shape, captured after its warm-up; None: update eagerly."""
+        if not (self.cfg.cuda_graph and self._graph_error is None and graphs_available(x.device)) or _distributed():
+            return None
+        key = (tuple(x.shape), x.dtype)
+        if key in self._graphs:
+            return self._graphs[key]
+        self._warm[key] = self._warm.get(key, 0) + 1
+        if self._warm[key] <= WARMUP_STEPS or len(self._graphs) >= 2:  # at most two shapes (full and last batch)
+            return None
+        try:
+            self._graphs[key] = StepGraph(self._graph_body, x, self.generator)
+        except RuntimeError as exc:  # capture refused (old torch, an op that syncs): stay eager
+            self._graph_error = f"{type(exc).__name__}: {exc}"
+            return None
+        return self._graphs[key]
+
+    def _drop_graphs(self) -> None:
+        """Recordings hold the parameters', moments' and learning rate's values at capture."""
+        self._graphs.clear()
+        self._warm.clear()
 
     # -- exact resume ---------------------------------------------------------------------------
     def state(self) -> dict[str, Tensor]:
@@ -310,6 +361,7 @@ class Trainer:
 
     def load_state(self, arrays: dict[str, Tensor], lr: float | None = None) -> None:
         """Restore what :meth:`state` produced (missing optimiser state means a fresh Adam)."""
+        self._drop_graphs()
         with torch.no_grad():
             for name, p in self.params.items():
                 key = f"params/{name}"

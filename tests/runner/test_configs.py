@@ -20,7 +20,7 @@ def _defaults(fn) -> dict:
 # CLI parameter -> TrainConfig field
 TRAIN_OPTIONS = {"method": "method", "k": "K", "batch": "batch_size", "lr": "lr", "l1": "l1", "l1_per": "l1_per",
                  "baseline": "baseline", "valid_k": "valid_K", "valid_max": "valid_max", "z_samples": "z_samples",
-                 "z_every": "z_every", "seed": "seed"}  # fmt: skip
+                 "z_every": "z_every", "seed": "seed", "precision": "precision", "cuda_graph": "cuda_graph"}  # fmt: skip
 
 
 def test_bihm_train_options_default_to_the_training_config():
