@@ -32,7 +32,7 @@ def train(
     z_every: Annotated[int, typer.Option("--z-every", help="Estimate 2 log Z every N epochs.")] = 1,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps (default auto; resume: as stored).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (data order, initialisation, samples).")] = 0,
-    name: Annotated[Optional[str], typer.Option(help="Run name (default: derived from data and layers).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Run name (default: <data>-<architecture>-<MMDD><letter>, e.g. bmnist-paper12-1126a).")] = None,
     labels: Annotated[int, typer.Option("--labels", help="Semi-supervised (thesis ch. 4): N labelled training points, balanced over the classes; the rest unlabelled (0: unsupervised).")] = 0,
     gamma: Annotated[float, typer.Option(help="Semi-supervised: labelled points maximise log B̃ − γ log Ã (4.7), γ in [−1, 1].")] = 0.0,
     label_proposal: Annotated[str, typer.Option("--label-proposal", help="Semi-supervised: label proposal of Ã: q (4.4), mixed (4.11) or sum (y summed exactly).")] = "q",

@@ -131,7 +131,7 @@ def mnist_plans(protocol: str, seeds: int, overrides: dict | None = None, data: 
         raise ConfigError(f"unknown MNIST protocol {protocol!r} (one of {', '.join(MNIST_PROTOCOLS)})")
     phases = {
         "thesis12": (PAPER12, [dict(K=10, lr=1e-3, patience=10, epochs=1000), dict(K=100, lr=3e-4, patience=10, epochs=1000)]),
-        "rws7": ((400, 300, 200, 100, 50, 25, 10), [dict(K=5, lr=1e-3, patience=0, epochs=1000), dict(K=100, lr=3e-4, patience=0, epochs=500)]),
+        "rws7": (thesis.RWS7_LAYERS, [dict(K=5, lr=1e-3, patience=0, epochs=1000), dict(K=100, lr=3e-4, patience=0, epochs=500)]),
         "small": ((200, 200), [dict(K=10, lr=1e-3, patience=10, epochs=1000)]),
     }[protocol]  # fmt: skip
     arch = tuple(layers) if layers else phases[0]

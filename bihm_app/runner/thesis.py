@@ -27,6 +27,9 @@ UCI_LAYERS: dict[str, tuple[int, ...]] = {
 }
 UCI_SETS = tuple(UCI_LAYERS)
 
+#: The RWS-protocol paragraph's binarized-MNIST network (the 12-layer one is engine.model.PAPER12).
+RWS7_LAYERS: tuple[int, ...] = (400, 300, 200, 100, 50, 25, 10)
+
 #: Table 3.1, BiHM block, in nats (no standard errors given).
 UCI_TABLE_3_1: dict[str, dict[str, float]] = {
     "adult": {"nll_ptilde": 13.79, "nll_p": 13.78, "nll_pstar": 13.82, "neg_log_z2": 0.20},

@@ -31,6 +31,7 @@ from bihm_app.engine.training import Trainer, TrainConfig
 from bihm_app.errors import BihmError, CheckpointError, ConfigError, DiskFull, RunError, TrainingDiverged
 from bihm_app.runner.budget import check_training_fits
 from bihm_app.runner.configs import DATA, LAYERS, TRAIN, layer_sizes
+from bihm_app.runner.naming import run_name_stem
 from bihm_app.runner.reporters import Reporter, reporters_for
 from bihm_app.runner.seeds import derive_seed, generator
 from bihm_app.runner.threads import configure_threads
@@ -533,7 +534,7 @@ def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None, time_
     lock = None
     if rank == 0:
         if run is None:
-            run = new_run(root, spec.name, data=ds_name, layers=spec.layers)
+            run = new_run(root, spec.name, stem=None if spec.name else run_name_stem(ds_name, spec.layers))
         lock = run.lock()  # before anything is written into the folder
     try:
         run = RunFolder(Path(_broadcast(str(run.path) if rank == 0 else None)))

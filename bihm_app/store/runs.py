@@ -116,19 +116,22 @@ def _write_json_in_place(path: Path, data: dict) -> None:
         os.close(fd)
 
 
-def default_run_name(data: str | None = None, layers=None, now: datetime | None = None) -> str:
-    """``<data>-<layers>-<YYYYmmdd-HHMMSS>``, e.g. ``bmnist-200x200-20260101-120000``."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    parts = []
-    if data:
-        parts.append(re.sub(r"[^A-Za-z0-9_.+\-]", "_", str(data)))
-    if layers:
-        if isinstance(layers, str):
-            parts.append(re.sub(r"[^A-Za-z0-9_.+\-]", "x", layers.replace(",", "x")))
-        else:
-            parts.append("x".join(str(int(n)) for n in layers))
-    parts.append(stamp)
-    return "-".join(parts)
+def name_letters():
+    """``a`` … ``z``, ``aa`` … ``zz``: the letters that make a default run name unique."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    yield from letters
+    for first in letters:
+        for second in letters:
+            yield first + second
+
+
+def free_run_name(root: Path, stem: str) -> str:
+    """``stem`` and the first letter whose run does not exist under ``root`` (the names that
+    :func:`new_run` tries, in order, for a default name)."""
+    for letter in name_letters():
+        if not os.path.lexists(Path(root) / (stem + letter)):
+            return stem + letter
+    raise RunError(f"runs folder {root}: every name {stem}a … {stem}zz is taken (give --name)")
 
 
 @dataclass
@@ -309,8 +312,9 @@ def runs_root(runs_dir: Path | None = None) -> Path:
     return Path(platformdirs.user_data_dir("bihm", appauthor=False)) / "runs"
 
 
-def new_run(root: Path, name: str | None = None, *, data: str | None = None, layers=None) -> RunFolder:
-    """Create ``root/<name>`` (status ``created``); the default name is :func:`default_run_name`.
+def new_run(root: Path, name: str | None = None, *, stem: str | None = None) -> RunFolder:
+    """Create ``root/<name>`` (status ``created``); without a name, the first free ``<stem><letter>``
+    (the default names of ``runner/naming.py``).
 
     Raises RunError if the name is invalid or a run of that name exists.
     """
@@ -319,15 +323,11 @@ def new_run(root: Path, name: str | None = None, *, data: str | None = None, lay
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(f"runs folder {root}: cannot create ({exc})") from None
-    if name is None:
-        base = default_run_name(data, layers)
-        candidates = [base] + [f"{base}-{i}" for i in range(2, 100)]
-    else:
-        if not _NAME.match(name):
-            raise RunError(
-                f"run name {name!r} is not allowed (letters, digits, _ . + - ; up to 128; no leading dot or dash)"
-            )
-        candidates = [name]
+    candidates = [name] if name is not None else [f"{stem or 'run-'}{letter}" for letter in name_letters()]
+    if not _NAME.match(candidates[0]):
+        raise RunError(
+            f"run name {candidates[0]!r} is not allowed (letters, digits, _ . + - ; up to 128; no leading dot or dash)"
+        )
     for cand in candidates:
         path = root / cand
         try:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bihm_app.errors import ConfigError, RunError
-from bihm_app.store.runs import RunFolder, default_run_name, open_run
+from bihm_app.runner.naming import default_run_name
+from bihm_app.store.runs import RunFolder, open_run
 
 #: Validation settings that keep an epoch's evaluation short (the new-run form's "quick" box).
 QUICK_VALIDATION = ("--valid-max", "1000", "--z-samples", "10000")
@@ -53,8 +54,8 @@ class NewRunSpec:
         if self.labels and not -1.0 <= self.gamma <= 1.0:
             raise ConfigError(f"gamma must be in [-1, 1], got {self.gamma}")
 
-    def run_name(self) -> str:
-        return self.name.strip() or default_run_name(self.data, self.layers)
+    def run_name(self, root: Path | None = None) -> str:
+        return self.name.strip() or default_run_name(self.data, self.layers, root)
 
     def argv(self, root: Path, name: str) -> list[str]:
         args = [
@@ -95,7 +96,7 @@ def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
 def launch_new(root: Path, spec: NewRunSpec) -> tuple[str, subprocess.Popen]:
     """Validate the form, refuse an existing name, start training; returns (run name, process)."""
     spec.validate()
-    name = spec.run_name()
+    name = spec.run_name(root)
     if (Path(root) / name).exists():
         raise RunError(f"run {name!r} already exists under {root} (pick another name, or resume it)")
     return name, spawn(spec.argv(Path(root), name), launch_log_path(root, name))

@@ -34,7 +34,7 @@ def test_ckpt_compare_shows_the_best_epoch(tmp_path):
     from tests.store.helpers import make_arrays, make_meta
 
     for name in ("a", "b"):
-        run = new_run(tmp_path, name, data="bars", layers=(6, 3))
+        run = new_run(tmp_path, name)
         meta = make_meta(epoch=4)
         meta["history"].update({k: v for k, v in HISTORY.items() if k != "epoch"})
         save_checkpoint(run.best_path, make_arrays(), meta)

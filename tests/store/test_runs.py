@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import datetime
 
 import pytest
 
@@ -15,7 +14,6 @@ from bihm_app.errors import CheckpointError, RunError
 from bihm_app.store.checkpoint import save_checkpoint
 from bihm_app.store.runs import (
     RunFolder,
-    default_run_name,
     list_runs,
     new_run,
     open_run,
@@ -25,12 +23,9 @@ from tests.store.helpers import make_arrays, make_meta
 
 
 def test_default_names_and_collisions(tmp_path):
-    now = datetime(2026, 1, 2, 3, 4, 5)
-    assert default_run_name("bmnist", (200, 200), now) == "bmnist-200x200-20260102-030405"
-    assert default_run_name("bars", "paper12", now) == "bars-paper12-20260102-030405"
-    a = new_run(tmp_path, data="bars", layers=(3, 2))
-    b = new_run(tmp_path, data="bars", layers=(3, 2))  # same second: gets a suffix
-    assert a.name != b.name and a.name.startswith("bars-3x2-")
+    a = new_run(tmp_path, stem="bars-2L3-0102")
+    b = new_run(tmp_path, stem="bars-2L3-0102")  # the same stem: the next letter
+    assert (a.name, b.name) == ("bars-2L3-0102a", "bars-2L3-0102b")
     assert a.read_status()["state"] == "created"
 
 
