@@ -39,7 +39,6 @@ def list_(
 ) -> None:
     """Name, state, data, layers, method, epoch, best valid log p̃* and age of every run."""
     from rich.markup import escape
-    from rich.table import Table
 
     from bihm_app.store.runs import list_runs
 
@@ -55,25 +54,31 @@ def list_(
     if not runs:
         out.print(f"no runs under {escape(str(root))} — start one with [bold]bihm train[/]", highlight=False)
         return
-    t = Table(title=f"runs in {escape(str(root))}", title_justify="left")
-    for col, justify in (
-        ("name", "left"), ("status", "left"), ("data", "left"), ("layers", "left"), ("method", "left"),
-        ("epoch", "right"), ("best valid log p̃*", "right"), ("age", "right"),
-    ):  # fmt: skip
-        t.add_column(col, justify=justify, no_wrap=col in ("name", "status"))
-    for r in runs:
-        best = f"{r.best_valid:.2f}" if r.best_valid is not None and math.isfinite(r.best_valid) else "—"
-        t.add_row(
-            escape(r.name),
-            f"[{STATE_STYLE.get(r.status, '')}]{r.status}[/]" if STATE_STYLE.get(r.status) else r.status,
-            escape(r.data or "—"),
-            layers_text(r.layers, limit=24),
-            r.method or "—",
-            "—" if r.epoch is None else str(r.epoch),
-            best,
-            age(r.age_s),
-        )
-    out.print(t)
+    for table in runs_tables(runs, f"runs in {escape(str(root))}", out.width):
+        out.print(table)
     for r in runs:
         if r.error:
             out.print(f"[red]{escape(r.name)}:[/] {escape(r.error)}", highlight=False)
+
+
+def runs_tables(runs, title: str, width: int) -> list:
+    """The runs as Rich tables that fit ``width`` (render/fit_table.py): name and status always,
+    then best valid log p̃*, data, epoch, method, age and layers as the width allows."""
+    from rich.markup import escape
+
+    from bihm_app.render.fit_table import Column, fit_table
+
+    columns = [
+        Column("name", style="bold"), Column("status"), Column("data", drop=5), Column("layers", drop=1),
+        Column("method", drop=3), Column("epoch", "right", drop=4),
+        Column("best valid log p̃*", "right", drop=6, short="best p̃*"), Column("age", "right", drop=2),
+    ]  # fmt: skip
+    rows = []
+    for r in runs:
+        style = STATE_STYLE.get(r.status)
+        rows.append([
+            escape(r.name), f"[{style}]{r.status}[/]" if style else escape(r.status), escape(r.data or "—"),
+            layers_text(r.layers, limit=24), escape(r.method or "—"), "—" if r.epoch is None else str(r.epoch),
+            f"{r.best_valid:.2f}" if r.best_valid is not None and math.isfinite(r.best_valid) else "—", age(r.age_s),
+        ])  # fmt: skip
+    return fit_table(columns, rows, width, title=title)
