@@ -43,24 +43,36 @@ def show(
     flat = flatten(cfg.get("train") or {}, "train.")
     flat.update(flatten({k: v for k, v in cfg.items() if k not in ("model", "train")}))
     if flat:
-        out.print(_table("configuration", [], [[k, show_value(v)] for k, v in flat.items()], show_header=False, box=None, padding=(0, 2)))
+        out.print(_config_grid(flat))
     rows = [[g, str(a["count"]), f"{a['elements']:,}", f"{a['bytes']:,}"] for g, a in doc["arrays"].items()]
-    out.print(_table("arrays", ["group", "arrays", "elements", "bytes"], rows))
+    _print_table("arrays", ["group", "arrays", "elements", "bytes"], rows)
     labels = dict(METRICS)
     rows = [[labels[k], fmt_value(m["last"], m["last_se"]), show_value(m["last_epoch"]), fmt_value(m["best"], m["best_se"]), show_value(m["best_epoch"])]
             for k, m in doc["metrics"].items()]  # fmt: skip
-    out.print(_table("metric history", ["metric", "last", "epoch", "best", "epoch"], rows) if rows else "[dim]no metric history yet[/]")
+    if rows:
+        _print_table("metric history", ["metric", "last", "epoch", "best", "epoch"], rows)
+    else:
+        out.print("[dim]no metric history yet[/]")
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]], **kwargs):
-    """A Rich table: the first column left-aligned, the others right-aligned."""
+def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A table fitted to the terminal: the first column left-aligned, the others right-aligned."""
+    from bihm_app.render.fit_table import Column, fit_table
+
+    for part in fit_table([Column(c, "left" if i == 0 else "right") for i, c in enumerate(columns)], rows, out.width, title=title):
+        out.print(part)
+
+
+def _config_grid(flat: dict):
+    """key  value lines; a long value wraps onto more lines, never cut."""
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left", **kwargs)
-    for i, col in enumerate(columns or [""] * (len(rows[0]) if rows else 1)):
-        t.add_column(col, justify="left" if i == 0 else "right", style="cyan" if not columns and i == 0 else None)
-    for row in rows:
-        t.add_row(*row)
+    t = Table(title="configuration", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    t.add_column(style="cyan", no_wrap=True)
+    t.add_column(justify="right", overflow="fold")
+    for k, v in flat.items():
+        t.add_row(escape(k), escape(show_value(v)))
     return t
 
 
@@ -69,8 +81,8 @@ def _show_head(doc: dict):
 
     a, meta, counts = doc["attrs"], doc, doc["parameters"]
     head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")  # a long path wraps, never cut
     model = meta["config"]["model"]
     sha = meta["data"].get("sha256") or "—"
     for k, v in (

@@ -39,50 +39,57 @@ def compare(
         out.print_json(json.dumps(json_safe(doc), default=str))
         return
     runs, differing = doc["runs"], doc["config_differences"]
-    out.print(_config_table([r["label"] for r in runs], keys, flats, differing, diff_only))
+    for table in _config_tables([r["label"] for r in runs], keys, flats, differing, diff_only, out.width):
+        out.print(table)
     if not differing:
         out.print("[green]identical configuration and data[/]")
-    out.print(_metrics_table(runs))
+    for table in _metrics_tables(runs, out.width):
+        out.print(table)
     if chart:
         _print_chart(runs, metric)
 
 
-def _config_table(labels, keys, flats, differing, diff_only: bool):
-    from rich.table import Table
+def _run_columns(labels: list[str]):
+    """One right-aligned column per run; ``#1``, ``#2`` … when the labels do not fit (explained below)."""
+    from bihm_app.render.fit_table import Column
 
-    t = Table(title="configuration" + (" (differences only)" if diff_only else ""), title_justify="left")
-    t.add_column("key")
-    for lab in labels:
-        t.add_column(lab, overflow="fold")
+    return [Column(lab, "right", short=f"#{i + 1}", explain=True) for i, lab in enumerate(labels)]
+
+
+def _config_tables(labels, keys, flats, differing, diff_only: bool, width: int):
+    from rich.markup import escape
+
+    from bihm_app.render.fit_table import Column, fit_table
+
+    rows = []
     for k in keys:
         if diff_only and k not in differing:
             continue
         shown = [show_value(f.get(k)) for f in flats]
         if k == "data.sha256":
             shown = [s[:12] + "…" if len(s) > 12 else s for s in shown]
-        t.add_row(("≠ " if k in differing else "  ") + k, *shown, style="bold yellow" if k in differing else None)
-    return t
+        cells = [("≠ " if k in differing else "  ") + escape(k), *(escape(v) for v in shown)]
+        rows.append([f"[bold yellow]{c}[/]" for c in cells] if k in differing else cells)
+    title = "configuration" + (" (differences only)" if diff_only else "")
+    return fit_table([Column("key"), *_run_columns(labels)], rows, width, title=title)
 
 
-def _metrics_table(runs: list[dict]):
-    from rich.table import Table
+def _metrics_tables(runs: list[dict], width: int):
+    from bihm_app.render.fit_table import Column, fit_table
 
-    t = Table(title="metrics at each run's best epoch (± standard error)", title_justify="left")
-    t.add_column("metric")
-    for r in runs:
-        t.add_column(r["label"], justify="right")
-    t.add_row("epoch / step", *[f"{r['progress'].get('epoch')} / {r['progress'].get('step')}" for r in runs])
-    t.add_row("parameters", *[f"{r['parameters']['total']:,}" for r in runs])
+    rows = [["epoch / step", *[f"{r['progress'].get('epoch')} / {r['progress'].get('step')}" for r in runs]],
+            ["parameters", *[f"{r['parameters']['total']:,}" for r in runs]]]  # fmt: skip
     for key, label in METRICS:
         if key not in runs[0]["metrics"]:
             continue
         cells = [r["metrics"][key] for r in runs]
         vals = [c["value"] for c in cells if finite(c["value"])]
         top = max(vals) if len(vals) > 1 else None
-        t.add_row(label, *[f"[bold green]{fmt_value(c['value'], c['se'])}[/]" if c["value"] == top else fmt_value(c["value"], c["se"]) for c in cells])
+        rows.append([label, *[f"[bold green]{fmt_value(c['value'], c['se'])}[/]" if c["value"] == top else fmt_value(c["value"], c["se"]) for c in cells]])
     best = [r["best_valid_log_ptilde"] for r in runs]
-    t.add_row("best valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({b['epoch']})" if finite(b["value"]) else "—" for b in best])
-    return t
+    rows.append(["best valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({show_value(b['epoch'])})" if finite(b["value"]) else "—" for b in best]])
+    columns = [Column("metric"), *_run_columns([r["label"] for r in runs])]
+    return fit_table(columns, rows, width, title="metrics at each run's best epoch (± standard error)")
 
 
 def _print_chart(runs: list[dict], metric: str) -> None:

@@ -8,25 +8,24 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from bihm_app.cli.common import cli_errors, out, progress_bar, runs_root
 
 
-def confusion_table(confusion, title: str) -> Table:
-    """The confusion matrix as a Rich table: rows true class, columns predicted, diagonal green."""
+def confusion_table(confusion, title: str, width: int) -> list:
+    """The confusion matrix, rows true class, columns predicted, diagonal green, fitted to ``width``
+    (compact, or the classes split over two tables, never a count cut)."""
+    from bihm_app.render.fit_table import Column, fit_table
+
     C = len(confusion)
-    t = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
-    t.add_column("true \\ pred", justify="right", style="bold")
-    for j in range(C):
-        t.add_column(str(j), justify="right")
-    t.add_column("error", justify="right")
+    columns = [Column("true \\ pred", "right", short="t\\p", style="bold"), *(Column(str(j), "right") for j in range(C)),
+               Column("error", "right")]  # fmt: skip
+    rows = []
     for i, row in enumerate(confusion):
         n = sum(row)
         cells = [f"[bold green]{v}[/]" if i == j else (f"[red]{v}[/]" if v else "[dim]0[/]") for j, v in enumerate(row)]
-        err = f"{100 * (1 - row[i] / n):.1f} %" if n else "—"
-        t.add_row(str(i), *cells, err)
-    return t
+        rows.append([str(i), *cells, f"{100 * (1 - row[i] / n):.1f} %" if n else "—"])
+    return fit_table(columns, rows, width, title=title)
 
 
 @cli_errors
@@ -72,7 +71,8 @@ def classify(
         f"log p̃*(y|x) {ev.log_py.mean:.3f} ± {ev.log_py.se:.3f}   log p̃*(x) {ev.log_ptilde.mean:.2f} ± {ev.log_ptilde.se:.2f}",
         highlight=False,
     )
-    out.print(confusion_table(ev.confusion.tolist(), "confusion matrix (rows: true class)"))
+    for table in confusion_table(ev.confusion.tolist(), "confusion matrix (rows: true class)", out.width):
+        out.print(table)
     if len(res.wrong_index):
         from bihm_app.render.grid import make_grid
         from bihm_app.render.terminal import BitmapImage

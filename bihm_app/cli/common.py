@@ -103,13 +103,14 @@ class TaskBars:
         return advance
 
 
-def table_of(spec, **kwargs):
-    """A Rich table from a runner ``Table`` (title, columns, rows of strings)."""
-    from rich.table import Table
+def table_of(spec, width: int) -> list:
+    """A runner ``Table`` (title, columns, rows of strings) as Rich tables fitted to ``width``
+    (render/fit_table.py): the first two columns left-aligned, the others right-aligned."""
+    from rich.markup import escape
 
-    table = Table(title=spec.title, title_justify="left", **kwargs)
-    for i, col in enumerate(spec.columns):
-        table.add_column(col, justify="left" if i < 2 else "right")
-    for row in spec.rows:
-        table.add_row(*row)
-    return table
+    from bihm_app.render.fit_table import Column, fit_table
+
+    columns = [Column(escape(c), "left" if i < 2 else "right", drop=spec.drop.get(c, 0),
+                      short=escape(spec.short[c]) if c in spec.short else None) for i, c in enumerate(spec.columns)]  # fmt: skip
+    rows = [[escape(cell) for cell in row] for row in spec.rows]
+    return fit_table(columns, rows, width, title=escape(spec.title), key=spec.key, group=spec.group)

@@ -48,9 +48,8 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue as JSON.")] = False,
 ) -> None:
     """Every data set: built in (verified checksums), imported or fetched, and fetchable."""
-    from rich.table import Table
-
     from bihm_app.data import list_datasets
+    from bihm_app.render.fit_table import Column, fit_table
 
     infos = list_datasets()
     if as_json:
@@ -66,27 +65,20 @@ def list_(
         return
     from bihm_app.data.paths import assets_dir, data_home
 
-    table = Table(title="data sets", title_justify="left", expand=False)
-    table.add_column("name", style="bold", no_wrap=True)
-    table.add_column("train/valid/test", justify="right", no_wrap=True)
-    table.add_column("dim", justify="right")
-    table.add_column("density", justify="right")
-    table.add_column("where", no_wrap=True)
-    table.add_column("status", no_wrap=True)
+    columns = [
+        Column("name", style="bold"), Column("train/valid/test", "right", drop=3, short="splits"),
+        Column("dim", "right", drop=2), Column("density", "right", drop=1, short="dens."), Column("where", drop=4),
+        Column("status"),
+    ]  # fmt: skip
+    rows = []
     for i in infos:
         sizes = "/".join(_short_count(n) for n in i.splits.values()) if i.splits else "—"
         density = f"{i.density:.3f}" if i.density is not None else "—"
-        if i.verified:
-            status = "[green]verified[/]"
-        elif i.present:
-            status = "[bold red]CORRUPT[/]"
-        else:
-            status = "[dim]absent[/]"
-        where = i.source + (", dynamic" if i.dynamic else "")
-        table.add_row(i.name, sizes, str(i.dim or "—"), density, where, status)
-    table.caption = f"embedded: {assets_dir() or 'not found'}   imported/fetched: {data_home()}"
-    table.caption_justify = "left"
-    out.print(table)
+        status = "[green]verified[/]" if i.verified else "[bold red]CORRUPT[/]" if i.present else "[dim]absent[/]"
+        rows.append([i.name, sizes, str(i.dim or "—"), density, i.source + (", dynamic" if i.dynamic else ""), status])
+    for table in fit_table(columns, rows, out.width, title="data sets"):
+        out.print(table)
+    out.print(f"embedded: {assets_dir() or 'not found'}   imported/fetched: {data_home()}", style="dim", markup=False, highlight=False)
     for i in infos:
         if i.problem and i.present:
             err.print(f"[bold red]{i.name}:[/] {i.problem}", highlight=False)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from bihm_app.cli.common import TaskBars, Threads, apply_threads, as_count, cli_errors, out, progress_bar, runs_root
 from bihm_app.errors import CheckpointError, ConfigError
@@ -93,7 +92,8 @@ def _show_eval(res, split: str, k_sweep: bool, plot: Optional[Path], as_json: bo
         out.print_json(json.dumps(_payload(res, results, z, star, split, png)))
         _refuse_nonfinite(bad, res.checkpoint)
         return
-    out.print(_estimates_table(res, results, z if k_sweep else None, split))
+    for table in _estimates_table(res, results, z if k_sweep else None, split):
+        out.print(table)
     if z is not None:
         out.print(f"2 log Z = {z['mean']:.3f} ± {z['se']:.3f}   ({z['samples']:,} samples, inner {z['inner']})", highlight=False)
         out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star[0]:.2f} ± {star[1]:.2f}[/]   (K = {results[-1]['K']})", highlight=False)
@@ -139,21 +139,23 @@ def _payload(res, results: list[dict], z, star, split: str, png) -> dict:
     }  # fmt: skip
 
 
-def _estimates_table(res, results: list[dict], z_column, split: str) -> Table:
-    """K, log p(x), log p̃*(x), ESS (and log p*(x) when ``z_column`` is the 2 log Z to use)."""
+def _estimates_table(res, results: list[dict], z_column, split: str) -> list:
+    """K, log p(x), log p̃*(x), ESS (and log p*(x) when ``z_column`` is the 2 log Z to use), fitted to the width."""
+    from bihm_app.render.fit_table import Column, fit_table
     from bihm_app.runner.evaluation import log_pstar
 
-    table = Table(title=f"{res.cache.data} / {split} — {results[-1]['n']} points — {res.checkpoint.name}", title_justify="left")
-    for col in ("K", "log p(x)", "log p̃*(x)", "ESS") + (("log p*(x)",) if z_column is not None else ()):
-        table.add_column(col, justify="right")
+    columns = [Column("K", "right"), Column("log p(x)", "right"), Column("log p̃*(x)", "right"), Column("ESS", "right", drop=1)]
+    columns += [Column("log p*(x)", "right")] if z_column is not None else []
+    rows = []
     for r in results:
         cells = [str(r["K"]), f"{r['log_p']:.2f} ± {r['log_p_se']:.2f}", f"{r['log_ptilde']:.2f} ± {r['log_ptilde_se']:.2f}",
                  f"{100 * r['ess']:.1f} %"]  # fmt: skip
         if z_column is not None:
             m, se = log_pstar(r, z_column)
             cells.append(f"{m:.2f} ± {se:.2f}")
-        table.add_row(*cells)
-    return table
+        rows.append(cells)
+    title = f"{res.cache.data} / {split} — {results[-1]['n']} points — {res.checkpoint.name}"
+    return fit_table(columns, rows, out.width, title=title)
 
 
 def _has_labels(run: str, runs_dir, which: str) -> bool:
@@ -193,15 +195,15 @@ def _eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as
         }  # fmt: skip
         out.print_json(json.dumps(payload))
         return
-    table = Table(title=f"{results[-1].data} / {split} — {best.n} points — {Path(meta['_path']).name} "
-                        f"(semi-supervised, label {lc.placement})", title_justify="left")  # fmt: skip
-    for col in ("K", "error", "log p̃*(y|x)", "log p̃*(x)"):
-        table.add_column(col, justify="right")
-    for r in results:
-        e = r.evaluation
-        table.add_row(str(e.K), f"{100 * e.error.mean:.2f} ± {100 * e.error.se:.2f} %", f"{e.log_py.mean:.3f} ± {e.log_py.se:.3f}",
-                      f"{e.log_ptilde.mean:.2f} ± {e.log_ptilde.se:.2f}")  # fmt: skip
-    out.print(table)
+    from bihm_app.render.fit_table import Column, fit_table
+
+    columns = [Column("K", "right"), Column("error", "right"), Column("log p̃*(y|x)", "right", drop=1), Column("log p̃*(x)", "right")]
+    rows = [[str(r.evaluation.K), f"{100 * r.evaluation.error.mean:.2f} ± {100 * r.evaluation.error.se:.2f} %",
+             f"{r.evaluation.log_py.mean:.3f} ± {r.evaluation.log_py.se:.3f}",
+             f"{r.evaluation.log_ptilde.mean:.2f} ± {r.evaluation.log_ptilde.se:.2f}"] for r in results]  # fmt: skip
+    title = f"{results[-1].data} / {split} — {best.n} points — {Path(meta['_path']).name} (semi-supervised, label {lc.placement})"
+    for table in fit_table(columns, rows, out.width, title=title):
+        out.print(table)
     if z is not None:
         out.print(f"2 log Z = {z.mean:.3f} ± {z.se:.3f}   ({int(z_samples):,} samples, inner {z_inner}; labelled model)", highlight=False)
         out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star.mean:.2f} ± {star.se:.2f}[/]   (K = {best.K})", highlight=False)

@@ -68,7 +68,8 @@ def _run(kind: str, call, as_json: bool, out_dir: Path | None, runs_dir: Path | 
         out.print_json(json.dumps(payload, default=str))
         return
     for t in tables:
-        out.print(table_of(t))
+        for part in table_of(t, out.width):
+            out.print(part)
         for note in t.notes:
             out.print(f"[dim]{note}[/]", highlight=False)
     out.print(f"wrote {md} and {md.with_suffix('.json')}", highlight=False)

@@ -600,7 +600,8 @@ def training_table(result: ReproResult) -> Table:
     notes = ["✓: the run selected by its best validation log p̃*(x) (K = 10, the whole validation split)."]
     notes += [f"{g.group}: {g.note}" for g in result.groups if g.note]
     return Table("training", ["set" if result.kind == "uci" else "protocol", "run", "lr", "sel.", "best valid log p̃*(x)", "best epoch", "epochs", "stopped by", "time"],
-                 rows, notes)  # fmt: skip
+                 rows, notes, short={"best valid log p̃*(x)": "valid p̃*", "best epoch": "best", "stopped by": "stop"},
+                 drop={"time": 1, "best epoch": 2, "lr": 3, "stopped by": 4, "epochs": 5}, key=2)  # fmt: skip
 
 
 def comparison_table(result: ReproResult) -> Table:
@@ -649,7 +650,7 @@ def comparison_table(result: ReproResult) -> Table:
             refs = thesis.MNIST_THESIS.get(protocol, thesis.MNIST_THESIS["thesis12"])
             notes.append(f"Thesis ({protocol if protocol in thesis.MNIST_THESIS else '12-layer net, for reference'}): "
                          + "; ".join(f"{labels[k]} {_pm(v.mean, v.se)} ({v.note})" for k, v in refs.items()) + ".")  # fmt: skip
-    return Table("test set against the thesis", header, rows, notes)
+    return Table("test set against the thesis", header, rows, notes, short={"quantity": "qty"}, key=3, group=3)
 
 
 def within_two_percent(result: ReproResult) -> str:

@@ -9,12 +9,21 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Table:
-    """A table as strings, with notes printed below it."""
+    """A table as strings, with notes printed below it.
+
+    For a narrow terminal (``bihm``'s tables fit 80 columns): ``short`` headers by column, ``drop``
+    the order in which optional columns go (1 first; unlisted columns stay), the first ``key``
+    columns name a row (repeated when the table is split) and ``group`` columns belong together.
+    """
 
     title: str
     columns: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+    short: dict[str, str] = field(default_factory=dict)
+    drop: dict[str, int] = field(default_factory=dict)
+    key: int = 1
+    group: int = 1
 
 
 def pm(mean: float | None, se: float | None, digits: int = 2) -> str:
