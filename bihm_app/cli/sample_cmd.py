@@ -29,6 +29,8 @@ Proposals = Annotated[int, typer.Option("-K", "--proposals", help="Proposals per
 InnerK = Annotated[int, typer.Option("--inner-k", help="Inner samples for the p̃*(x) estimate of the x step.")]
 Expected = Annotated[bool, typer.Option("--expected/--draw", help="Show Bernoulli means (crisper) or binary draws.")]
 OutPng = Annotated[Optional[Path], typer.Option("--out", help="Write the picture as PNG.")]
+Save = Annotated[Optional[Path], typer.Option("--save", help="Write the binary samples, their Bernoulli means, every layer's final "
+                                              "state and the settings to FILE.npz or FILE.h5 (the suffix decides).")]  # fmt: skip
 KeepCurrent = Annotated[
     bool,
     typer.Option("--keep-current/--fresh-proposals", help="Keep the current state among the K candidates "
@@ -53,6 +55,13 @@ def _model(run: str | None, fresh: bool, layers: str, data: str | None, device: 
     return lm, ds
 
 
+def _save(path: Path | None, pics, settings: dict, extra: dict | None = None) -> None:
+    if path is not None:
+        from bihm_app.runner.sample_files import save_pictures
+
+        out.print(f"wrote {save_pictures(path, pics, settings, extra)}", highlight=False)
+
+
 def _show(rows, ds, title: str, mode: str, out_path: Path | None) -> None:
     from bihm_app.render.grid import make_grid
     from bihm_app.render.png import save_png
@@ -75,6 +84,7 @@ def sample(
     expected: Expected = True,
     keep_current: KeepCurrent = SAMPLING.keep_current,
     out_path: OutPng = None,
+    save: Save = None,
     fresh: Fresh = False,
     layers: FreshLayers = "200,200",
     data: DataOpt = None,
@@ -86,14 +96,17 @@ def sample(
 ) -> None:
     """Draw samples from p* (Gibbs, Algorithm 2), by importance resampling, or ancestrally from p."""
     from bihm_app.runner.pictures import sample_pictures
+    from bihm_app.runner.sample_files import check_save_path, picture_settings
 
     cfg = replace(SAMPLING, method=method, steps=steps, K=k, inner_K=inner_k, keep_current=keep_current, seed=seed)
+    save = check_save_path(save)
     lm, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
     apply_threads(threads, lm.model, n * cfg.K)
     with progress_bar() as prog:
         task = prog.add_task(f"{cfg.method}, K = {cfg.K}", total=cfg.steps if cfg.method == "gibbs" else None)
         pics = sample_pictures(lm.model, n, cfg, progress=lambda m: prog.advance(task, m))
     _show(pics.rows(expected), ds, pics.title + (" — means" if expected else ""), mode, out_path)
+    _save(save, pics, picture_settings(lm, "sample", run, cfg, n=n))
 
 
 @cli_errors
@@ -109,6 +122,7 @@ def inpaint(
     keep_current: KeepCurrent = INPAINTING.keep_current,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write original | masked | completion as PNG.")] = None,
     gif: Annotated[Optional[Path], typer.Option("--gif", help="Write the chain as an animated GIF.")] = None,
+    save: Save = None,
     fresh: Fresh = False,
     layers: FreshLayers = "200,200",
     data: DataOpt = None,
@@ -122,11 +136,13 @@ def inpaint(
     from bihm_app.errors import ConfigError
     from bihm_app.render.png import save_gif, save_png
     from bihm_app.render.terminal import BitmapImage
-    from bihm_app.runner.pictures import inpaint_panel, missing_mask, pick_rows
+    from bihm_app.runner.pictures import chain_pictures, inpaint_panel, missing_mask, pick_rows
+    from bihm_app.runner.sample_files import check_save_path, inpaint_extra, picture_settings
 
     cfg = replace(INPAINTING, steps=steps, K=k, inner_K=inner_k, keep_current=keep_current, seed=seed)
     if cfg.steps < 1:
         raise ConfigError("--steps must be at least 1")
+    save = check_save_path(save)
     lm, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
     apply_threads(threads, lm.model, n * cfg.K)
     idx, x_true = pick_rows(ds, split, index, n)
@@ -145,6 +161,9 @@ def inpaint(
     if gif is not None:
         frames = [tinted_grid(m) for m in res.trajectory]
         out.print(f"wrote {save_gif(frames, gif, duration_ms=120)} ({len(frames)} frames)", highlight=False)
+    _save(save, chain_pictures(res, f"inpainting ({mask}) after {cfg.steps} sweeps"),
+          picture_settings(lm, "inpaint", run, cfg, mask=mask, split=split, indices=idx),
+          inpaint_extra(x_true, missing, idx))  # fmt: skip
 
 
 @cli_errors
@@ -154,6 +173,7 @@ def layers(
     n: Annotated[int, typer.Option("--n", help="Completions below the layer.")] = 64,
     expected: Expected = True,
     out_path: OutPng = None,
+    save: Save = None,
     fresh: Fresh = False,
     fresh_layers: FreshLayers = "200,200",
     data: DataOpt = None,
@@ -165,8 +185,11 @@ def layers(
 ) -> None:
     """Layer-wise generation (thesis figures 4.1–4.3): one top-down sample, many completions below --layer."""
     from bihm_app.runner.pictures import layer_pictures
+    from bihm_app.runner.sample_files import check_save_path, picture_settings
 
+    save = check_save_path(save)
     lm, ds = _model(run, fresh, fresh_layers, data, device, seed, runs_dir)
     apply_threads(threads, lm.model, n)
     pics = layer_pictures(lm.model, layer, n, seed)
     _show(pics.rows(expected), ds, pics.title, mode, out_path)
+    _save(save, pics, picture_settings(lm, "layers", run, None, layer=layer, n=n, seed=seed))

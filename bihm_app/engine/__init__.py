@@ -2,6 +2,7 @@
 
 from bihm_app.engine.estimators import DataEstimates, Estimate, estimate_log_z2, evaluate
 from bihm_app.engine.gibbs import (
+    Draws,
     GibbsConfig,
     GibbsResult,
     GibbsState,
@@ -18,6 +19,6 @@ from bihm_app.engine.training import Trainer, TrainConfig
 
 __all__ = [
     "BiHM", "ModelConfig", "make_generator", "resolve_device", "parse_layers", "Trainer", "TrainConfig", "Estimate",
-    "DataEstimates", "evaluate", "estimate_log_z2", "GibbsConfig", "GibbsState", "GibbsResult", "run_gibbs",
+    "DataEstimates", "evaluate", "estimate_log_z2", "GibbsConfig", "GibbsState", "GibbsResult", "Draws", "run_gibbs",
     "run_chains", "inpaint", "sample_ancestral", "sample_importance_resampled", "layerwise_samples", "mask_from_spec",
 ]  # fmt: skip

@@ -406,11 +406,24 @@ def inpaint(
 
 
 # -- non-MCMC samplers ------------------------------------------------------------------------------
+@dataclass
+class Draws:
+    """Samples of a non-MCMC sampler: the state of every layer ``hs = [x, h_1, …, h_L]`` (each
+    (n, n_l)) and the Bernoulli means σ(p(x | h_1)) (n, D)."""
+
+    hs: list[Tensor]
+    means: Tensor
+
+    @property
+    def x(self) -> Tensor:
+        return self.hs[0]
+
+
 @torch.no_grad()
-def sample_ancestral(model: BiHM, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
-    """Ancestral samples of the top-down model p (not of p*): x (n, D) and the means σ(p(x | h_1)) (n, D)."""
+def sample_ancestral(model: BiHM, n: int, generator: torch.Generator | None) -> Draws:
+    """Ancestral samples (x, h) ~ p of the top-down model (not of p*), with the means σ(p(x | h_1))."""
     hs = model.sample_p(n, generator)
-    return hs[0], torch.sigmoid(model.p_logits(1, hs[1]))
+    return Draws(hs, torch.sigmoid(model.p_logits(1, hs[1])))
 
 
 @torch.no_grad()
@@ -422,7 +435,7 @@ def sample_importance_resampled(
     inner_K: int = 10,
     log_ptilde_fn: LogPtildeFn | None = None,
     max_rows: int = 65536,
-) -> tuple[Tensor, Tensor]:
+) -> Draws:
     """Sampling-importance-resampling of p*(x, h) with proposal p(x, h): for each of the n outputs draw
     ``n_proposals`` ancestral samples (x, h) ~ p and keep one ∝
 
@@ -430,11 +443,11 @@ def sample_importance_resampled(
 
     (the joint weight: it needs no estimate of the intractable p(x); sqrt p̃* is estimated unbiasedly by
     mean_j w_j of (3.5) with ``inner_K`` inner samples, or exact via ``log_ptilde_fn``). Consistent as
-    ``n_proposals`` → ∞. Returns x (n, D) and the means σ(p(x | h_1)) of the kept samples (n, D).
+    ``n_proposals`` → ∞. Returns the kept samples (every layer) and their means σ(p(x | h_1)).
     """
     if n < 1 or n_proposals < 1:
         raise ValueError(f"need n ≥ 1 and at least one proposal, got n={n}, proposals={n_proposals}")
-    xs, ms = [], []
+    kept: list[list[Tensor]] = []
     per = max(1, max_rows // max(1, n_proposals * inner_K))
     for start in range(0, n, per):
         b = min(per, n - start)
@@ -444,22 +457,25 @@ def sample_importance_resampled(
         log_q = model.log_q(one)[:, 0]
         log_w = _log_sqrt_ptilde(model, hs[0], inner_K, generator, log_ptilde_fn) + 0.5 * (log_q - log_p)
         idx = _pick(log_w.view(b, n_proposals), generator)
-        x = _gather(hs[0].view(b, n_proposals, -1), idx)
-        h1 = _gather(hs[1].view(b, n_proposals, -1), idx)
-        xs.append(x)
-        ms.append(torch.sigmoid(model.p_logits(1, h1)))
-    return torch.cat(xs), torch.cat(ms)
+        kept.append([_gather(h.view(b, n_proposals, -1), idx) for h in hs])  # each (b, n_l)
+    hs = [torch.cat(layer) for layer in zip(*kept)]
+    return Draws(hs, torch.sigmoid(model.p_logits(1, hs[1])))
 
 
 @dataclass
 class LayerwiseResult:
     """Layer-wise generation: the one top-down sample ``top = [x, h_1, …, h_L]`` (each (1, n_l)) and
-    n completions below layer ``layer``: draws ``x`` (n, D) and means σ(p(x | h_1)) (n, D)."""
+    n completions below layer ``layer``: every layer's state ``hs`` (each (n, n_l); layers from
+    ``layer`` up repeat ``top``), draws ``x = hs[0]`` (n, D) and means σ(p(x | h_1)) (n, D)."""
 
     layer: int
     top: list[Tensor]
-    x: Tensor
+    hs: list[Tensor]
     means: Tensor
+
+    @property
+    def x(self) -> Tensor:
+        return self.hs[0]
 
 
 @torch.no_grad()
@@ -474,7 +490,8 @@ def layerwise_samples(model: BiHM, layer: int, n: int, generator: torch.Generato
         raise ValueError(f"need n ≥ 1 samples, got {n}")
     top = model.sample_p(1, generator)
     below = model.sample_p_below(top[layer].expand(n, -1), layer, generator)  # [x, h_1, …, h_l0]
-    return LayerwiseResult(layer, top, below[0], torch.sigmoid(model.p_logits(1, below[1])))
+    hs = below + [h.expand(n, -1) for h in top[layer + 1 :]]
+    return LayerwiseResult(layer, top, hs, torch.sigmoid(model.p_logits(1, below[1])))
 
 
 # -- inpainting scores -------------------------------------------------------------------------------

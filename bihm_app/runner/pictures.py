@@ -21,7 +21,7 @@ import numpy as np
 from bihm_app.errors import ConfigError, DataError
 
 __all__ = ["METHODS", "MASKS", "SamplingConfig", "SAMPLING", "INPAINTING", "Pictures", "sample_pictures",
-           "layer_pictures", "missing_mask", "pick_rows", "test_row", "inpaint_panel", "inpaint_frames", "to_grid"]  # fmt: skip
+           "chain_pictures", "layer_pictures", "missing_mask", "pick_rows", "test_row", "inpaint_panel", "inpaint_frames", "to_grid"]  # fmt: skip
 
 METHODS = ("ancestral", "gibbs", "resample")
 _ALIASES = {"resampled": "resample"}
@@ -69,11 +69,14 @@ INPAINTING = replace(SAMPLING, steps=100)
 
 @dataclass(frozen=True)
 class Pictures:
-    """Binary draws ``x`` (n, D), their Bernoulli means ``means`` (n, D) and a one-line ``title``."""
+    """Binary draws ``x`` (n, D), their Bernoulli means ``means`` (n, D), a one-line ``title`` and
+    the latent states that came with each draw, ``states = (h_1, …, h_L)`` (each (n, n_l)): the
+    chains' final states for Gibbs and inpainting, the kept proposals for resampling."""
 
     x: np.ndarray
     means: np.ndarray
     title: str
+    states: tuple[np.ndarray, ...] = ()
 
     def rows(self, expected: bool = True) -> np.ndarray:
         return self.means if expected else self.x
@@ -94,13 +97,17 @@ def sample_pictures(model, n: int, config: SamplingConfig = SAMPLING, progress: 
     c = config
     if c.method == "gibbs":
         res = gibbs.run_gibbs(model, n, c.steps, gen, c.gibbs(), progress=progress)
-        x, means, title = res.x, res.means, f"Gibbs samples of p* ({c.steps} sweeps, K = {c.K})"
-    elif c.method == "resample":
-        x, means = gibbs.sample_importance_resampled(model, n, c.K, gen, inner_K=c.inner_K)
-        title = f"importance-resampled p* ({c.K} proposals)"
+        return chain_pictures(res, f"Gibbs samples of p* ({c.steps} sweeps, K = {c.K})")
+    if c.method == "resample":
+        d, title = gibbs.sample_importance_resampled(model, n, c.K, gen, inner_K=c.inner_K), f"importance-resampled p* ({c.K} proposals)"
     else:
-        (x, means), title = gibbs.sample_ancestral(model, n, gen), "ancestral samples of p"
-    return Pictures(_np(x), _np(means), title)
+        d, title = gibbs.sample_ancestral(model, n, gen), "ancestral samples of p"
+    return Pictures(_np(d.x), _np(d.means), title, tuple(_np(h) for h in d.hs[1:]))
+
+
+def chain_pictures(res, title: str) -> Pictures:
+    """The final state of Gibbs or inpainting chains (a :class:`~bihm_app.engine.gibbs.GibbsResult`)."""
+    return Pictures(_np(res.x), _np(res.means), title, tuple(_np(h) for h in res.state.hs[1:]))
 
 
 def layer_pictures(model, layer: int, n: int, seed: int = 0) -> Pictures:
@@ -113,9 +120,9 @@ def layer_pictures(model, layer: int, n: int, seed: int = 0) -> Pictures:
     if not 1 <= layer <= model.n_layers:
         raise ConfigError(f"layer {layer} does not exist: this model has latent layers 1 … {model.n_layers}")
     res = gibbs.layerwise_samples(model, layer, n, generator(seed, "sampling", model.device))
-    title = (f"{n} completions x, h_1 … h_{layer - 1} ~ p(· | h_{layer}) of one top-down sample "
-             f"(layer {layer} of {model.n_layers})")  # fmt: skip
-    return Pictures(_np(res.x), _np(res.means), title)
+    below = ["x", "x, h_1", "x, h_1 … h_{}"][min(layer, 3) - 1].replace("{}", str(layer - 1))
+    title = f"{n} completions {below} ~ p(· | h_{layer}) of one top-down sample (layer {layer} of {model.n_layers})"
+    return Pictures(_np(res.x), _np(res.means), title, tuple(_np(h) for h in res.hs[1:]))
 
 
 def to_grid(rows: np.ndarray, image_shape: tuple[int, int] | None, ncol: int | None = None) -> np.ndarray:

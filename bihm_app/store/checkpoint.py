@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from bihm_app.errors import CheckpointError, DiskFull
-from bihm_app.safe_files import FileProblem, hdf5_link_problem, is_disk_full, open_regular
+from bihm_app.safe_files import FileProblem, hdf5_link_problem, open_regular
+from bihm_app.store.atomic import write_file_atomic
 
 SCHEMA = "bihm-checkpoint"
 SCHEMA_VERSION = 1
@@ -344,33 +345,6 @@ def _versions() -> tuple[str, str]:
     return __version__, torch_version
 
 
-def default_file_mode() -> int:
-    """``0o666`` minus the process umask: what ``open()`` would give a new file (mkstemp gives 0o600)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # pragma: no cover - not Linux
-    os.umask(mask)  # pragma: no cover
-    return 0o666 & ~mask  # pragma: no cover
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows cannot open folders
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
-
-
 def _file_sha256(fh, start: int) -> tuple[str, int]:
     """SHA-256 and length of ``fh`` from byte ``start`` to its end."""
     h = hashlib.sha256()
@@ -507,41 +481,6 @@ def save_checkpoint(path: Path, arrays: Mapping[str, np.ndarray], meta: dict) ->
         return buf
 
     write_file_atomic(path, image, where)
-
-
-def write_file_atomic(path: Path, produce: Callable[[], Any], where: str) -> None:
-    """Write the bytes ``produce()`` returns to ``path``: temp file in the same folder (created
-    first), fsync, ``os.replace``, fsync of the folder. On any error the temp file is removed and
-    ``path`` is untouched; a full disk is :class:`~bihm_app.errors.DiskFull`, other write errors
-    :class:`CheckpointError`."""
-    path = Path(path)
-    directory = path.parent
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, default_file_mode())
-            view = memoryview(produce()).cast("B")
-            while view:
-                n = os.write(fd, view[: 1 << 24])
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        tmp = None
-    except BaseException as exc:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if isinstance(exc, OSError):
-            if is_disk_full(exc):
-                raise DiskFull(f"no space left on device while writing {path}") from None
-            raise CheckpointError(f"{where}: cannot write ({_one_line(exc)})") from None
-        raise
-    _fsync_dir(directory)
 
 
 def _nonfinite(arrays: Mapping[str, np.ndarray]) -> str | None:

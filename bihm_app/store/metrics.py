@@ -648,7 +648,7 @@ def compact_metrics(run_dir: Path, max_files: int = MAX_ATTEMPT_FILES) -> Path |
     nothing. Unreadable attempt files are renamed ``metrics-<n>.h5.unreadable`` (their warning is
     kept in the archive). Returns the archive path, or None when nothing was done.
     """
-    from bihm_app.store.checkpoint import write_file_atomic
+    from bihm_app.store.atomic import write_file_atomic
 
     run_dir = Path(run_dir)
     covered_before = archived_attempts(run_dir)

@@ -81,7 +81,7 @@ def pid_alive(pid: int) -> bool:
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON to ``path`` atomically (temp file, fsync, ``os.replace``)."""
     path = Path(path)
-    from bihm_app.store.checkpoint import default_file_mode
+    from bihm_app.store.atomic import default_file_mode
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

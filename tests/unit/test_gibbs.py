@@ -95,24 +95,35 @@ def test_ancestral_sampler_matches_exact_p(setup):
     draw off by ≳ 1 % in probability (a threshold on logits instead of σ, a biased uniform) or a
     layer taken in the wrong order."""
     m, t, _ = setup
-    x, means = gibbs.sample_ancestral(m, N_CHAINS, make_generator(4))
+    d = gibbs.sample_ancestral(m, N_CHAINS, make_generator(4))
+    x, means = d.x, d.means
     assert chi2(x, torch.exp(t.log_px)) < chi2_threshold(15)
     assert means.shape == x.shape and bool(((means >= 0) & (means <= 1)).all())
+    # every layer's state comes back: the joint (x, h_1, h_2) follows p(x, h) (512 states, χ² df 511)
+    assert [h.shape[1] for h in d.hs] == [4, 3, 2]
+    assert chi2(torch.cat(d.hs, 1), torch.exp(t.log_pxh).flatten()) < chi2_threshold(511)
 
 
 def test_importance_resampling_approaches_p_star(setup):
     """TV to p* with 2000 proposals below half of that with 50 and below 0.04, while p starts 0.7
-    away: catches resampling weights that do not target p* (the TV would stall)."""
+    away: catches resampling weights that do not target p* (the TV would stall). The kept latent
+    states: the joint (x, h_1, h_2) within 0.2 in TV of the exact p*(x, h) (0.11 measured; 0.33 with
+    the h of another kept sample, 0.7 for h drawn from p): catches states gathered from another
+    proposal than the kept x, or means that are not σ(p(x | h_1)) of the kept h_1."""
     m, t, fn = setup
     p_star = torch.exp(t.log_pstar)
+    joint_star = torch.exp(t.log_pstar_joint).flatten()
 
     def tv(n_proposals):
-        x, _ = gibbs.sample_importance_resampled(m, 4_000, n_proposals, make_generator(n_proposals), log_ptilde_fn=fn)
-        return 0.5 * float((torch.bincount(state_index(x), minlength=16).double() / 4_000 - p_star).abs().sum())
+        d = gibbs.sample_importance_resampled(m, 4_000, n_proposals, make_generator(n_proposals), log_ptilde_fn=fn)
+        assert torch.equal(d.means, torch.sigmoid(m.p_logits(1, d.hs[1])))
+        tv_joint = 0.5 * float((torch.bincount(state_index(torch.cat(d.hs, 1)), minlength=512).double() / 4_000 - joint_star).abs().sum())
+        return 0.5 * float((torch.bincount(state_index(d.x), minlength=16).double() / 4_000 - p_star).abs().sum()), tv_joint
 
     tv_p = 0.5 * float((torch.exp(t.log_px) - p_star).abs().sum())  # where the proposal p starts: ≈ 0.7
-    small, large = tv(50), tv(2_000)
+    (small, _), (large, large_joint) = tv(50), tv(2_000)
     assert large < small / 2 and large < 0.04 and tv_p > 0.5  # consistent as the proposals grow
+    assert large_joint < 0.2
 
 
 def test_layerwise_generation_holds_the_chosen_layer_fixed():
@@ -120,6 +131,9 @@ def test_layerwise_generation_holds_the_chosen_layer_fixed():
     res = gibbs.layerwise_samples(m, 2, 50, make_generator(0))
     assert res.x.shape == (50, 6) and res.means.shape == (50, 6)
     assert len(res.top) == 4 and res.top[2].shape == (1, 3)
+    # every layer's state: the chosen layer and those above it are the one top-down sample's
+    assert [h.shape for h in res.hs] == [(50, 6), (50, 4), (50, 3), (50, 2)]
+    assert all(torch.equal(res.hs[l], res.top[l].expand(50, -1)) for l in (2, 3))
     # completions below layer 2 are draws of p(x | h_2) for that one h_2: they vary
     assert len({tuple(r.tolist()) for r in res.x}) > 1
     with pytest.raises(ValueError, match="layer 4 does not exist"):
