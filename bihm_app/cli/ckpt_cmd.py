@@ -129,7 +129,7 @@ def verify(
     as_json: AsJson = False,
     runs_dir: RunsDir = None,
 ) -> None:
-    """Check seal, schema, meta, manifest, every dataset's checksums and the parameter shapes.
+    """Check the seal, schema, meta, every dataset (fletcher32), the parameter shapes and params_sha256.
 
     Exits 1 if any check of any file fails.
     """

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from bihm_app.engine.model import BiHM, ModelConfig, make_generator
-from bihm_app.store.checkpoint import SEAL_SIZE, _text_sha256, _write_seal, digest_of
+from bihm_app.store.seal import SEAL_SIZE, write_seal
 
 SMALL = ModelConfig(12, (6, 3))
 
@@ -51,7 +51,7 @@ def make_meta(cfg: ModelConfig = SMALL, epoch: int = 3, step: int = 120, **train
 
 def reseal(path: Path) -> None:
     """Recompute the seal after an edit (simulates a consistent file with wrong contents)."""
-    _write_seal(path)
+    write_seal(path)
 
 
 def edit_attrs(path: Path, seal: bool = True, **attrs) -> None:
@@ -67,11 +67,10 @@ def edit_attrs(path: Path, seal: bool = True, **attrs) -> None:
 
 
 def edit_meta(path: Path, fn, seal: bool = True) -> None:
-    """Apply ``fn(meta) -> meta`` to the meta JSON, keeping meta_sha256 consistent."""
+    """Apply ``fn(meta) -> meta`` to the meta JSON."""
     with h5py.File(path, "r") as f:
         meta = json.loads(f.attrs["meta_json"])
-    text = json.dumps(fn(meta))
-    edit_attrs(path, seal=seal, meta_json=text, meta_sha256=_text_sha256(text))
+    edit_attrs(path, seal=seal, meta_json=json.dumps(fn(meta)))
 
 
 def chunk_offset(path: Path, name: str) -> int:
@@ -88,18 +87,5 @@ def flip_byte(path: Path, offset: int, mask: int = 0x40) -> None:
         fh.write(bytes([b[0] ^ mask]))
 
 
-def rewrite_manifest(path: Path) -> None:
-    """Make the manifest match the datasets that are present now (with their stored sha attrs)."""
-    hashes = {}
-    with h5py.File(path, "r+") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                hashes[name] = obj.attrs.get("sha256", "")
-        f.visititems(visit)
-        f.attrs["manifest_json"] = json.dumps(hashes, sort_keys=True)
-        f.attrs["manifest_sha256"] = digest_of(hashes)
-    reseal(path)
-
-
 __all__ = ["SEAL_SIZE", "SMALL", "make_arrays", "make_meta", "reseal", "edit_attrs", "edit_meta", "chunk_offset",
-           "flip_byte", "rewrite_manifest"]
+           "flip_byte"]

@@ -97,8 +97,7 @@ def test_read_meta_is_meta_only_and_verify_reports_all_ok(tmp_path):
     assert meta["progress"] == {"epoch": 5, "step": 500, "best_epoch": 5}
     report = verify_checkpoint(path)
     assert report.ok and report.error is None
-    assert [c.name for c in report.checks] == ["file", "seal", "hdf5", "schema", "meta", "manifest", "datasets",
-                                               "parameters"]  # fmt: skip
+    assert [c.name for c in report.checks] == ["file", "seal", "hdf5", "schema", "meta", "datasets", "parameters"]
     assert all(c.ok for c in report.checks)
 
 
@@ -150,7 +149,7 @@ def test_failure_during_the_write_removes_the_temp_file(tmp_path, monkeypatch, e
     def boom(_fd):
         raise exc
 
-    monkeypatch.setattr(ck.os, "fsync", boom)
+    monkeypatch.setattr(os, "fsync", boom)  # the atomic writer (store/atomic.py) fsyncs the temp file
     expected = KeyboardInterrupt if isinstance(exc, KeyboardInterrupt) else DiskFull if exc.errno == 28 else CheckpointError
     with pytest.raises(expected) as info:
         save_checkpoint(path, make_arrays(seed=3), make_meta(step=2))

@@ -14,8 +14,8 @@ from bihm_app.store.checkpoint import load_checkpoint, read_meta, save_checkpoin
 from tests.store.helpers import make_arrays, make_meta, reseal
 
 N_CASES = 240
-ATTRS = ["schema", "schema_version", "meta_json", "meta_sha256", "manifest_json", "manifest_sha256",
-         "params_sha256", "created", "package_version"]  # fmt: skip
+ATTRS = ["schema", "schema_version", "meta_json", "params_sha256", "created", "package_version", "torch_version",
+         "h5py_version", "hdf5_version"]  # fmt: skip
 
 
 def chunk_spans(path) -> list[tuple[int, int]]:
