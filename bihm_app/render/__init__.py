@@ -6,6 +6,7 @@ Modules:
     png       pictures -> PNG / animated GIF files, written atomically; colorize for masks
     terminal  pictures -> characters (BitmapImage renderable, bitmap_lines, optional pixel_image)
     chart     metric curves -> terminal LineChart, PNG charts, sparklines
+    fit_table rows of strings -> Rich tables that fit the terminal width, never cutting a value
 """
 
 from bihm_app._exports import lazy_exports
@@ -17,5 +18,6 @@ __all__, __getattr__ = lazy_exports(
         "bihm_app.render.png": ["save_png", "save_gif", "colorize"],
         "bihm_app.render.terminal": ["BitmapImage"],
         "bihm_app.render.chart": ["LineChart", "save_chart_png", "sparkline"],
+        "bihm_app.render.fit_table": ["Column", "fit_table"],
     },
 )

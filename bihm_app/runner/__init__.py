@@ -13,5 +13,7 @@ __all__, __getattr__ = lazy_exports(
         "bihm_app.runner.train_loop": ["RunSpec", "Reporter", "start_run", "resume_run"],
         "bihm_app.runner.evaluation": ["evaluate_target", "estimate_z2"],
         "bihm_app.runner.compare": ["at_best_epoch"],
+        "bihm_app.runner.naming": ["default_run_name"],
+        "bihm_app.runner.sample_files": ["save_pictures", "load_samples"],
     },
 )
