@@ -27,7 +27,7 @@ from bihm_app.render.grid import as_numpy
 from bihm_app.render.png import atomic_save
 from bihm_app.render.terminal import BRAILLE, braille_codes
 
-__all__ = ["LineChart", "save_chart_png", "sparkline", "nice_ticks", "format_ticks"]
+__all__ = ["LineChart", "TickAxis", "even_ticks", "save_chart_png", "sparkline", "nice_ticks", "format_ticks"]
 
 SeriesMap = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 BandMap = Mapping[str, Sequence[float]]
@@ -37,6 +37,7 @@ TERM_COLOURS = ("bright_cyan", "bright_magenta", "bright_yellow", "bright_green"
 PNG_COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
                (140, 86, 75), (23, 190, 207))  # fmt: skip
 MARKERS = ("●", "■", "▲", "◆", "○", "□", "△")
+NICE_STEPS = (1, 2, 5)  # tick steps are these times a power of ten
 PNG_MARKERS = ("circle", "square", "triangle", "diamond", "ring", "box", "tri_open")
 # Line styles as (pixels on, pixels off) along the curve, and the legend character for each.
 DASHES = ((1, 0), (4, 3), (1, 2))
@@ -149,22 +150,96 @@ def _integer_x(items: list[_Series]) -> bool:
     return all(np.all(s.x[np.isfinite(s.x)] == np.round(s.x[np.isfinite(s.x)])) for s in items)
 
 
+def _nice_steps(raw: float):
+    """Nice steps (1, 2, 5 × 10^k) from the first one >= ``raw`` upwards."""
+    k = math.floor(math.log10(raw)) if raw > 0 and math.isfinite(raw) else 0
+    while True:
+        for m in NICE_STEPS:
+            step = m * 10.0**k
+            if step >= raw * (1 - 1e-9):
+                yield step
+        k += 1
+
+
 def nice_ticks(
     lo: float, hi: float, target: int = 5, integer: bool = False
 ) -> tuple[np.ndarray, float]:
-    """Round tick values (1, 2, 2.5 or 5 times a power of ten) inside [lo, hi], and the step."""
+    """Round tick values (1, 2 or 5 times a power of ten apart) inside [lo, hi], and the step."""
     span = hi - lo
     if not math.isfinite(span) or span <= 0:
         return np.array([lo]), 1.0
-    raw = span / max(1, target)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    step = next(_nice_steps(span / max(1, target)))
     if integer:
         step = max(1.0, round(step))
     first = math.ceil(lo / step - 1e-9) * step
     ticks = np.arange(first, hi + step * 1e-9, step)
     ticks[np.abs(ticks) < step * 1e-9] = 0.0  # avoid "-0"
     return ticks, step
+
+
+@dataclass(frozen=True)
+class TickAxis:
+    """A y axis whose ticks are nice numbers *and* sit on evenly spaced text rows.
+
+    Row ``r`` (0 = top) stands for the value ``top - r * unit``; ``unit`` is ``step / g`` for a
+    whole number ``g``, so the multiples of ``step`` fall exactly every ``g`` rows.
+    """
+
+    top: float
+    unit: float
+    step: float
+    n_rows: int
+
+    @property
+    def bottom(self) -> float:
+        return self.top - (self.n_rows - 1) * self.unit
+
+    @property
+    def ticks(self) -> np.ndarray:
+        """Tick values (multiples of ``step`` inside the axis), from the top row down."""
+        first = math.floor(self.top / self.step + 1e-9) * self.step
+        n = int(math.floor((first - self.bottom) / self.step + 1e-9)) + 1
+        t = first - self.step * np.arange(max(0, n))
+        t[np.abs(t) < self.step * 1e-9] = 0.0
+        return t
+
+    @property
+    def rows(self) -> list[int]:
+        """The text row of each tick in :attr:`ticks`."""
+        return [int(round((self.top - t) / self.unit)) for t in self.ticks]
+
+
+def even_ticks(lo: float, hi: float, rows: int) -> TickAxis:
+    """The y axis of a chart ``rows`` text rows high showing [lo, hi]: ticks 1, 2 or 5 × 10^k
+    apart on rows equally far apart (2 rows at least, 3 in taller charts), with the finest value
+    per row that lets the data fit; the data range is centred in the rows."""
+    rows = max(2, int(rows))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = 0.0, 1.0
+    if hi <= lo:
+        pad = abs(lo) * 0.05 if lo != 0 else 1.0
+        lo, hi = lo - pad, hi + pad
+    span = hi - lo
+    gap = 2 if rows < 12 else 3
+    gaps = range(gap, (rows - 1) // 2 + 1) if (rows - 1) // 2 >= gap else range(1, max(2, rows))
+    found: list[tuple[int, TickAxis]] = []
+    for step in _nice_steps(span / (rows - 1)):
+        if found and step / max(gaps) > min(a.unit for _, a in found):
+            break  # every finer unit has been tried
+        for g in gaps:
+            unit = step / g
+            if (rows - 1) * unit < span * (1 - 1e-9):
+                continue
+            slack = (rows - 1) * unit - span
+            bottom = math.floor((lo - slack / 2) / unit + 1e-9) * unit
+            if bottom + (rows - 1) * unit < hi - 1e-9 * max(1.0, abs(hi)):
+                bottom += unit  # rounding down pushed the top below the data: one row up
+            if bottom > lo + 1e-9 * max(1.0, abs(lo)) or bottom + (rows - 1) * unit < hi - 1e-9 * max(1.0, abs(hi)):
+                continue
+            found.append((g, TickAxis(bottom + (rows - 1) * unit, unit, step, rows)))
+    finest = min(a.unit for _, a in found)
+    # Within 10 % of the finest resolution, prefer denser ticks.
+    return min((a for g, a in found if a.unit <= finest * 1.1), key=lambda a: (a.step / a.unit, a.unit))
 
 
 def format_ticks(ticks: np.ndarray, step: float) -> list[str]:
@@ -246,9 +321,15 @@ class LineChart:
     """A Rich renderable: overlaid line charts drawn with braille dots.
 
     ``series`` maps a name to ``(x values, y values)``; ``bands`` maps a series name to its
-    standard errors, drawn dimmer as the curves y ± SE. ``width`` defaults to the available
-    width; ``height`` is the total number of lines (title, axes and legend included), and a
-    console that fixes the height (a Textual widget) overrides it.
+    standard errors, drawn dimmer as the curves y ± SE (pass 2·SE for ± 2 SE bands and say so in
+    ``band_label``). ``width`` defaults to the available width; ``height`` is the total number of
+    lines (title, axes and legend included), and a console that fixes the height (a Textual
+    widget) overrides it.
+
+    Layout, top to bottom: the title, the y label, the plot, the x axis, the legend. The legend
+    never overlaps the plot; every series has its own marker and line style (so charts read
+    without colour), and series with few points get a marker on every point. Y ticks are
+    1, 2 or 5 × 10^k apart and sit on evenly spaced rows.
     """
 
     def __init__(
@@ -260,6 +341,9 @@ class LineChart:
         x_label: str = "epoch",
         y_label: str = "",
         bands: BandMap | None = None,
+        legend: bool = True,
+        band_label: str = "±SE",
+        empty: str = "(no data)",
     ) -> None:
         self.items = _prepare(series, bands)
         self.width = width
@@ -267,6 +351,9 @@ class LineChart:
         self.title = title
         self.x_label = x_label
         self.y_label = y_label
+        self.show_legend = legend
+        self.band_label = band_label
+        self.empty = empty
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         width = options.max_width if self.width is None else min(self.width, options.max_width)
@@ -286,8 +373,8 @@ class LineChart:
             sample = f"{s.dash_char * 2}{s.marker}{s.dash_char * 2}"
             entry.append(sample, style=Style(color=s.colour, bold=True))
             entry.append(f" {s.name}")
-            if s.se is not None:
-                entry.append(" ±SE", style="dim")
+            if s.se is not None and self.band_label:
+                entry.append(f" {self.band_label}", style="dim")
             entries.append(entry)
         return entries
 
@@ -302,12 +389,12 @@ class LineChart:
             out.append(t)
         if self.y_label:
             out.append(Text(self.y_label, style="italic", no_wrap=True))
-        legend = _wrap_entries(self.legend(), width)
+        legend = _wrap_entries(self.legend(), width) if self.show_legend and self.items else []
         rows = max(2, height - len(out) - 2 - len(legend))
 
-        (x0, x1), (y0, y1), has_data = _ranges(self.items)
-        y_ticks, y_step = nice_ticks(y0, y1, target=max(2, rows // 3))
-        y_labels = format_ticks(y_ticks, y_step)
+        (x0, x1), (y0, y1), has_data = _ranges(self.items, y_pad=0.0)
+        axis = even_ticks(y0, y1, rows)
+        y_labels = format_ticks(axis.ticks, axis.step)
         margin = max((len(s) for s in y_labels), default=1) + 1
         cols = max(2, width - margin - 1)
         hpx, wpx = rows * 4, cols * 2
@@ -316,7 +403,7 @@ class LineChart:
             return (x - x0) / (x1 - x0) * (wpx - 1)
 
         def to_py(y: np.ndarray) -> np.ndarray:
-            return (y1 - y) / (y1 - y0) * (hpx - 1)
+            return 1.5 + (axis.top - y) / axis.unit * 4  # a row's value sits in its middle
 
         dots = np.zeros((rows, cols), dtype=np.int64)  # braille bits of all curves
         styles = np.full((rows, cols), None, dtype=object)
@@ -329,7 +416,7 @@ class LineChart:
             codes = self._layer_codes(to_px(s.x), to_py(s.y), s.dash, hpx, wpx)
             self._paint(dots, styles, best, codes, Style(color=s.colour), weight=1)
         chars = np.where(dots > 0, BRAILLE[dots], " ").astype(object)
-        max_markers = max(1, cols // 8)
+        max_markers = max(1, cols // 6)
         for s in self.items:
             idx = _marker_points(s, max_markers, len(self.items))
             r = np.clip(np.round(to_py(s.y[idx])).astype(int) // 4, 0, rows - 1)
@@ -337,15 +424,12 @@ class LineChart:
             chars[r, c] = s.marker
             styles[r, c] = Style(color=s.colour, bold=True)
         if not has_data:
-            msg = "(no data)"[:cols]
+            msg = self.empty[:cols]
             start = (cols - len(msg)) // 2
             chars[rows // 2, start : start + len(msg)] = list(msg)
 
-        tick_rows = {}
-        for tick, label in zip(y_ticks, y_labels):
-            r = int(np.round(to_py(np.array(tick)))) // 4
-            if 0 <= r < rows and r not in tick_rows:
-                tick_rows[r] = label
+        every = 1 if axis.step / axis.unit > 1.5 else 2  # label every tick unless they are on adjacent rows
+        tick_rows = {r: label for k, (r, label) in enumerate(zip(axis.rows, y_labels)) if k % every == 0 and 0 <= r < rows}
         for r in range(rows):
             line = Text(no_wrap=True, overflow="crop")
             label = tick_rows.get(r, "")
@@ -420,7 +504,7 @@ class LineChart:
             text[start:end] = list(label)
             used[start:end] = True
         axis_line = Text(" " * margin + "└" + "".join(axis), no_wrap=True)
-        return [axis_line, Text("".join(text).rstrip(), style="dim", no_wrap=True)]
+        return [axis_line, Text("".join(text).rstrip(), no_wrap=True)]
 
 
 def _font(size: int) -> Any:

@@ -30,6 +30,8 @@ class BihmApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "bihm-app"
+    #: Width classes for app.tcss: "-narrow" below 100 columns (80×24 must fit), "-wide" from 160.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-normal"), (160, "-wide")]
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Quit the dashboard (running trainings keep going)"),
         Binding("question_mark", "help", "Help", tooltip="Show the keys of this screen"),

@@ -7,13 +7,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from bihm_app.runner.compare import METRICS, RunFacts, compare_runs, config_differences, write_compare_report
 from bihm_app.tui import format as fmt
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.curves import Curve
+from bihm_app.tui.widgets.key_footer import KeyFooter
 
 
 
@@ -40,7 +41,7 @@ class CompareScreen(BihmScreen):
             yield MetricChart("validation log p~* ± 2 se", "epoch", empty="no validation rows yet", id="compare-chart")
             yield Static("[b]configuration[/b] (differences highlighted)", classes="section", id="compare-config-title")
             yield DataTable(id="compare-config", cursor_type="row", show_cursor=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "compare " + " · ".join(self.names)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 
 from bihm_app.errors import BihmError, ConfigError
 from bihm_app.tui.launcher import NewRunSpec
 from bihm_app.tui.screens.base import BihmScreen, text_input
+from bihm_app.tui.widgets.key_footer import KeyFooter
 
 
 def data_choices() -> list[str]:
@@ -73,7 +74,7 @@ class NewRunScreen(BihmScreen):
             with Horizontal(id="new-run-buttons"):
                 yield Button("Start", id="start", variant="success")
                 yield Button("Cancel", id="cancel")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "new run"

@@ -9,12 +9,13 @@ import numpy as np
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from bihm_app.render.png import save_png
 from bihm_app.runner.models import LoadedModel, load_model
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES, BitmapImage
+from bihm_app.tui.widgets.key_footer import KeyFooter
 
 
 class PictureScreen(BihmScreen):
@@ -43,7 +44,7 @@ class PictureScreen(BihmScreen):
         yield Static("loading the model …", id="picture-status")
         with VerticalScroll(id="picture-scroll"):
             yield BitmapImage(id="picture", placeholder="")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = f"{self.kind} — {self.run_name}"

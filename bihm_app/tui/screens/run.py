@@ -13,7 +13,7 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Footer, Header, Static
+from textual.widgets import Button, Header, Static
 
 from bihm_app.errors import BihmError
 from bihm_app.runner.summaries import hyper_parameters, tail_lines
@@ -23,6 +23,7 @@ from bihm_app.tui.launcher import launch_log_path
 from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, ERROR_COLUMNS, LOGZ_COLUMNS, RunSeries
+from bihm_app.tui.widgets.key_footer import KeyFooter
 
 REDRAW_HZ = 2.0
 ZOOMS = (None, 50, 10, 3)  # "last N epochs" steps of the zoom key; None = everything
@@ -76,12 +77,12 @@ class RunScreen(BihmScreen):
                 yield MetricChart("batch bound (per update)", "step", empty="waiting for updates", id="chart-batch")
                 yield MetricChart("validation log p~*, log p (per epoch) ± 2 se", "epoch", empty="waiting for the first epoch", id="chart-epochs")
             with VerticalScroll(id="run-side"):
-                yield Static("", id="run-params")
-                yield Static("", id="run-log")
-                with Horizontal(id="run-buttons"):
+                with Horizontal(id="run-buttons"):  # first: above the fold at 80×24
                     yield Button("Stop", id="stop", variant="error")
                     yield Button("Resume", id="resume", variant="primary")
-        yield Footer()
+                yield Static("", id="run-params")
+                yield Static("", id="run-log")
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = f"run {self.run_name}"

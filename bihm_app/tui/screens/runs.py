@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from bihm_app.runner.summaries import SPARK_WIDTH, RunRow, TrendCache, load_rows
 from bihm_app.store.runs import RunSummary
 from bihm_app.tui import format as fmt
 from bihm_app.tui.screens.base import BihmScreen
+from bihm_app.tui.widgets.key_footer import KeyFooter
+from bihm_app.tui.widgets.runs_table import RunsTable
 
 REFRESH_S = 2.0
-NAME_MAX = 32  # longer run names are cut in the table (the detail line shows them whole)
 #: (label, key, width); fixed widths keep the layout stable while values change (None: fit the names).
 COLUMNS = (("", "mark", 1), ("run", "name", None), ("status", "status", 8), ("data", "data", 8),
            ("layers", "layers", 10), ("epoch", "epoch", 5), ("step", "step", 7), ("best log p~*", "best", 12),
            ("trend", "trend", SPARK_WIDTH), ("age", "age", 10))  # fmt: skip
+#: Columns left out, in this order, when the table is too narrow for all of them (80 columns).
+OPTIONAL_COLUMNS = ("trend", "step", "layers", "data")
 
 
 class RunsScreen(BihmScreen):
@@ -45,17 +48,9 @@ class RunsScreen(BihmScreen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        table = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        self._add_columns(table, [])
-        yield table
+        yield RunsTable(COLUMNS, OPTIONAL_COLUMNS, id="runs-table", zebra_stripes=True)
         yield Static("", id="runs-detail")
-        yield Footer()
-
-    @staticmethod
-    def _add_columns(table: DataTable, names: list[str]) -> None:
-        name_width = min(NAME_MAX, max([3] + [len(n) for n in names]))
-        for label, key, width in COLUMNS:
-            table.add_column(label, key=key, width=name_width if width is None else width)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.sub_title = str(self.root)
@@ -72,21 +67,7 @@ class RunsScreen(BihmScreen):
     def _show_rows(self, rows: list[RunRow]) -> None:
         self.rows = rows
         self.refreshes += 1
-        table = self.query_one("#runs-table", DataTable)
-        names = [r.summary.name for r in rows]
-        current = [str(k.value) for k in table.rows]
-        if names != current:
-            selected = self.selected_name()
-            table.clear(columns=True)
-            self._add_columns(table, names)
-            for r in rows:
-                table.add_row(*self._cells(r), key=r.summary.name)
-            if selected in names:
-                table.move_cursor(row=names.index(selected))
-        else:
-            for r in rows:
-                for (_, col, _w), cell in zip(COLUMNS, self._cells(r)):
-                    table.update_cell(r.summary.name, col, cell)
+        self.query_one("#runs-table", RunsTable).show_rows([(r.summary.name, self._cells(r)) for r in rows])
         self._show_detail()
         if not rows:
             self.query_one("#runs-detail", Static).update(
@@ -109,14 +90,7 @@ class RunsScreen(BihmScreen):
         ]
 
     def selected_name(self) -> str | None:
-        table = self.query_one("#runs-table", DataTable)
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001 - an empty or refreshing table
-            return None
-        return None if key is None else str(key.value)
+        return self.query_one("#runs-table", RunsTable).selected_key()
 
     def selected(self) -> RunSummary | None:
         name = self.selected_name()
@@ -188,7 +162,7 @@ class RunsScreen(BihmScreen):
         if s is None:
             return
         self.marked ^= {s.name}
-        self.query_one("#runs-table", DataTable).update_cell(s.name, "mark", "●" if s.name in self.marked else " ")
+        self.query_one("#runs-table", RunsTable).set_cell(s.name, "mark", "●" if s.name in self.marked else " ")
         self._show_detail()
 
     def action_compare(self) -> None:
