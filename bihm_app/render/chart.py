@@ -417,12 +417,24 @@ class LineChart:
             self._paint(dots, styles, best, codes, Style(color=s.colour), weight=1)
         chars = np.where(dots > 0, BRAILLE[dots], " ").astype(object)
         max_markers = max(1, cols // 6)
+        taken: set[tuple[int, int]] = set()
         for s in self.items:
             idx = _marker_points(s, max_markers, len(self.items))
-            r = np.clip(np.round(to_py(s.y[idx])).astype(int) // 4, 0, rows - 1)
-            c = np.clip(np.round(to_px(s.x[idx])).astype(int) // 2, 0, cols - 1)
-            chars[r, c] = s.marker
-            styles[r, c] = Style(color=s.colour, bold=True)
+            py = np.round(to_py(s.y[idx])).astype(int)
+            rs = np.clip(py // 4, 0, rows - 1)
+            cs = np.clip(np.round(to_px(s.x[idx])).astype(int) // 2, 0, cols - 1)
+            for r, c, up in zip(rs.tolist(), cs.tolist(), (py % 4 < 2).tolist()):
+                # Another curve's marker in this cell (curves that meet, one epoch): the next
+                # free cell on the side of the value, or beside it, so every curve keeps its marker.
+                v = -1 if up else 1
+                for dr, dc in ((0, 0), (v, 0), (-v, 0), (0, 1), (0, -1)):
+                    rr, cc = r + dr, c + dc
+                    if 0 <= rr < rows and 0 <= cc < cols and (rr, cc) not in taken:
+                        r, c = rr, cc
+                        break
+                taken.add((r, c))
+                chars[r, c] = s.marker
+                styles[r, c] = Style(color=s.colour, bold=True)
         if not has_data:
             msg = self.empty[:cols]
             start = (cols - len(msg)) // 2
@@ -545,40 +557,20 @@ def _finite_runs(mask: np.ndarray) -> list[np.ndarray]:
     return np.split(idx, breaks)
 
 
-def _legend_corner(
-    items: list[_Series],
-    sx: Any,
-    sy: Any,
-    plot: tuple[float, float, float, float],
-    w: float,
-    h: float,
-) -> tuple[float, float]:
-    """Top-left point of the legend box: the plot corner that covers the fewest data points
-    (band edges included); top-right wins ties."""
-    left, top, right, bottom = plot
-    corners = [(right - 8 - w, top + 8), (left + 8, top + 8), (right - 8 - w, bottom - 8 - h),
-               (left + 8, bottom - 8 - h)]  # fmt: skip
-    px, py = [], []
-    for s in items:
-        curves = [s.y] + ([s.y - s.se, s.y + s.se] if s.se is not None else [])
-        for y in curves:
-            # Densify each curve a little so a line crossing a box counts even between points.
-            ok = np.isfinite(s.x) & np.isfinite(y)
-            if ok.sum() > 1:
-                t = np.linspace(0, 1, 400)
-                order = np.argsort(s.x[ok])
-                xs, ys = s.x[ok][order], y[ok][order]
-                xi = xs[0] + t * (xs[-1] - xs[0])
-                px.append(sx(xi))
-                py.append(sy(np.interp(xi, xs, ys)))
-            px.append(sx(s.x[ok]))
-            py.append(sy(y[ok]))
-    if not px:
-        return corners[0]
-    allx, ally = np.concatenate(px), np.concatenate(py)
-    counts = [int(np.sum((allx >= cx) & (allx <= cx + w) & (ally >= cy) & (ally <= cy + h)))
-              for cx, cy in corners]  # fmt: skip
-    return corners[int(np.argmin(counts))]
+PNG_LEGEND_LINE = 18  # pixels per legend row
+
+
+def _png_legend_places(text_widths: list[int], width: int) -> list[tuple[int, int]]:
+    """(x offset, row) of each legend entry (line sample, marker, text) laid out left to right
+    in rows of at most ``width`` pixels."""
+    places, x, row = [], 0, 0
+    for tw in text_widths:
+        w = 38 + tw
+        if x and x + w > width:
+            x, row = 0, row + 1
+        places.append((x, row))
+        x += w + 24
+    return places
 
 
 def save_chart_png(
@@ -596,7 +588,8 @@ def save_chart_png(
     """Draw the same chart as :class:`LineChart` into a PNG (written atomically); returns the path.
 
     Lines in distinct colours with distinct markers, ± SE bands as translucent areas, axes
-    with round ticks and a light grid, a legend in the top-right corner. ``x_log``: a base-10
+    with round ticks and a light grid, the legend in rows below the x axis (never over the
+    data). ``x_log``: a base-10
     logarithmic x axis with ticks at powers of ten (non-positive x values are left out).
     ``band_label`` follows a banded series' name in the legend (e.g. "± 2 SE" for 2·SE bands).
     """
@@ -614,13 +607,16 @@ def save_chart_png(
         l, t, r, b = draw.textbbox((0, 0), s, font=f)
         return r - l, b - t
 
-    plot_h_guess = height - 90
+    legend_rows = [s.name + (f" {band_label}" if s.se is not None and band_label else "") for s in items]
+    legend_at = _png_legend_places([text_size(r, small)[0] for r in legend_rows], width - 32)
+    legend_h = (max((row for _, row in legend_at), default=-1) + 1) * PNG_LEGEND_LINE + (6 if items else 0)
+    plot_h_guess = height - 90 - legend_h
     y_ticks, y_step = nice_ticks(y0, y1, target=max(2, plot_h_guess // 60))
     y_labels = format_ticks(y_ticks, y_step)
     label_w = max((text_size(s, small)[0] for s in y_labels), default=10)
     left = label_w + 18 + (22 if y_label else 0)
     top = 36 if title else 14
-    right, bottom = width - 16, height - (52 if x_label else 34)
+    right, bottom = width - 16, height - (52 if x_label else 34) - legend_h
     if right - left < 20 or bottom - top < 20:
         raise DataError(f"chart size {width}x{height} is too small to draw")
 
@@ -685,7 +681,7 @@ def save_chart_png(
         draw.text(((width - w) / 2, 10), title, fill=text_colour, font=font)
     if x_label:
         w, _ = text_size(x_label, font)
-        draw.text(((left + right - w) / 2, height - 24), x_label, fill=text_colour, font=font)
+        draw.text(((left + right - w) / 2, bottom + 28), x_label, fill=text_colour, font=font)
     if y_label:
         w, h = text_size(y_label, font)
         label = Image.new("RGB", (w + 4, h + 8), "white")
@@ -694,20 +690,13 @@ def save_chart_png(
         img.paste(rotated, (4, int((top + bottom - rotated.height) / 2)))
         draw = ImageDraw.Draw(img)
 
-    if items:  # legend box, top-right inside the plot
-        rows = [s.name + (f" {band_label}" if s.se is not None and band_label else "") for s in items]
-        tw = max(text_size(r, small)[0] for r in rows)
-        line_h = 18
-        box_w, box_h = tw + 56, line_h * len(rows) + 8
-        bx0, by0 = _legend_corner(items, sx, sy, (left, top, right, bottom), box_w, box_h)
-        bx1, by1 = bx0 + box_w, by0 + box_h
-        draw.rectangle([bx0, by0, bx1, by1], fill="white", outline=(180, 180, 180))
-        for k, (s, r) in enumerate(zip(items, rows)):
-            cy = by0 + 4 + line_h * k + line_h / 2
-            draw.line([(bx0 + 8, cy), (bx0 + 38, cy)], fill=s.rgb, width=2)
-            _draw_marker(draw, PNG_MARKERS[s.index % len(PNG_MARKERS)], bx0 + 23, cy, 4, s.rgb)
-            _, h = text_size(r, small)
-            draw.text((bx0 + 46, cy - h / 2 - 3), r, fill=text_colour, font=small)
+    legend_top = height - legend_h
+    for s, r, (x, row) in zip(items, legend_rows, legend_at):  # the legend, below the x axis
+        bx, cy = 16 + x, legend_top + row * PNG_LEGEND_LINE + PNG_LEGEND_LINE / 2
+        draw.line([(bx, cy), (bx + 30, cy)], fill=s.rgb, width=2)
+        _draw_marker(draw, PNG_MARKERS[s.index % len(PNG_MARKERS)], bx + 15, cy, 4, s.rgb)
+        _, h = text_size(r, small)
+        draw.text((bx + 38, cy - h / 2 - 3), r, fill=text_colour, font=small)
 
     return atomic_save(path, lambda tmp: img.save(tmp, format="PNG"))
 

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from bihm_app.errors import DataError
-from bihm_app.render.grid import _as_image_stack
+from bihm_app.render.grid import image_stack
 from bihm_app.render.png import atomic_save
 
 __all__ = ["confusion_image", "save_confusion_png", "captioned_grid_image", "save_captioned_grid_png"]
@@ -78,7 +78,7 @@ def captioned_grid_image(
     images: Any, captions: Sequence[str], ncol: int = 8, scale: int = 3, image_shape: tuple[int, int] | None = None
 ) -> Image.Image:
     """Images (N, H, W) or rows (N, H·W) on a grid, each with a one-line caption below it."""
-    stack = _as_image_stack(images, image_shape)
+    stack = image_stack(images, image_shape)
     n, h, w = stack.shape
     if n == 0:
         raise DataError("cannot make a grid of 0 images")

@@ -18,7 +18,7 @@ import numpy as np
 
 from bihm_app.errors import DataError
 
-__all__ = ["as_numpy", "to_unit_float", "make_grid", "rows_to_images", "side_by_side"]
+__all__ = ["as_numpy", "to_unit_float", "image_stack", "make_grid", "rows_to_images", "side_by_side"]
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -82,8 +82,8 @@ def rows_to_images(
     return out.reshape(n, h, w)
 
 
-def _as_image_stack(images: Any, image_shape: tuple[int, int] | None) -> np.ndarray:
-    """Normalise the accepted input layouts to ``(N, H, W)`` floats."""
+def image_stack(images: Any, image_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Normalise the layouts :func:`make_grid` accepts to ``(N, H, W)`` floats in [0, 1]."""
     a = to_unit_float(images)
     if a.ndim == 4 and a.shape[1] == 1:  # (N, 1, H, W), the torch channel layout
         a = a[:, 0]
@@ -119,7 +119,7 @@ def make_grid(
     ``pad_value``, so the grid is ``rows*(H+pad)+pad`` by ``ncol*(W+pad)+pad``; cells past the
     last image are filled with ``pad_value``.
     """
-    stack = _as_image_stack(images, image_shape)
+    stack = image_stack(images, image_shape)
     n, h, w = stack.shape
     if n == 0:
         raise DataError("cannot make a grid of 0 images")

@@ -30,6 +30,9 @@ from bihm_app.render.grid import to_unit_float
 __all__ = [
     "BitmapImage",
     "bitmap_lines",
+    "ordered_dither",
+    "tiled_lines",
+    "tile_columns",
     "halfblock_lines",
     "braille_lines",
     "braille_codes",
@@ -48,6 +51,8 @@ BRAILLE_BITS = (
     (1, 1, 0x10), (2, 1, 0x20), (3, 0, 0x40), (3, 1, 0x80),
 )  # fmt: skip
 CELL = {"halfblock": (1, 2), "braille": (2, 4)}  # pixels per cell: (width, height)
+# 4x4 Bayer matrix: the thresholds of ordered dithering, (rank + 0.5) / 16.
+BAYER4 = (np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]) + 0.5) / 16
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
@@ -108,6 +113,59 @@ def bitmap_lines(grid: Any, mode: str = "halfblock", threshold: float = 0.5) -> 
     if mode == "braille":
         return braille_lines(on)
     raise DataError(f"unknown image mode {mode!r} (choose halfblock, braille or auto)")
+
+
+def ordered_dither(picture: Any) -> np.ndarray:
+    """Pictures in [0, 1] -> on/off pixels by ordered (4x4 Bayer) dithering.
+
+    A pixel of value v is on where v exceeds its position's threshold, so in any 4x4 block about
+    a fraction v of the pixels is on: 0 stays off, 1 stays on, and grey values (Bernoulli means
+    of a sparse data set, say 0.1-0.4) show as sparse dots instead of vanishing under a 0.5
+    threshold. Deterministic; a stack ``(N, H, W)`` is dithered image by image from each
+    image's own corner, so equal images look equal wherever they are placed.
+    """
+    a = to_unit_float(picture)
+    if a.ndim == 3 and a.shape[2] == 3:
+        a = _luminance(a)
+    h, w = a.shape[-2:]
+    reps = (math.ceil(h / 4), math.ceil(w / 4))
+    return a > np.tile(BAYER4, reps)[:h, :w]
+
+
+def tile_columns(n: int, image_width: int, mode: str, max_width: int, ncol: int | None = None, gap: int = 2) -> int:
+    """How many images of ``image_width`` pixels go in a row of at most ``max_width`` cells
+    (at most ``ncol``, at least 1)."""
+    cw = CELL[mode][0]
+    slot_px = math.ceil((image_width + gap) / cw) * cw  # an image and its gap, on cell boundaries
+    k = max(1, min(n, ncol or n))
+    while k > 1 and math.ceil((k * slot_px - gap) / cw) > max_width:
+        k -= 1
+    return k
+
+
+def tiled_lines(images: Any, mode: str = "braille", max_width: int = 80, ncol: int | None = None,
+                gap: int = 2) -> list[str]:
+    """Text lines of a stack of pictures ``(N, H, W)`` laid out in rows that fit ``max_width``
+    cells (at most ``ncol`` per row), ``gap`` blank pixels apart, each picture dithered
+    (:func:`ordered_dither`) and starting on a cell boundary."""
+    if mode not in CELL:
+        raise DataError(f"unknown image mode {mode!r} (choose halfblock or braille)")
+    stack = to_unit_float(images)
+    if stack.ndim == 2:
+        stack = stack[None]
+    if stack.ndim != 3 or stack.shape[0] == 0:
+        raise DataError(f"pictures must be (N, H, W), got shape {tuple(stack.shape)}")
+    n, h, w = stack.shape
+    cw, ch = CELL[mode]
+    cols = tile_columns(n, w, mode, max_width, ncol, gap)
+    rows = math.ceil(n / cols)
+    slot_w = math.ceil((w + gap) / cw) * cw
+    slot_h = math.ceil((h + gap) / ch) * ch
+    canvas = np.zeros((rows * slot_h - gap, cols * slot_w - gap), dtype=bool)
+    for i, on in enumerate(ordered_dither(stack)):
+        r, c = divmod(i, cols)
+        canvas[r * slot_h : r * slot_h + h, c * slot_w : c * slot_w + w] = on
+    return halfblock_lines(canvas) if mode == "halfblock" else braille_lines(canvas)
 
 
 def downsample(grid: Any, factor: int) -> np.ndarray:

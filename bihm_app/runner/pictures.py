@@ -21,7 +21,8 @@ import numpy as np
 from bihm_app.errors import ConfigError, DataError
 
 __all__ = ["METHODS", "MASKS", "SamplingConfig", "SAMPLING", "INPAINTING", "Pictures", "sample_pictures",
-           "chain_pictures", "layer_pictures", "missing_mask", "pick_rows", "test_row", "inpaint_panel", "inpaint_frames", "to_grid"]  # fmt: skip
+           "chain_pictures", "layer_pictures", "missing_mask", "pick_rows", "test_row", "inpaint_panel", "inpaint_frames",
+           "to_grid", "to_images"]  # fmt: skip
 
 METHODS = ("ancestral", "gibbs", "resample")
 _ALIASES = {"resampled": "resample"}
@@ -130,6 +131,15 @@ def to_grid(rows: np.ndarray, image_shape: tuple[int, int] | None, ncol: int | N
     from bihm_app.render.grid import make_grid
 
     return make_grid(rows, ncol=ncol, pad=2, pad_value=0.0, image_shape=image_shape)
+
+
+def to_images(rows: np.ndarray, image_shape: tuple[int, int] | None) -> np.ndarray:
+    """Pictures (N, D) -> (N, H, W) floats in [0, 1] (rows without an image shape are padded to
+    near-square pictures), for a front-end that lays them out itself (the dashboard wraps them
+    to its width)."""
+    from bihm_app.render.grid import image_stack
+
+    return image_stack(rows, image_shape)
 
 
 # -- inpainting ------------------------------------------------------------------------------------

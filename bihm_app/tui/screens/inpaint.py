@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select
 
-from bihm_app.runner.pictures import INPAINTING, MASKS, inpaint_frames, missing_mask, test_row, to_grid
+from bihm_app.runner.pictures import INPAINTING, MASKS, inpaint_frames, missing_mask, test_row, to_images
 from bihm_app.tui.screens.base import text_input
 from bihm_app.tui.screens.pictures_base import PictureScreen
 
@@ -97,7 +97,7 @@ class InpaintScreen(PictureScreen):
             last = 0.0
             t = 0
             for t, means in inpaint_frames(lm.model, x, known, CHAINS, replace(CONFIG, seed=seed), cancelled=self.is_cancelled):
-                grid = to_grid(np.vstack([x, shown, means]), lm.image_shape, ncol=3)
+                grid = to_images(np.vstack([x, shown, means]), lm.image_shape)
                 wait = FRAME_S - (time.monotonic() - last)
                 if wait > 0:
                     time.sleep(wait)
@@ -112,7 +112,7 @@ class InpaintScreen(PictureScreen):
     def _frame(self, sweep: int, grid: np.ndarray) -> None:
         self.sweep = sweep
         self.frames_shown += 1
-        self.show_grid(grid)
+        self.show_grid(grid, 3)
         self.set_status(
             f"image {self.index}, missing {self.mask}: sweep {sweep}/{CONFIG.steps}  "
             "[dim]original · input · 4 chains (g run · m mask · [ ] image · w save)[/dim]"

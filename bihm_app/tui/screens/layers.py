@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.binding import Binding
 
-from bihm_app.runner.pictures import layer_pictures, to_grid
+from bihm_app.runner.pictures import layer_pictures, to_images
 from bihm_app.tui.screens.pictures_base import PictureScreen
 
 N_SAMPLES = 16
@@ -40,13 +40,13 @@ class LayersScreen(PictureScreen):
         self.set_status(f"layer {layer}: generating …")
 
         def work():
-            return to_grid(layer_pictures(lm.model, layer, N_SAMPLES, seed).means, lm.image_shape, NCOL)
+            return to_images(layer_pictures(lm.model, layer, N_SAMPLES, seed).means, lm.image_shape)
 
         self.in_thread(work, done=self._show, group="layers")
 
     def _show(self, grid) -> None:
         self.generated += 1
-        self.show_grid(grid)
+        self.show_grid(grid, NCOL)
         L = self.model.n_layers if self.model else "?"
         self.set_status(
             f"layer {self.layer_index} of {L}: {N_SAMPLES} samples below one state of h_{self.layer_index}, seed {self.seed}  "

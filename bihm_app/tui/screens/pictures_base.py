@@ -60,8 +60,9 @@ class PictureScreen(BihmScreen):
     def set_status(self, text: str) -> None:
         self.query_one("#picture-status", Static).update(text)
 
-    def show_grid(self, grid: np.ndarray) -> None:
-        self.query_one("#picture", BitmapImage).set_grid(grid)
+    def show_grid(self, pictures: np.ndarray, ncol: int = 1) -> None:
+        """Show pictures ``(N, H, W)``, at most ``ncol`` per row (fewer when the screen is narrow)."""
+        self.query_one("#picture", BitmapImage).set_images(pictures, ncol)
 
     def file_stem(self) -> str:
         return self.kind

@@ -6,7 +6,7 @@ from textual.binding import Binding
 
 from dataclasses import replace
 
-from bihm_app.runner.pictures import METHODS, SAMPLING, sample_pictures, to_grid
+from bihm_app.runner.pictures import METHODS, SAMPLING, sample_pictures, to_images
 from bihm_app.tui.screens.pictures_base import PictureScreen
 
 N_SAMPLES = 16
@@ -40,13 +40,13 @@ class SamplesScreen(PictureScreen):
 
         def work():
             pics = sample_pictures(lm.model, N_SAMPLES, replace(SAMPLING, method=method, seed=seed))
-            return to_grid(pics.means, lm.image_shape, NCOL)
+            return to_images(pics.means, lm.image_shape)
 
         self.in_thread(work, done=self._show, group="samples")
 
     def _show(self, grid) -> None:
         self.generated += 1
-        self.show_grid(grid)
+        self.show_grid(grid, NCOL)
         lm = self.model
         self.set_status(
             f"{N_SAMPLES} {self.method} samples, seed {self.seed}, from {lm.path.name if lm else '?'}  "
