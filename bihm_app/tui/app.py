@@ -30,8 +30,9 @@ class BihmApp(App):
 
     CSS_PATH = "app.tcss"
     TITLE = "bihm-app"
-    #: Width classes for app.tcss: "-narrow" below 100 columns (80×24 must fit), "-wide" from 160.
+    #: Size classes for app.tcss: "-narrow" below 100 columns, "-short" below 30 rows (80×24 must fit).
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-normal"), (160, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Quit the dashboard (running trainings keep going)"),
         Binding("question_mark", "help", "Help", tooltip="Show the keys of this screen"),

@@ -17,13 +17,20 @@ from bihm_app.store.runs import RunFolder
 FIXED_UPDATED = "2020-01-01T12:00:00+00:00"  # old enough that the age column shows a stable date
 
 
-def _params(layers: tuple[int, ...], seed: int) -> dict[str, np.ndarray]:
+def _params(layers: tuple[int, ...], seed: int, n_visible: int = 784,
+            visible_mean: float | None = None) -> dict[str, np.ndarray]:
+    """Random initial parameters; ``visible_mean``: p(x | h_1) = that mean for every x_i (a model
+    of a sparse data set, whose Bernoulli means are all below 0.5)."""
     import torch
 
     from bihm_app.engine.model import BiHM, ModelConfig, make_generator
 
-    model = BiHM(ModelConfig(784, tuple(layers)), generator=make_generator(seed, "cpu"))
-    return {f"params/{k}": v.detach().numpy().copy() for k, v in model.named_parameters()}
+    model = BiHM(ModelConfig(n_visible, tuple(layers)), generator=make_generator(seed, "cpu"))
+    params = {f"params/{k}": v.detach().numpy().copy() for k, v in model.named_parameters()}
+    if visible_mean is not None:
+        params["params/p_weights.0"][:] = 0.0
+        params["params/p_biases.0"][:] = math.log(visible_mean / (1 - visible_mean))
+    return params
 
 
 def epoch_row(epoch: int, step: int, offset: float = 0.0) -> dict:
@@ -52,22 +59,23 @@ def write_metrics(path: Path, config: dict, epochs: int, per_epoch: int, offset:
 
 
 def make_run(root: Path, name: str, layers=(8, 4), epochs: int = 4, per_epoch: int = 25, state: str = "finished",
-             K: int = 10, lr: float = 1e-3, seed: int = 0, offset: float = 0.0, pid: int | None = None) -> RunFolder:
+             K: int = 10, lr: float = 1e-3, seed: int = 0, offset: float = 0.0, pid: int | None = None,
+             data: str = "bmnist", n_visible: int = 784, visible_mean: float | None = None) -> RunFolder:
     """A finished-looking run: checkpoint.h5, best.h5, metrics-1.h5 and status.json."""
     run = RunFolder(Path(root) / name)
     run.path.mkdir(parents=True)
     config = {
-        "model": {"n_visible": 784, "layers": list(layers)},
+        "model": {"n_visible": n_visible, "layers": list(layers)},
         "train": {"method": "bihm", "K": K, "batch_size": 100, "lr": lr, "epochs": 100, "seed": seed},
-        "data": "bmnist", "device": "cpu",
+        "data": data, "device": "cpu",
     }  # fmt: skip
     history = {k: [epoch_row(e + 1, (e + 1) * per_epoch, offset)[k] for e in range(epochs)] for k in epoch_row(1, 1)}
     meta = {
-        "config": config, "data": {"name": "bmnist", "sha256": None, "dim": 784},
+        "config": config, "data": {"name": data, "sha256": None, "dim": n_visible},
         "progress": {"epoch": epochs, "step": epochs * per_epoch, "best_valid": max(history["valid_log_ptilde"])},
         "history": history, "lr": lr, "run": name,
     }  # fmt: skip
-    arrays = _params(tuple(layers), seed)
+    arrays = _params(tuple(layers), seed, n_visible, visible_mean)
     save_checkpoint(run.checkpoint_path, arrays, meta)
     save_checkpoint(run.best_path, arrays, meta)
     write_metrics(run.path / "metrics-1.h5", config, epochs, per_epoch, offset)

@@ -4,8 +4,8 @@ Textual's :class:`~textual.widgets.Footer` lists the focused widget's keys, then
 then the application's, and cuts what does not fit — at 80 columns ``?`` (help) and ``q`` (quit)
 were the first to go. Here the keys in :data:`PINNED` are docked to the right edge, so they stay
 visible at any width; the screen's own keys fill the rest (and ``?`` lists them all). On narrow
-screens (the ``-narrow`` breakpoint class) the footer is compact and the command palette's key
-is left out (ctrl+p still opens it; the help screen says so).
+screens (the ``-narrow`` breakpoint class) the footer is compact and app.tcss leaves the command
+palette's key out (ctrl+p still opens it; the help screen says so).
 """
 
 from __future__ import annotations
@@ -22,27 +22,30 @@ class KeyFooter(Footer):
     """A :class:`Footer` whose help and quit keys never fall off the right edge."""
 
     DEFAULT_CSS = """
-    KeyFooter .footer-pinned {
-        dock: right;
-        width: auto;
-        height: 1;
-        background: $footer-background;
-        padding-left: 1;
-    }
-    KeyFooter .footer-pinned FooterKey { margin-right: 1; }
-    Screen.-narrow KeyFooter FooterKey.-command-palette { display: none; }
+    KeyFooter .footer-keys { width: 1fr; height: 1; overflow: hidden hidden; }
+    KeyFooter .footer-pinned { width: auto; height: 1; padding-left: 1; }
+    KeyFooter .footer-pinned FooterKey { margin: 0; }
+    KeyFooter.-compact .footer-pinned FooterKey { margin: 0; padding-right: 1; }
     """
 
     def compose(self) -> ComposeResult:
         pinned: dict[str, FooterKey] = {}
-        for widget in super().compose():
-            if isinstance(widget, FooterKey) and widget.key in PINNED and "-command-palette" not in widget.classes:
-                pinned[widget.key] = widget
-            else:
-                yield widget
-        if pinned:
-            keys = [pinned[k] for k in PINNED if k in pinned]
-            yield HorizontalGroup(*keys, classes="footer-pinned")
+        palette: list[FooterKey] = []
+        # The base class yields the keys (some inside KeyGroups); the screen's go into a box that
+        # takes the free width and clips, the pinned ones into a box of their own after it.
+        with HorizontalGroup(classes="footer-keys"):
+            for widget in super().compose():
+                if isinstance(widget, FooterKey) and "-command-palette" in widget.classes:
+                    palette.append(widget)
+                elif isinstance(widget, FooterKey) and widget.key in PINNED:
+                    pinned[widget.key] = widget
+                else:
+                    yield widget
+        with HorizontalGroup(classes="footer-pinned"):
+            for key in PINNED:
+                if key in pinned:
+                    yield pinned[key]
+        yield from palette
 
     def on_mount(self) -> None:
         self._follow_width()
