@@ -237,9 +237,10 @@ def even_ticks(lo: float, hi: float, rows: int) -> TickAxis:
             if bottom > lo + 1e-9 * max(1.0, abs(lo)) or bottom + (rows - 1) * unit < hi - 1e-9 * max(1.0, abs(hi)):
                 continue
             found.append((g, TickAxis(bottom + (rows - 1) * unit, unit, step, rows)))
-    finest = min(a.unit for _, a in found)
+    labelled = [a for _, a in found if len(a.ticks) >= 2] or [a for _, a in found]  # two labels if at all possible
+    finest = min(a.unit for a in labelled)
     # Within 10 % of the finest resolution, prefer denser ticks.
-    return min((a for g, a in found if a.unit <= finest * 1.1), key=lambda a: (a.step / a.unit, a.unit))
+    return min((a for a in labelled if a.unit <= finest * 1.1), key=lambda a: (a.step / a.unit, a.unit))
 
 
 def format_ticks(ticks: np.ndarray, step: float) -> list[str]:

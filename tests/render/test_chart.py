@@ -191,3 +191,84 @@ def test_png_chart_with_a_log_x_axis_places_points_by_decade(tmp_path):
     ys = np.array([np.flatnonzero(blue[:, c]).mean() for c in xs])
     fit = np.polyfit(xs, ys, 1)
     assert fit[0] < 0 and np.abs(np.polyval(fit, xs) - ys).max() < 4
+
+
+# -- issue #15: even nice ticks, markers that stay visible, legends outside the data ---------------
+def _tick_rows(lines):
+    """(row, value) of every labelled y tick of a rendered chart."""
+    return [(i, float(s.split("┤")[0])) for i, s in enumerate(lines) if "┤" in s and s.split("┤")[0].strip()]
+
+
+def _nice(step: float) -> bool:
+    mantissa = step / 10 ** np.floor(np.log10(step))
+    return bool(np.any(np.isclose(mantissa, [1, 2, 5, 10])))
+
+
+def test_even_ticks_are_nice_steps_on_evenly_spaced_rows_and_cover_the_data():
+    """Catches ticks at rounded rows (uneven gaps), steps other than 1, 2, 5 × 10^k, and axes
+    that cut data off: 500 random ranges and heights."""
+    from bihm_app.render.chart import even_ticks
+
+    rng = np.random.default_rng(15)
+    for _ in range(500):
+        lo = rng.uniform(-1e3, 1e3) * 10.0 ** rng.integers(-3, 3)
+        hi = lo + rng.uniform(1e-3, 1e3) * 10.0 ** rng.integers(-2, 2)
+        rows = int(rng.integers(2, 60))
+        axis = even_ticks(lo, hi, rows)
+        assert axis.bottom <= lo + 1e-9 * abs(lo) + 1e-12 and axis.top >= hi - 1e-9 * abs(hi) - 1e-12
+        assert _nice(axis.step)
+        ticks, tick_rows = axis.ticks, np.array(axis.rows)
+        assert len(ticks) >= 1 and np.all((tick_rows >= 0) & (tick_rows < rows))
+        if len(ticks) > 1:
+            assert np.allclose(-np.diff(ticks), axis.step)
+            assert np.all(np.diff(tick_rows) == tick_rows[1] - tick_rows[0])
+            assert rows < 5 or tick_rows[1] - tick_rows[0] >= 2  # labels never on adjacent rows
+
+
+@pytest.mark.parametrize("height", [8, 11, 16, 23, 40])
+@pytest.mark.parametrize("lo,hi", [(-250.7, -147.4), (-0.013, 0.041), (0.5, 0.5001), (-95.3, -88.1)])
+def test_chart_tick_labels_are_an_arithmetic_progression_on_evenly_spaced_rows(height, lo, hi):
+    """The drawn labels: equal value steps of a nice size on equally spaced rows, the curve between
+    the outermost labels' rows extended to the plot (nothing drawn outside the plot rows)."""
+    x = np.arange(20.0)
+    lines = [t.plain for t in LineChart({"a": (x, np.linspace(lo, hi, 20))}, title="t").lines(60, height)]
+    ticks = _tick_rows(lines)
+    assert len(ticks) >= 2, lines
+    rows, values = np.array([r for r, _ in ticks]), np.array([v for _, v in ticks])
+    steps = -np.diff(values)
+    assert np.allclose(steps, steps[0], rtol=1e-6) and _nice(steps[0]), values
+    assert np.all(np.diff(rows) == rows[1] - rows[0]), rows
+
+
+def test_curves_meeting_in_one_cell_keep_both_markers():
+    """Catches one epoch of two close curves drawn as one marker (the second overwrote the first)."""
+    chart = LineChart({"log p~*": ([1], [-172.57]), "log p": ([1], [-172.0])}, bands={"log p~*": [4.5], "log p": [4.0]},
+                      height=10)  # fmt: skip
+    plot = "\n".join(_plot_rows([t.plain for t in chart.lines(50, 10)]))
+    assert MARKERS[0] in plot and MARKERS[1] in plot
+
+
+def test_legend_rows_are_below_the_plot_rows():
+    lines = [t.plain for t in LineChart(CURVES, title="valid").lines(70, 18)]
+    axis = max(i for i, s in enumerate(lines) if "└" in s)
+    legend = [i for i, s in enumerate(lines) if "2 log Z" in s]
+    assert legend and min(legend) > axis + 1
+
+
+def test_png_legend_never_covers_the_curves(tmp_path):
+    """Catches a legend box drawn inside the plot (over data): two curves that cross the plot
+    corner to corner must show in every column of the plot, with legend names long enough that
+    a box in any corner would hide a stretch of one of them."""
+    x = np.linspace(1, 1000, 60)
+    series = {"BiHM, K sweep on the test set (this run)": (x, np.linspace(-100, -80, 60)),
+              "reweighted wake-sleep baseline, K sweep": (x, np.linspace(-80, -100, 60))}  # fmt: skip
+    img = np.asarray(Image.open(save_chart_png(series, tmp_path / "k.png", x_label="K")).convert("RGB")).astype(int)
+    frame = np.all(img == 60, axis=2)  # the plot's frame (axis colour)
+    cols = np.flatnonzero(frame.sum(axis=0) > 0.5 * frame.sum(axis=0).max())
+    rows = np.flatnonzero(frame.sum(axis=1) > 0.5 * frame.sum(axis=1).max())
+    left, right, top, bottom = cols.min(), cols.max(), rows.min(), rows.max()
+    inside = img[top + 2 : bottom - 1, left + 18 : right - 17]  # the curves start 2 % in
+    middle = np.abs(np.arange(inside.shape[1]) - inside.shape[1] / 2) < 0.05 * inside.shape[1]  # they cross here
+    for colour in PNG_COLOURS[:2]:
+        present = (np.abs(inside - np.array(colour)).sum(axis=2) < 60).any(axis=0) | middle
+        assert present.all(), f"curve {colour} hidden in {np.count_nonzero(~present)} columns"

@@ -166,3 +166,38 @@ def test_image_inside_a_panel_fits_the_panel():
     lines = _render(Panel(BitmapImage(make_grid(_digits(4), pad=1), mode="auto")), 40)
     assert max(cell_len(s) for s in lines) <= 40
     assert lines[0].startswith("╭") and lines[-1].startswith("╰")
+
+
+# -- issue #15: dithering (grey values stay visible) and grids that wrap to the width ------------
+def test_ordered_dither_keeps_the_grey_level_of_every_4x4_block():
+    """Catches a threshold in place of dithering: a picture of value v must have round(16 v) of
+    every 16 pixels of a 4x4 block on (0 stays blank, 1 full, 0.3 about 30 %)."""
+    from bihm_app.render.terminal import ordered_dither
+
+    for v in (0.0, 0.05, 0.113, 0.3, 0.5, 0.77, 1.0):
+        on = ordered_dither(np.full((8, 12), v))
+        blocks = on.reshape(2, 4, 3, 4).sum(axis=(1, 3))
+        assert np.all(blocks == int(np.floor(16 * v + 0.5 - 1e-9))), (v, blocks)
+    stack = np.random.default_rng(0).random((3, 5, 7))
+    assert np.array_equal(ordered_dither(stack)[1], ordered_dither(stack[1]))  # each from its own corner
+
+
+@pytest.mark.parametrize("mode", ["braille", "halfblock"])
+@pytest.mark.parametrize("width", [20, 50, 78, 200])
+def test_tiled_lines_fit_the_width_and_keep_every_picture(mode, width):
+    """Catches a grid wider than the screen (cut off) and pictures lost when wrapping: the lines
+    fit ``width``, and the ink equals the ink of the 16 pictures dithered one by one."""
+    from bihm_app.render.terminal import ordered_dither, tile_columns, tiled_lines
+
+    pics = np.random.default_rng(1).random((16, 28, 28))
+    lines = tiled_lines(pics, mode, width, ncol=4)
+    cw = 2 if mode == "braille" else 1  # pixels per cell across
+    fits = [k for k in range(1, 5) if -(-(30 * k - 2) // cw) <= width]  # 28 px + 2 px gap each
+    assert tile_columns(16, 28, mode, width, 4) == max(fits, default=1)
+    assert max(len(s) for s in lines) <= max(width, 28 // cw)
+    text = "".join(lines)
+    if mode == "braille":
+        ink = sum(bin(ord(c) - 0x2800).count("1") for c in text)
+    else:
+        ink = sum({"▀": 1, "▄": 1, "█": 2}.get(c, 0) for c in text)
+    assert ink == ordered_dither(pics).sum()
