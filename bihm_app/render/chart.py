@@ -417,7 +417,7 @@ class LineChart:
             codes = self._layer_codes(to_px(s.x), to_py(s.y), s.dash, hpx, wpx)
             self._paint(dots, styles, best, codes, Style(color=s.colour), weight=1)
         chars = np.where(dots > 0, BRAILLE[dots], " ").astype(object)
-        max_markers = max(1, cols // 6)
+        max_markers = max(1, cols // 8)
         taken: set[tuple[int, int]] = set()
         for s in self.items:
             idx = _marker_points(s, max_markers, len(self.items))
