@@ -138,7 +138,7 @@ def tile_columns(n: int, image_width: int, mode: str, max_width: int, ncol: int 
     cw = CELL[mode][0]
     slot_px = math.ceil((image_width + gap) / cw) * cw  # an image and its gap, on cell boundaries
     k = max(1, min(n, ncol or n))
-    while k > 1 and math.ceil((k * slot_px - gap) / cw) > max_width:
+    while k > 1 and math.ceil(((k - 1) * slot_px + image_width) / cw) > max_width:
         k -= 1
     return k
 
@@ -161,7 +161,7 @@ def tiled_lines(images: Any, mode: str = "braille", max_width: int = 80, ncol: i
     rows = math.ceil(n / cols)
     slot_w = math.ceil((w + gap) / cw) * cw
     slot_h = math.ceil((h + gap) / ch) * ch
-    canvas = np.zeros((rows * slot_h - gap, cols * slot_w - gap), dtype=bool)
+    canvas = np.zeros(((rows - 1) * slot_h + h, (cols - 1) * slot_w + w), dtype=bool)
     for i, on in enumerate(ordered_dither(stack)):
         r, c = divmod(i, cols)
         canvas[r * slot_h : r * slot_h + h, c * slot_w : c * slot_w + w] = on

@@ -192,7 +192,7 @@ def test_tiled_lines_fit_the_width_and_keep_every_picture(mode, width):
     pics = np.random.default_rng(1).random((16, 28, 28))
     lines = tiled_lines(pics, mode, width, ncol=4)
     cw = 2 if mode == "braille" else 1  # pixels per cell across
-    fits = [k for k in range(1, 5) if -(-(30 * k - 2) // cw) <= width]  # 28 px + 2 px gap each
+    fits = [k for k in range(1, 5) if -(-(30 * (k - 1) + 28) // cw) <= width]  # 28 px, 2 px gaps between
     assert tile_columns(16, 28, mode, width, 4) == max(fits, default=1)
     assert max(len(s) for s in lines) <= max(width, 28 // cw)
     text = "".join(lines)

@@ -17,13 +17,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import ScrollableContainer, Vertical
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from bihm_app.runner.classify import Classification, check_labelled, classify_run, ranked
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES
 from bihm_app.tui.widgets.digit_gallery import DigitGallery, Tile
+from bihm_app.tui.widgets.key_footer import KeyFooter
 
 SPLITS = ("test", "valid")
 K_CHOICES = (1, 10, 100, 1000)
@@ -84,7 +85,7 @@ class ClassifyScreen(BihmScreen):
             with Vertical(id="classify-right"):
                 yield Static("", id="classify-gallery-title")
                 yield DigitGallery(id="classify-gallery")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = f"classify — {self.run_name}"
