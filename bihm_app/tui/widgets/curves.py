@@ -10,7 +10,7 @@ import numpy as np
 __all__ = ["MAX_POINTS", "Curve", "bin_means", "moving_average"]
 
 #: Most points drawn for the per-update curve: longer series are averaged into this many bins.
-MAX_POINTS = 200  # about two points per chart column: more only costs plotext time
+MAX_POINTS = 200  # about two points per chart column: more only costs drawing time
 
 
 @dataclass
