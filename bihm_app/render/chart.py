@@ -330,7 +330,9 @@ class LineChart:
     Layout, top to bottom: the title, the y label, the plot, the x axis, the legend. The legend
     never overlaps the plot; every series has its own marker and line style (so charts read
     without colour), and series with few points get a marker on every point. Y ticks are
-    1, 2 or 5 × 10^k apart and sit on evenly spaced rows.
+    1, 2 or 5 × 10^k apart and sit on evenly spaced rows. ``colour=False`` draws every curve in the
+    terminal's text colour (a monochrome terminal turns colours into greys, some of them nearly the
+    background's): the markers and line styles tell the curves apart.
     """
 
     def __init__(
@@ -345,6 +347,7 @@ class LineChart:
         legend: bool = True,
         band_label: str = "±SE",
         empty: str = "(no data)",
+        colour: bool = True,
     ) -> None:
         self.items = _prepare(series, bands)
         self.width = width
@@ -355,6 +358,7 @@ class LineChart:
         self.show_legend = legend
         self.band_label = band_label
         self.empty = empty
+        self.colour = colour  # False: the terminal's own text colour for every curve (NO_COLOR)
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         width = options.max_width if self.width is None else min(self.width, options.max_width)
@@ -366,13 +370,16 @@ class LineChart:
         for line in self.lines(width, height):
             yield line
 
+    def _colour(self, s: _Series) -> str | None:
+        return s.colour if self.colour else None
+
     def legend(self) -> list[Text]:
         """One entry per series: line style + marker sample in its colour, then the name."""
         entries = []
         for s in self.items:
             entry = Text()
             sample = f"{s.dash_char * 2}{s.marker}{s.dash_char * 2}"
-            entry.append(sample, style=Style(color=s.colour, bold=True))
+            entry.append(sample, style=Style(color=self._colour(s), bold=True))
             entry.append(f" {s.name}")
             if s.se is not None and self.band_label:
                 entry.append(f" {self.band_label}", style="dim")
@@ -412,10 +419,10 @@ class LineChart:
         for s in self.items:
             for band in self._band_curves(s):
                 codes = self._layer_codes(to_px(s.x), to_py(band), (1, 1), hpx, wpx)
-                self._paint(dots, styles, best, codes, Style(color=s.colour, dim=True), weight=0)
+                self._paint(dots, styles, best, codes, Style(color=self._colour(s), dim=True), weight=0)
         for s in self.items:
             codes = self._layer_codes(to_px(s.x), to_py(s.y), s.dash, hpx, wpx)
-            self._paint(dots, styles, best, codes, Style(color=s.colour), weight=1)
+            self._paint(dots, styles, best, codes, Style(color=self._colour(s)), weight=1)
         chars = np.where(dots > 0, BRAILLE[dots], " ").astype(object)
         max_markers = max(1, cols // 8)
         taken: set[tuple[int, int]] = set()
@@ -435,7 +442,7 @@ class LineChart:
                         break
                 taken.add((r, c))
                 chars[r, c] = s.marker
-                styles[r, c] = Style(color=s.colour, bold=True)
+                styles[r, c] = Style(color=self._colour(s), bold=True)
         if not has_data:
             msg = self.empty[:cols]
             start = (cols - len(msg)) // 2

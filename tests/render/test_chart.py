@@ -272,3 +272,12 @@ def test_png_legend_never_covers_the_curves(tmp_path):
     for colour in PNG_COLOURS[:2]:
         present = (np.abs(inside - np.array(colour)).sum(axis=2) < 60).any(axis=0) | middle
         assert present.all(), f"curve {colour} hidden in {np.count_nonzero(~present)} columns"
+
+
+def test_colourless_chart_keeps_markers_and_line_styles():
+    """colour=False (the dashboard under NO_COLOR): no span carries a colour, the glyphs stay."""
+    chart = LineChart(CURVES, colour=False, bands={"log p": np.full(30, 3.0)})
+    lines = chart.lines(80, 18)
+    assert not any(sp.style.color for t in lines for sp in t.spans if hasattr(sp.style, "color"))
+    plot = "\n".join(_plot_rows([t.plain for t in lines]))
+    assert all(m in plot for m in MARKERS[:3])

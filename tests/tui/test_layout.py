@@ -195,15 +195,22 @@ async def test_one_epoch_draws_a_marker_for_each_curve():
 
 
 async def test_two_curves_under_no_color_use_different_glyphs(monkeypatch):
-    """Catches curves told apart by colour only (under NO_COLOR both were grey braille): each
-    curve has its own marker in the plot and its own line-and-marker sample in the legend."""
+    """Catches curves told apart by colour only (under NO_COLOR both were braille in greys 243 and
+    237 on 234, one nearly invisible): each curve has its own marker in the plot and its own
+    line-and-marker sample in the legend, and no curve cell keeps a colour for Textual to grey out."""
     monkeypatch.setenv("NO_COLOR", "1")
-    lines = await _chart_lines([_curve("alpha run", 30), _curve("beta run", 30, offset=8)], size=(70, 18))
+    app = ChartApp([_curve("alpha run", 30), _curve("beta run", 30, offset=8)])
+    async with app.run_test(size=(70, 18)) as pilot:
+        await pilot.pause(0.1)
+        lines = screen_lines(app)
+        chart = app.query_one(MetricChart)
+        spans = [sp for t in chart.chart().lines(*chart.content_size) for sp in t.spans]
     plot = "\n".join(s.split("┤")[-1].split("│")[-1] for s in lines if "┤" in s or "│" in s)
     assert plot.count(MARKERS[0]) >= 2 and plot.count(MARKERS[1]) >= 2, lines
     legend = {s.split("alpha run")[0].split()[-1] for s in lines if "alpha run" in s}
     legend |= {s.split("beta run")[0].split()[-1] for s in lines if "beta run" in s}
     assert len(legend) == 2, legend
+    assert spans and not any(getattr(sp.style, "color", None) for sp in spans)
 
 
 async def test_compare_chart_legend_is_below_the_plot_at_80x24(runs_root):

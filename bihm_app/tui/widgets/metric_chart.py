@@ -54,8 +54,10 @@ class MetricChart(Widget):
             if c.se is not None and np.any(np.asarray(c.se) > 0):
                 bands[c.label] = 2 * np.asarray(c.se, float)
         # One curve is named by the title: its legend row would only repeat it.
+        # Under NO_COLOR Textual turns colours into greys (bright magenta: grey 237 on 234); the
+        # curves then take the text colour and differ by marker and line style only.
         return LineChart(series, title=self.title, x_label=self.xlabel, bands=bands, legend=len(series) > 1,
-                         band_label="", empty=self.empty)  # fmt: skip
+                         band_label="", empty=self.empty, colour=not self.app.no_color)  # fmt: skip
 
     def render(self) -> Group:
         width, height = self.content_size
