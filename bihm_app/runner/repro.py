@@ -43,7 +43,17 @@ from bihm_app.store.runs import RunFolder
 DEFAULT_LRS = (1e-2, 1e-3)
 MNIST_PROTOCOLS = ("thesis12", "rws7", "small")
 #: Training-config fields that must match for a run to be adopted (the rest cannot change results).
-_IGNORED_TRAIN_FIELDS = ("max_rollbacks",)
+_IGNORED_TRAIN_FIELDS = ("max_rollbacks", "cuda_graph")
+#: Stopping budgets a user may raise on resume (`bihm train --resume RUN --patience 40`): a run that
+#: was allowed to train longer than the protocol is adopted, and the training table says so.
+_EXTENDABLE_FIELDS = ("patience", "epochs")
+
+
+def _at_least(got, want) -> bool:
+    """Is the stored stopping budget ``got`` at least the protocol's ``want``? (patience 0: never stop)."""
+    if not isinstance(got, int) or isinstance(got, bool):
+        return False
+    return got == 0 or (want != 0 and got >= want)
 
 
 # -- plans --------------------------------------------------------------------------------------
@@ -197,8 +207,9 @@ class RunState:
         return dict(self.__dict__)
 
 
-def _config_problems(meta_cfg: dict, plan: RunPlan) -> list[str]:
-    """Human-readable differences between a stored run config and the plan (empty: same)."""
+def _config_problems(meta_cfg: dict, plan: RunPlan, extended: list[str] | None = None) -> list[str]:
+    """Human-readable differences between a stored run config and the plan (empty: same); stopping
+    budgets raised beyond the protocol's are not differences but go to ``extended``."""
     probs = []
     data = meta_cfg.get("data")
     if data != plan.data:
@@ -215,6 +226,10 @@ def _config_problems(meta_cfg: dict, plan: RunPlan) -> list[str]:
         if k in _IGNORED_TRAIN_FIELDS:
             continue
         got = stored.get(k)
+        if k in _EXTENDABLE_FIELDS and got != v and _at_least(got, v):
+            if extended is not None:
+                extended.append(f"{k} {got} (protocol {v})")
+            continue
         same = math.isclose(float(got), float(v), rel_tol=1e-9) if isinstance(v, float) and isinstance(got, (int, float)) else got == v
         if not same:
             probs.append(f"{k} {got} ≠ {v}")
@@ -254,7 +269,10 @@ def inspect_run(root: Path, plan: RunPlan) -> tuple[RunState, dict | None]:
     meta = _stored_meta(run)
     cfg = _stored_config(run, meta)
     if cfg is not None:
-        probs = _config_problems(cfg, plan)
+        extended: list[str] = []
+        probs = _config_problems(cfg, plan, extended)
+        if extended:
+            st.note = "trained with " + ", ".join(extended)
         if probs:
             shown = "; ".join(probs[:3]) + (f"; +{len(probs) - 3} more" if len(probs) > 3 else "")
             raise RunError(f"run {plan.name} ({run.path}) exists with a different configuration ({shown}); "
@@ -599,6 +617,7 @@ def training_table(result: ReproResult) -> Table:
                          duration(r.train_seconds) if r.train_seconds else "—"])  # fmt: skip
     notes = ["✓: the run selected by its best validation log p̃*(x) (K = 10, the whole validation split)."]
     notes += [f"{g.group}: {g.note}" for g in result.groups if g.note]
+    notes += [f"{r.name}: {r.note}" for g in result.groups for r in g.runs if r.note.startswith("trained with")]
     return Table("training", ["set" if result.kind == "uci" else "protocol", "run", "lr", "sel.", "best valid log p̃*(x)", "best epoch", "epochs", "stopped by", "time"],
                  rows, notes, short={"best valid log p̃*(x)": "valid p̃*", "best epoch": "best", "stopped by": "stop"},
                  drop={"time": 1, "best epoch": 2, "lr": 3, "stopped by": 4, "epochs": 5}, key=2)  # fmt: skip

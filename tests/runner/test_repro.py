@@ -173,6 +173,26 @@ def test_a_same_named_run_with_another_config_is_refused(tiny):
         repro.run_uci(root(), ["tiny"], [1e-2], 1, settings=FAST, layers=TINY_LAYERS, overrides={"epochs": 2})
 
 
+def test_a_run_given_more_patience_is_adopted_and_said_so_but_less_is_refused(tiny):
+    """Catches refusing a run that `bihm train --resume RUN --patience 40` let train longer (the
+    lead's connect4 run), adopting one that was stopped *earlier* than the protocol, and hiding
+    the extension from the table."""
+    name = "uci-tiny-lr1e-2-s0"
+    flags = queue_flags(200, "1e-2", "tiny", "4,3", name, epochs=2)
+    flags[flags.index("--patience") + 1] = 600  # the protocol: 500 for 200 points
+    assert bihm(*flags).exit_code == 0
+    result = repro.run_uci(root(), ["tiny"], [1e-2], 1, settings=FAST, layers=TINY_LAYERS, overrides={"epochs": 2})
+    (g,) = result.groups
+    assert g.selected == name and g.runs[0].note == "trained with patience 600 (protocol 500)"
+    assert f"{name}: trained with patience 600 (protocol 500)" in repro.training_table(result).notes
+    flags[flags.index("--patience") + 1] = 3
+    flags[flags.index("--name") + 1] = name = "uci-tiny-lr1e-3-s0"
+    flags[flags.index("--lr") + 1] = "1e-3"
+    assert bihm(*flags).exit_code == 0
+    with pytest.raises(RunError, match=r"different configuration \(patience 3 ≠ 500\)"):
+        repro.run_uci(root(), ["tiny"], [1e-3], 1, settings=FAST, layers=TINY_LAYERS, overrides={"epochs": 2})
+
+
 def test_cli_refuses_a_same_named_run_with_one_line(tmp_path):
     res = bihm("train", "--data", "dna", "--layers", "12,6", "--epochs", "1", "--valid-max", "50", "--z-samples", "0",
                "--name", "uci-dna-lr1e-2-s0", "-q")  # fmt: skip
