@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bihm_app.errors import ConfigError, RunError
 from bihm_app.runner.naming import default_run_name
-from bihm_app.store.runs import RunFolder, open_run
+from bihm_app.store.runs import RunFolder, check_run_name
 
 #: Validation settings that keep an epoch's evaluation short (the new-run form's "quick" box).
 QUICK_VALIDATION = ("--valid-max", "1000", "--z-samples", "10000")
@@ -76,7 +76,11 @@ def resume_argv(root: Path, name: str) -> list[str]:
 
 
 def launch_log_path(root: Path, name: str) -> Path:
-    """Where a launched child's stdout/stderr go (a hidden folder, so `runs list` skips it)."""
+    """Where a launched child's stdout/stderr go (a hidden folder, so `runs list` skips it).
+
+    Only a valid run name gets a path: a name with '/', '..', spaces or control characters is a
+    RunError, so no log can ever be written outside ``.launch/``."""
+    check_run_name(name)
     return Path(root) / ".launch" / f"{name}.log"
 
 
@@ -94,25 +98,22 @@ def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
 
 
 def launch_new(root: Path, spec: NewRunSpec) -> tuple[str, subprocess.Popen]:
-    """Validate the form, refuse an existing name, start training; returns (run name, process)."""
+    """Validate the form with the checks of ``bihm train`` (name, data, existing run), then start
+    training; returns (run name, process). Nothing is written before the checks pass."""
+    from bihm_app.runner.preflight import check_new_run
+
     spec.validate()
     name = spec.run_name(root)
-    if (Path(root) / name).exists():
-        raise RunError(f"run {name!r} already exists under {root} (pick another name, or resume it)")
+    check_new_run(Path(root), name, spec.data)
     return name, spawn(spec.argv(Path(root), name), launch_log_path(root, name))
 
 
 def launch_resume(root: Path, name: str) -> subprocess.Popen:
-    """Resume ``name`` from its latest checkpoint (refused while a process holds its run lock)."""
-    run = open_run(name, root)
-    held, holder = run.lock_holder()
-    if held:
-        raise RunError(f"run {name} is already being trained by {holder or 'another process'} (stop it first)")
-    state = run.read_status().get("state")
-    if state == "running":
-        raise RunError(f"run {name} is still running (stop it first)")
-    if not (run.checkpoint_path.exists() or run.best_path.exists()):
-        raise RunError(f"run {name} has no checkpoint to resume from")
+    """Resume ``name`` from its latest checkpoint; refused, with the reason, when it is held by a
+    live trainer, still running, already finished or has no readable checkpoint."""
+    from bihm_app.runner.preflight import check_resume
+
+    check_resume(Path(root), name)
     return spawn(resume_argv(Path(root), name), launch_log_path(root, name))
 
 
