@@ -70,7 +70,8 @@ def usable_checkpoint(run: RunFolder, prefer: str = "best") -> UsableCheckpoint:
 
     order = [run.best_path, run.checkpoint_path] if prefer == "best" else [run.checkpoint_path, run.best_path]
     problems: list[str] = []
-    for path in order:
+    chosen: tuple[Path, dict] | None = None
+    for path in order:  # every file is checked: a damaged one is worth a warning even when unused
         if not os.path.lexists(path):
             if prefer == "latest" and path == run.checkpoint_path:
                 problems.append(f"{path.name} is missing")
@@ -80,15 +81,19 @@ def usable_checkpoint(run: RunFolder, prefer: str = "best") -> UsableCheckpoint:
         except BihmError as exc:
             problems.append(f"{path.name} is damaged ({_short(exc, path)})")
             continue
-        warning = None
-        if problems:
-            epoch = (meta.get("progress") or {}).get("epoch")
-            at = f" (epoch {epoch})" if isinstance(epoch, int) else ""
-            warning = f"{'; '.join(problems)}: using {path.name}{at} instead"
-        return UsableCheckpoint(path, meta, warning)
-    if not any(os.path.lexists(p) for p in order):
-        return UsableCheckpoint(None, problem="it has no checkpoint yet (it stopped before the first save)")
-    return UsableCheckpoint(None, problem="; ".join(problems))
+        if chosen is None:
+            chosen = (path, meta)
+    if chosen is None:
+        if not any(os.path.lexists(p) for p in order):
+            return UsableCheckpoint(None, problem="it has no checkpoint yet (it stopped before the first save)")
+        return UsableCheckpoint(None, problem="; ".join(problems))
+    path, meta = chosen
+    warning = None
+    if problems:
+        epoch = (meta.get("progress") or {}).get("epoch")
+        at = f" (epoch {epoch})" if isinstance(epoch, int) else ""
+        warning = f"{'; '.join(problems)}: using {path.name}{at}"
+    return UsableCheckpoint(path, meta, warning)
 
 
 def _short(exc: BaseException, path: Path) -> str:

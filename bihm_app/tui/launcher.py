@@ -41,18 +41,37 @@ class NewRunSpec:
     label_at: str = "top"
     label_proposal: str = "q"
 
+    def field_problem(self, field: str) -> str | None:
+        """Why the value of one field cannot start a run (the rules of ``bihm train``), or None."""
+        from bihm_app.runner.configs import layer_sizes, train_config
+        from bihm_app.runner.preflight import data_problem, name_problem
+
+        try:
+            if field == "data":
+                return data_problem(self.data)
+            if field == "name":
+                return name_problem(self.name.strip()) if self.name.strip() else None
+            if field == "layers":
+                layer_sizes(self.layers.replace(" ", ""))
+            elif field in TRAIN_FIELDS:
+                train_config(**{TRAIN_FIELDS[field]: getattr(self, field)})
+            elif field == "labels" and self.labels < 0:
+                return f"must be 0 (unsupervised) or a positive number, got {self.labels}"
+            elif field == "gamma" and not -1.0 <= self.gamma <= 1.0:
+                return f"γ must be in [-1, 1], got {self.gamma:g}"
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    def problems(self) -> dict[str, str]:
+        """Every field's problem, in form order (empty when the spec can start a run)."""
+        fields = ("name", "data", "layers", *TRAIN_FIELDS, "labels") + (("gamma",) if self.labels else ())
+        return {f: p for f in fields if (p := self.field_problem(f))}
+
     def validate(self) -> None:
         """Raise ConfigError with one line for the first bad field."""
-        from bihm_app.runner.configs import layer_sizes, train_config
-
-        if not self.data:
-            raise ConfigError("pick a data set")
-        layer_sizes(self.layers)
-        train_config(K=self.K, batch_size=self.batch, lr=self.lr, epochs=self.epochs)
-        if self.labels < 0:
-            raise ConfigError(f"labels must be 0 (unsupervised) or a positive number, got {self.labels}")
-        if self.labels and not -1.0 <= self.gamma <= 1.0:
-            raise ConfigError(f"gamma must be in [-1, 1], got {self.gamma}")
+        for field, problem in self.problems().items():
+            raise ConfigError(problem if field in ("name", "data") else f"{field}: {problem}")
 
     def run_name(self, root: Path | None = None) -> str:
         return self.name.strip() or default_run_name(self.data, self.layers, root)
@@ -71,6 +90,34 @@ class NewRunSpec:
         return args
 
 
+#: Form fields checked by the engine's TrainConfig: field -> its TrainConfig name.
+TRAIN_FIELDS = {"K": "K", "batch": "batch_size", "lr": "lr", "epochs": "epochs"}
+
+
+def parse_number(text: str, kind: type) -> tuple[int | float | None, str | None]:
+    """``text`` as a whole number (``kind=int``) or a finite number (``float``): (value, None), or
+    (None, why not) — never a silent change such as '2.5' -> 25 or 'abc' -> ''."""
+    import math
+    import re
+
+    t = text.strip().replace("_", "")
+    if not t:
+        return None, "is empty: type a number"
+    try:
+        x = float(t)
+    except ValueError:
+        return None, f"{text.strip()!r} is not a number"
+    if not math.isfinite(x):
+        return None, f"{text.strip()!r} is not a finite number"
+    if kind is int:
+        if not re.fullmatch(r"[+-]?\d+", t):
+            if x == int(x) and re.fullmatch(r"[+-]?\d+(\.0*)?|[+-]?\d+(\.\d*)?[eE]\+?\d+", t):
+                return int(x), None  # 1e3, 10.0: whole numbers written otherwise
+            return None, f"{text.strip()!r} is not a whole number"
+        return int(t), None
+    return x, None
+
+
 def resume_argv(root: Path, name: str) -> list[str]:
     return [sys.executable, "-m", "bihm_app", "train", "--resume", name, "--runs-dir", str(root), "--quiet"]
 
@@ -82,6 +129,20 @@ def launch_log_path(root: Path, name: str) -> Path:
     RunError, so no log can ever be written outside ``.launch/``."""
     check_run_name(name)
     return Path(root) / ".launch" / f"{name}.log"
+
+
+def last_log_line(root: Path, name: str) -> str:
+    """The last non-empty line of a launched process's log (its error, for a failed start), or a
+    note where that log says nothing."""
+    from bihm_app.errors import BihmError
+    from bihm_app.runner.summaries import tail_lines
+
+    try:
+        path = launch_log_path(root, name)
+    except BihmError:
+        return "(no log)"
+    lines = [ln.strip() for ln in tail_lines(path, 20) if ln.strip()]
+    return lines[-1] if lines else f"(nothing in {path})"
 
 
 def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:

@@ -91,10 +91,11 @@ def test_truncated_checkpoint_falls_back_to_best_with_a_warning(tmp_path):
     and a fallback that happens silently."""
     run = make_run(tmp_path, "r", epochs=2)
     _truncate(run.checkpoint_path)
-    best = usable_checkpoint(run, "best")
-    assert best.path == run.best_path and best.warning is None  # pictures prefer best.h5 anyway
+    best = usable_checkpoint(run, "best")  # pictures prefer best.h5 anyway, but the damage is reported
+    assert best.path == run.best_path and "checkpoint.h5 is damaged" in best.warning and "using best.h5" in best.warning
     latest = usable_checkpoint(run, "latest")
-    assert latest.path == run.best_path and "checkpoint.h5 is damaged" in latest.warning and "best.h5" in latest.warning
+    assert latest.path == run.best_path and "checkpoint.h5 is damaged" in latest.warning and "using best.h5" in latest.warning
+    assert usable_checkpoint(make_run(tmp_path, "fine", epochs=1), "latest").warning is None
     _truncate(run.best_path)
     none = usable_checkpoint(run, "best")
     assert none.path is None and "best.h5 is damaged" in none.problem and "checkpoint.h5 is damaged" in none.problem

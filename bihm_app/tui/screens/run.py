@@ -16,10 +16,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Static
 
 from bihm_app.errors import BihmError
+from bihm_app.runner.preflight import UsableCheckpoint, resume_problem, usable_checkpoint
+from bihm_app.runner.progress import RunProgress, run_progress
 from bihm_app.runner.summaries import hyper_parameters, tail_lines
 from bihm_app.store.runs import RunFolder, open_run
 from bihm_app.tui import format as fmt
-from bihm_app.tui.launcher import launch_log_path
+from bihm_app.tui.launcher import last_log_line, launch_log_path
 from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, ERROR_COLUMNS, LOGZ_COLUMNS, RunSeries
@@ -67,6 +69,11 @@ class RunScreen(BihmScreen):
         self._status: dict = {}
         self._params: list[tuple[str, str]] = []
         self._shown: dict[str, str] = {}
+        self.exit: tuple[int, str] | None = None  # how the process launched from here ended (code, last log line)
+        self._checked_key: tuple | None = None
+        self.model: UsableCheckpoint | None = None  # what samples would read (runner/preflight, as the runs list)
+        self.resume_refusal: str | None = None
+        self.progress: RunProgress | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -86,16 +93,39 @@ class RunScreen(BihmScreen):
     def on_mount(self) -> None:
         self.title = f"run {self.run_name}"
         self._mounted_at = time.monotonic()
+        self.exit = self.app.child_exits.get(self.run_name)  # type: ignore[attr-defined]
         self._open_folder()
         self.set_interval(1.0 / REDRAW_HZ, self.tick)
 
+    def child_exited(self, rc: int) -> None:
+        """Called by the app when the process it launched for this run ended."""
+        self.exit = self.app.child_exits.get(self.run_name)  # type: ignore[attr-defined]
+        self._checked_key = None  # status and checkpoints may have changed: check again
+        if self.run is None:
+            self._open_folder()
+        else:
+            self.tick()
+
     def _open_folder(self) -> bool:
-        """Open the run folder; a run just launched may need a moment to create it."""
+        """Open the run folder; a run just launched may need a moment to create it — unless its
+        process has already ended, whose last log line is then shown at once."""
         try:
             self.run = open_run(self.run_name, self.root)
         except BihmError as exc:
+            if self.exit is not None:
+                rc, line = self.exit
+                self._reported = True
+                self.query_one("#run-info", Static).update(
+                    f"[b]{escape(self.run_name)}[/b]: the training process exited with code {rc} before the run "
+                    f"started:\n[b]{escape(line)}[/b]"
+                )  # fmt: skip
+                return False
             if self.starting and time.monotonic() - self._mounted_at < START_WAIT_S:
-                self.query_one("#run-info", Static).update(f"[b]{self.run_name}[/b]: waiting for the run to start …")
+                line = last_log_line(self.root, self.run_name) if launch_log_path(self.root, self.run_name).exists() else ""
+                self.query_one("#run-info", Static).update(
+                    f"[b]{escape(self.run_name)}[/b]: waiting for the run to start …"
+                    + (f"\n[dim]{escape(line)}[/dim]" if line else "")
+                )  # fmt: skip
                 return False
             if not self._reported:
                 self._reported = True
@@ -127,7 +157,28 @@ class RunScreen(BihmScreen):
             self._status = {"state": "corrupt", "message": str(exc)}
         if self.series.version != self._drawn_version:
             self.redraw()
+        self._check_actions()
         self._update_side()
+
+    def _check_actions(self) -> None:
+        """What samples would read and whether a resume may start — the runner's checks, the same
+        the runs list makes; re-done only when a checkpoint file or the state changed."""
+        run = self.run
+        if run is None:
+            return
+        key = [self._status.get("state")]
+        for path in (run.checkpoint_path, run.best_path):
+            try:
+                st = path.stat()
+                key.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except OSError:
+                key.append(None)
+        key.append(run.lock_holder()[0] if self._status.get("state") != "running" else True)
+        if tuple(key) == self._checked_key:
+            return
+        self._checked_key = tuple(key)
+        self.model = usable_checkpoint(run, "best")
+        self.resume_refusal = resume_problem(run)
 
     def redraw(self) -> None:
         series = self.series
@@ -148,12 +199,11 @@ class RunScreen(BihmScreen):
             return
         state = str(self._status.get("state", "unknown"))
         best = series.best_valid()
-        speed = series.updates_per_second() if state == "running" else None
+        self.progress = run_progress(series.updates, series.epochs, series.events, series.run_info, state)
         parts = [
-            f"[b]{self.run_name}[/b]",
+            f"[b]{escape(self.run_name)}[/b]",
             fmt.status_text(state).markup,
-            f"epoch {series.epoch}",
-            f"step {series.step}",
+            escape(self.progress.text()),
             f"best log p~* {fmt.pm(*best) if best else '—'}",
         ]
         err = series.best_error()
@@ -162,15 +212,17 @@ class RunScreen(BihmScreen):
         logz = series.last_epoch_value("log_z2")
         if logz:
             parts.append(f"2 log Z {fmt.pm(*logz)}")
-        if speed:
-            parts.append(f"{speed:.0f} upd/s")
         view = ("smoothed" if self.smooth else "raw") + (f", last {ZOOMS[self.zoom_index]} epochs" if ZOOMS[self.zoom_index] else "")
         parts.append(f"[dim]{view}[/dim]")
         info = "  ".join(parts)
         if state in ("crashed", "diverged", "corrupt") and self._status.get("message"):
             info += f"\n[b]{state}:[/b] {self._status['message']}"
         for w in series.warnings[:1]:
-            info += f"\n[b]warning:[/b] {w}"
+            info += f"\n[b]warning:[/b] {escape(w)}"
+        if self.model is not None and (self.model.warning or self.model.problem):
+            info += f"\n[b]warning:[/b] {escape(self.model.warning or 'no readable checkpoint: ' + str(self.model.problem))}"
+        if self.exit is not None:
+            info += f"\n[b]the process started here exited with code {self.exit[0]}:[/b] {escape(self.exit[1])}"
         self._set("#run-info", info)
         if not self._params:
             self._params = hyper_parameters(run, series.run_info)
@@ -179,11 +231,13 @@ class RunScreen(BihmScreen):
         self._set("#run-params", text)
         log = run.log_path if run.log_path.exists() else launch_log_path(self.root, self.run_name)
         lines = tail_lines(log, LOG_LINES)
-        events = [f"{e['kind']}: {e['message']}" for e in series.events[-3:]]
+        events = [f"{e['kind']}: {e['message']}" for e in series.events if e.get("kind") != "phase"][-3:]
         body = "\n".join(escape(x) for x in (lines or events)) or "[dim](no log yet)[/dim]"
         self._set("#run-log", f"[b]log[/b] [dim]{escape(log.name) if lines else 'events'}[/dim]\n{body}")
         self.query_one("#stop", Button).disabled = state != "running"
-        self.query_one("#resume", Button).disabled = state == "running"
+        resume = self.query_one("#resume", Button)
+        resume.disabled = state == "running" or self.resume_refusal is not None
+        resume.tooltip = self.resume_refusal or "Resume the run from its last checkpoint"
 
     def _set(self, selector: str, text: str) -> None:
         """Update a Static only when its text changed (an idle tick then costs no repaint)."""
@@ -217,6 +271,15 @@ class RunScreen(BihmScreen):
         self.app.resume_run(self.run_name)  # type: ignore[attr-defined]
 
     def action_samples(self) -> None:
+        if self.run is None:
+            self.fail(f"run {self.run_name} has not started yet", title="refused")
+            return
+        self._check_actions()
+        if self.model is not None and self.model.path is None:
+            self.fail(f"run {self.run_name} is corrupt, no readable checkpoint: {self.model.problem}", title="refused")
+            return
+        if self.model is not None and self.model.warning:
+            self.notify(self.model.warning, title=f"run {self.run_name}", severity="warning", timeout=8)
         self.app.open_samples(self.run_name)  # type: ignore[attr-defined]
 
     def action_classify(self) -> None:
