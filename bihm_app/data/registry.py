@@ -113,6 +113,8 @@ def missing_reason(name: str) -> str | None:
     if _plausible(name) and name in local.stored_names():
         return None
     if name in REMOTE:
+        if REMOTE[name].note:
+            return f"data set '{name}' is not on this machine: {REMOTE[name].note}"
         return f"data set '{name}' is not downloaded yet: it {fetch_hint(name)}"
     return (f"unknown data set '{name}' (known: {', '.join(known_names())}); "
             f"add your own with `bihm data import FILE --name {name}`")  # fmt: skip

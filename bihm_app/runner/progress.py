@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RunProgress", "run_progress", "duration"]
+__all__ = ["RunProgress", "run_progress", "duration", "rate_text"]
 
 #: Update rows used for the speed (the most recent ones of the epoch in progress).
 RATE_WINDOW = 200
@@ -46,7 +46,7 @@ class RunProgress:
             return self.phase
         parts = []
         if self.updates_per_s:
-            parts.append(f"{self.updates_per_s:.3g}/s")
+            parts.append(f"{rate_text(self.updates_per_s)}/s")
         if self.eta_s is not None:
             parts.append(duration(self.eta_s))
         return " ".join(parts)
@@ -59,12 +59,17 @@ class RunProgress:
         else:
             parts.append(f"step {self.step}")
         if self.updates_per_s:
-            parts.append(f"{self.updates_per_s:.3g} upd/s")
+            parts.append(f"{rate_text(self.updates_per_s)} upd/s")
         if self.eta_s is not None:
             parts.append(f"ETA {duration(self.eta_s)}")
         if self.phase and self.phase != "training":
             parts.append(f"{self.phase} …")
         return " · ".join(parts)
+
+
+def rate_text(per_s: float) -> str:
+    """'1070', '42', '8', '2.5', '0.123': whole numbers from 10 up, three digits below."""
+    return f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.3g}"
 
 
 def duration(seconds: float) -> str:

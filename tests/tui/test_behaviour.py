@@ -178,7 +178,7 @@ async def test_typed_numbers_stay_as_typed_with_the_reason_they_are_refused(runs
         assert any("K (samples): '2.5' is not a whole number (and 2 more)" in m for m in messages(app))
         assert app.focused is k  # the first refused field
         await type_into(pilot, form, "K", "3")
-        assert field_message(form, "K") == "importance samples per data point"  # the hint is back
+        assert field_message(form, "K") == "importance samples per point"  # the hint is back
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

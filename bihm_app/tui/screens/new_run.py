@@ -20,18 +20,18 @@ from bihm_app.tui.screens.base import BihmScreen, text_input
 
 #: (field, label, hint) in form order; widget ids come from :func:`fid`.
 FIELDS = (
-    ("name", "run name", "empty: a name is made from data and layers"),
+    ("name", "run name", "empty: made from data and layers"),
     ("data", "data set", ""),
-    ("layers", "layers", "latent sizes, bottom-up: 200,200 or paper12"),
-    ("K", "K (samples)", "importance samples per data point"),
+    ("layers", "layers", "bottom-up: 200,200 or paper12"),
+    ("K", "K (samples)", "importance samples per point"),
     ("batch", "batch size", "data points per update"),
-    ("lr", "learning rate", "Adam step size, e.g. 0.001 or 1e-3"),
-    ("epochs", "epochs", "at most; early stopping may end sooner"),
+    ("lr", "learning rate", "Adam step: 0.001 or 1e-3"),
+    ("epochs", "epochs", "at most (early stopping)"),
     ("device", "device", ""),
-    ("labels", "labelled points", "0: unsupervised; N: semi-supervised (ch. 4)"),
-    ("gamma", "γ (eq. 4.7)", "semi-supervised: weight of log Ã, in [-1, 1]"),
-    ("label_at", "label at", "semi-supervised: where y joins the net"),
-    ("label_proposal", "label proposal", "semi-supervised: how y is proposed"),
+    ("labels", "labelled points", "0: unsupervised; N: ch. 4"),
+    ("gamma", "γ (eq. 4.7)", "weight of log Ã, in [-1, 1]"),
+    ("label_at", "label at", "where y joins the net"),
+    ("label_proposal", "label proposal", "how y is proposed"),
 )
 def fid(field: str) -> str:
     """The id of a field's widget ('label_at' -> 'f-label-at'); its message is 'm-…'."""
@@ -41,6 +41,7 @@ def fid(field: str) -> str:
 NUMBERS = {"K": int, "batch": int, "epochs": int, "labels": int, "lr": float, "gamma": float}
 TEXTS = ("name", "layers")
 SELECTS = ("data", "device", "label_at", "label_proposal")
+WIDE = ("data", "device")  # selects whose choices are long (a fetch hint, a GPU's name)
 
 
 def data_choices() -> list[tuple[str, str]]:
@@ -57,7 +58,11 @@ def data_choices() -> list[tuple[str, str]]:
             missing = missing_reason(n)
         except BihmError as exc:
             missing = str(exc)
-        out.append((n if missing is None else f"{n}  — {fetch_hint(n) if 'fetch' in missing else 'unavailable'}", n))
+        if missing is None:
+            out.append((n, n))
+            continue
+        need = fetch_hint(n) if "data fetch" in missing else ("needs `bihm data import`" if "data import" in missing else "unavailable")
+        out.append((f"{n}  — {need}", n))
     return out
 
 
@@ -68,10 +73,12 @@ class NewRunScreen(BihmScreen):
     NewRunScreen #nr-body { padding: 0 1; }
     NewRunScreen .nr-row { height: auto; }
     NewRunScreen .nr-label { width: 17; padding: 0 1 0 0; text-align: right; color: $text; }
-    NewRunScreen .nr-field { width: 1fr; max-width: 60; height: auto; }
-    NewRunScreen .nr-msg { height: auto; color: $text-muted; padding: 0 0 0 1; }
-    NewRunScreen .nr-msg.-bad { color: $text-error; }
-    NewRunScreen #nr-check { margin-left: 17; height: auto; }
+    NewRunScreen .nr-field { width: 28; height: auto; }
+    NewRunScreen .nr-wide { width: 1fr; max-width: 80; height: auto; }
+    NewRunScreen .nr-msg { width: 1fr; height: auto; color: $text-muted; padding: 0 0 0 1; }
+    NewRunScreen .nr-wide .nr-msg { padding: 0; }
+    NewRunScreen .nr-msg.-bad { color: $text-error; text-style: bold; }
+    NewRunScreen #f-quick { margin-left: 17; height: auto; }
     NewRunScreen #new-run-devices { height: auto; color: $text-muted; padding: 0 0 0 17; }
     NewRunScreen #new-run-buttons { height: auto; padding: 0 0 0 17; margin-top: 1; }
     NewRunScreen #new-run-buttons Button { margin-right: 2; }
@@ -80,6 +87,9 @@ class NewRunScreen(BihmScreen):
     BINDINGS = [
         Binding("escape", "back", "Cancel", tooltip="Back without starting a run (asks if you changed the form)"),
         Binding("ctrl+s", "launch", "Start", tooltip="Start training with these settings"),
+        # q and ? type here: quitting and help have keys that do not
+        Binding("ctrl+q", "app.quit", "Quit", tooltip="Quit the dashboard (asks if you changed the form)", priority=True),
+        Binding("f1", "app.help", "Help", tooltip="Show the keys of this screen"),
     ]
     AUTO_FOCUS = "#f-name"  # letters type into the first field (q never quits from this form)
 
@@ -97,11 +107,18 @@ class NewRunScreen(BihmScreen):
         yield Header(show_clock=False)
         with VerticalScroll(id="nr-body"):
             for field, label, hint in FIELDS:
+                msg = Static(hint, id="m" + fid(field)[1:], classes="nr-msg", markup=False)
+                msg.display = bool(hint)
                 with Horizontal(classes="nr-row"):
                     yield Label(label, classes="nr-label")
-                    with Vertical(classes="nr-field"):
-                        yield self._widget(field, d, blink)
-                        yield Static(hint, id="m" + fid(field)[1:], classes="nr-msg", markup=False)
+                    if field in WIDE:  # long choices: the whole width, a problem on the line below
+                        with Vertical(classes="nr-wide"):
+                            yield self._widget(field, d, blink)
+                            yield msg
+                    else:
+                        with Vertical(classes="nr-field"):
+                            yield self._widget(field, d, blink)
+                        yield msg
             yield Checkbox("quick validation (1000 points, 10⁴ Z samples)", d.quick, id="f-quick", compact=True,
                            classes="nr-row")  # fmt: skip
             yield Static("", id="new-run-devices")
@@ -132,8 +149,7 @@ class NewRunScreen(BihmScreen):
     def on_mount(self) -> None:
         self.title = "new run"
         self._initial = self._raw()
-        for field in ("data",):
-            self._check(field)
+        self._check("data")
         from bihm_app.tui.devices import list_devices
 
         self.in_thread(list_devices, done=self._devices, group="devices")
@@ -202,6 +218,7 @@ class NewRunScreen(BihmScreen):
             self.problems.pop(field, None)
         msg.update(problem or hint)
         msg.set_class(bool(problem), "-bad")
+        msg.display = bool(problem or hint)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         field = (event.input.id or "")[2:].replace("-", "_")
@@ -229,7 +246,8 @@ class NewRunScreen(BihmScreen):
             self.query_one(f"#{fid(first)}").focus()
             label = next(lab for f, lab, _ in FIELDS if f == first)
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-            raise ConfigError(f"{label}: {found[first]}{more}")
+            subject = "" if first in ("name", "data") else f"{label}: "  # those problems name their field
+            raise ConfigError(f"{subject}{found[first]}{more}")
         return spec
 
     # -- actions -------------------------------------------------------------------------------

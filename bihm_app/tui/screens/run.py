@@ -21,7 +21,7 @@ from bihm_app.runner.progress import RunProgress, run_progress
 from bihm_app.runner.summaries import hyper_parameters, tail_lines
 from bihm_app.store.runs import RunFolder, open_run
 from bihm_app.tui import format as fmt
-from bihm_app.tui.launcher import last_log_line, launch_log_path
+from bihm_app.tui.launcher import launch_log_path
 from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, ERROR_COLUMNS, LOGZ_COLUMNS, RunSeries
@@ -121,7 +121,8 @@ class RunScreen(BihmScreen):
                 )  # fmt: skip
                 return False
             if self.starting and time.monotonic() - self._mounted_at < START_WAIT_S:
-                line = last_log_line(self.root, self.run_name) if launch_log_path(self.root, self.run_name).exists() else ""
+                lines = [ln for ln in tail_lines(launch_log_path(self.root, self.run_name), 5) if ln.strip()]
+                line = lines[-1].strip() if lines else ""  # what the child says while it starts
                 self.query_one("#run-info", Static).update(
                     f"[b]{escape(self.run_name)}[/b]: waiting for the run to start …"
                     + (f"\n[dim]{escape(line)}[/dim]" if line else "")

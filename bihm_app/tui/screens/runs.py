@@ -16,7 +16,7 @@ REFRESH_S = 2.0
 NAME_MAX = 32  # longer run names are cut in the table (the detail line shows them whole)
 #: (label, key, width); fixed widths keep the layout stable while values change (None: fit the names).
 COLUMNS = (("", "mark", 1), ("run", "name", None), ("status", "status", 8), ("data", "data", 8),
-           ("layers", "layers", 10), ("epoch", "epoch", 7), ("progress", "progress", 14), ("best log p~*", "best", 12),
+           ("layers", "layers", 10), ("epoch", "epoch", 7), ("progress", "progress", 18), ("best log p~*", "best", 12),
            ("trend", "trend", SPARK_WIDTH), ("age", "age", 10))  # fmt: skip
 
 
