@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 from rich.cells import cell_len
-from textual.widgets import Button, DataTable, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, Static
 
 from bihm_app.runner.pictures import INPAINTING
 from bihm_app.store.checkpoint import load_checkpoint, read_meta, save_checkpoint
@@ -195,6 +195,11 @@ async def test_form_labels_are_whole_at_80_and_120_columns(runs_root, size):
         for msg in form.query(".nr-msg"):  # hints wrap instead of being cut
             text = str(msg.render())
             assert msg.region.width * msg.region.height >= cell_len(text), text
+        for inp in form.query(Input):  # a placeholder is read whole, or there is none
+            assert inp.content_region.width >= cell_len(inp.placeholder), inp.placeholder
+        for box in form.query(Checkbox):
+            assert box.region.width >= cell_len(str(box.label)) + 4, str(box.label)
+            assert box.region.right <= size[0]
 
 
 # -- 3. a launched or resumed process that exits says why at once ----------------------------------
