@@ -15,7 +15,7 @@ from bihm_app.errors import BihmError, ConfigError, RunError
 from bihm_app.store.runs import RunFolder, open_run, run_name_error
 
 __all__ = ["name_problem", "data_problem", "check_new_run", "UsableCheckpoint", "usable_checkpoint",
-           "resume_problem", "check_resume"]  # fmt: skip
+           "resume_problem", "check_resume", "ActionChecks"]  # fmt: skip
 
 
 def name_problem(name: str) -> str | None:
@@ -135,3 +135,31 @@ def check_resume(root: Path, name: str) -> RunFolder:
     if problem:
         raise RunError(problem)
     return run
+
+
+class ActionChecks:
+    """What a view of one run may offer now — the checkpoint pictures read (``model``) and why a
+    resume would be refused (``resume_refusal``) — re-checked only when a checkpoint file, the run
+    lock or the state changed (a live view polls twice a second)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self.model: UsableCheckpoint | None = None
+        self.resume_refusal: str | None = None
+
+    def forget(self) -> None:
+        """Check again at the next :meth:`update` (a process of the run just ended)."""
+        self._key = None
+
+    def update(self, run: RunFolder, state: str) -> None:
+        key: list = [state, run.lock_holder()[0] if state != "running" else True]
+        for path in (run.checkpoint_path, run.best_path):
+            try:
+                st = path.stat()
+                key.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except OSError:
+                key.append(None)
+        if tuple(key) != self._key:
+            self._key = tuple(key)
+            self.model = usable_checkpoint(run, "best")
+            self.resume_refusal = resume_problem(run)

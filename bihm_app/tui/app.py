@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from textual.app import App, SystemCommand
-from textual.notifications import Notification, Notify, SeverityLevel
 from textual.binding import Binding
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input
 
@@ -23,7 +23,7 @@ from bihm_app import __version__
 from bihm_app.errors import BihmError
 from bihm_app.store.runs import open_run
 from bihm_app.tui import launcher
-from bihm_app.tui.screens.base import one_line, screen_name
+from bihm_app.tui.screens.base import one_line
 from bihm_app.store.runs import runs_root
 
 
@@ -213,36 +213,9 @@ class BihmApp(App):
 
     # -- command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The palette: Textual's own commands, the dashboard's, then the keys of the screen below —
-        each under one human title (an action offered twice is listed once)."""
-        own = [
-            SystemCommand("New run", "Open the form that starts a training run", self.action_new_run),
-            SystemCommand("Help", "Show the keys of this screen", self.action_help),
-            SystemCommand("Light/dark theme", "Switch between the light and dark theme", self.action_toggle_theme),
-        ]
-        if len(self.screen_stack) > 2:
-            own.append(SystemCommand("Runs list", "Back to the runs list", self.action_home))
-        titles: set[str] = set()
-        for cmd in [*super().get_system_commands(screen), *own]:
-            if cmd.title not in titles:
-                titles.add(cmd.title)
-                yield cmd
-        covered = {"new_run", "help", "quit", "quit_key", "toggle_theme", "home"}
-        where = screen_name(screen)
-        for b in getattr(screen, "BINDINGS", []):
-            if not isinstance(b, Binding) or b.action in covered or not b.description:
-                continue
-            covered.add(b.action)
+        from bihm_app.tui.commands import palette_commands
 
-            def run(action: str = b.action, screen: Screen = screen) -> None:
-                self.call_later(screen.run_action, action)
-
-            if b.description in titles:  # two actions of one name: say which screen's
-                title = f"{b.description} — {where}"
-            else:
-                title = b.description
-            titles.add(title)
-            yield SystemCommand(title, f"{b.tooltip or b.description} ({where})", run)
+        yield from palette_commands(self, screen, super().get_system_commands(screen))
 
 
 def make_app(runs_dir: Path | None = None, cursor_blink: bool = True) -> BihmApp:

@@ -94,30 +94,6 @@ class NewRunSpec:
 TRAIN_FIELDS = {"K": "K", "batch": "batch_size", "lr": "lr", "epochs": "epochs"}
 
 
-def parse_number(text: str, kind: type) -> tuple[int | float | None, str | None]:
-    """``text`` as a whole number (``kind=int``) or a finite number (``float``): (value, None), or
-    (None, why not) — never a silent change such as '2.5' -> 25 or 'abc' -> ''."""
-    import math
-    import re
-
-    t = text.strip().replace("_", "")
-    if not t:
-        return None, "is empty: type a number"
-    try:
-        x = float(t)
-    except ValueError:
-        return None, f"{text.strip()!r} is not a number"
-    if not math.isfinite(x):
-        return None, f"{text.strip()!r} is not a finite number"
-    if kind is int:
-        if not re.fullmatch(r"[+-]?\d+", t):
-            if x == int(x) and re.fullmatch(r"[+-]?\d+(\.0*)?|[+-]?\d+(\.\d*)?[eE]\+?\d+", t):
-                return int(x), None  # 1e3, 10.0: whole numbers written otherwise
-            return None, f"{text.strip()!r} is not a whole number"
-        return int(t), None
-    return x, None
-
-
 def resume_argv(root: Path, name: str) -> list[str]:
     return [sys.executable, "-m", "bihm_app", "train", "--resume", name, "--runs-dir", str(root), "--quiet"]
 
@@ -143,6 +119,17 @@ def last_log_line(root: Path, name: str) -> str:
         return "(no log)"
     lines = [ln.strip() for ln in tail_lines(path, 20) if ln.strip()]
     return lines[-1] if lines else f"(nothing in {path})"
+
+
+def start_note(root: Path, name: str, exit: tuple[int, str] | None) -> str:
+    """What the view of a run launched just now says before its folder exists: how its process
+    ended (code and last log line), or that it is starting, with the latest line of its log."""
+    if exit is not None:
+        return f"{name}: the training process exited with code {exit[0]} before the run started:\n{exit[1]}"
+    from bihm_app.runner.summaries import tail_lines
+
+    lines = [ln.strip() for ln in tail_lines(launch_log_path(root, name), 5) if ln.strip()]
+    return f"{name}: waiting for the run to start …" + (f"\n{lines[-1]}" if lines else "")
 
 
 def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:

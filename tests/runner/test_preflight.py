@@ -115,7 +115,7 @@ def test_resume_is_refused_for_finished_running_and_unreadable_runs(tmp_path):
     with pytest.raises(RunError, match="already finished.*--epochs"):
         check_resume(tmp_path, "fin")
 
-    stopped = make_run(tmp_path, "stopped", epochs=2, state="stopped")
+    make_run(tmp_path, "stopped", epochs=2, state="stopped")
     assert check_resume(tmp_path, "stopped").name == "stopped"  # a stopped run resumes
 
     live = make_run(tmp_path, "live", epochs=2, state="stopped")

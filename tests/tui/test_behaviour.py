@@ -4,7 +4,6 @@ the fix for the reason in its docstring."""
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 
@@ -170,7 +169,7 @@ async def test_typed_numbers_stay_as_typed_with_the_reason_they_are_refused(runs
         assert k.value == "2.5" and "'2.5' is not a whole number" in field_message(form, "K")
         lr = await type_into(pilot, form, "lr", "abc")
         assert lr.value == "abc" and "'abc' is not a number" in field_message(form, "lr")
-        batch = await type_into(pilot, form, "batch", "0")
+        await type_into(pilot, form, "batch", "0")
         assert "at least 1" in field_message(form, "batch")
         await pilot.press("ctrl+s")
         await pilot.pause()

@@ -12,14 +12,7 @@ from textual.widgets import Button, Static
 class ConfirmScreen(ModalScreen[bool]):
     """Dismissed with True (y, or the first button) or False (n, escape, or the second button)."""
 
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen #confirm-box { width: auto; max-width: 70; height: auto; border: round $warning;
-                                 background: $panel; padding: 1 2; }
-    ConfirmScreen #confirm-text { width: auto; margin-bottom: 1; }
-    ConfirmScreen #confirm-buttons { width: auto; height: auto; }
-    ConfirmScreen #confirm-buttons Button { margin-right: 2; }
-    """
+    CSS_PATH = "confirm.tcss"
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", tooltip="Yes: go ahead"),
         Binding("n,escape", "answer(False)", "No", tooltip="No: back to where you were"),

@@ -16,7 +16,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select
 
 from bihm_app.runner.pictures import INPAINTING, MASKS, inpaint_frames, missing_mask, test_row, to_grid
-from bihm_app.tui.launcher import parse_number
+from bihm_app.tui.form_fields import parse_number
 from bihm_app.tui.screens.base import text_input
 from bihm_app.tui.screens.pictures_base import PictureScreen
 

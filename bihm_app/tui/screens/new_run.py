@@ -15,74 +15,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from bihm_app.errors import BihmError
-from bihm_app.tui.launcher import NewRunSpec, parse_number
+from bihm_app.tui.form_fields import FIELDS, NUMBERS, SELECTS, TEXTS, WIDE, data_choices, fid, parse_number
+from bihm_app.tui.launcher import NewRunSpec
 from bihm_app.tui.screens.base import BihmScreen, text_input
-
-#: (field, label, hint) in form order; widget ids come from :func:`fid`.
-FIELDS = (
-    ("name", "run name", "empty: made from data and layers"),
-    ("data", "data set", ""),
-    ("layers", "layers", "bottom-up: 200,200 or paper12"),
-    ("K", "K (samples)", "importance samples per point"),
-    ("batch", "batch size", "data points per update"),
-    ("lr", "learning rate", "Adam step: 0.001 or 1e-3"),
-    ("epochs", "epochs", "at most (early stopping)"),
-    ("device", "device", ""),
-    ("labels", "labelled points", "0: unsupervised; N: ch. 4"),
-    ("gamma", "γ (eq. 4.7)", "weight of log Ã, in [-1, 1]"),
-    ("label_at", "label at", "where y joins the net"),
-    ("label_proposal", "label proposal", "how y is proposed"),
-)
-def fid(field: str) -> str:
-    """The id of a field's widget ('label_at' -> 'f-label-at'); its message is 'm-…'."""
-    return "f-" + field.replace("_", "-")
-
-
-NUMBERS = {"K": int, "batch": int, "epochs": int, "labels": int, "lr": float, "gamma": float}
-TEXTS = ("name", "layers")
-SELECTS = ("data", "device", "label_at", "label_proposal")
-WIDE = ("data", "device")  # selects whose choices are long (a fetch hint, a GPU's name)
-
-
-def data_choices() -> list[tuple[str, str]]:
-    """(label, name) for every data set; a set that is listed but not on this machine says what it needs."""
-    from bihm_app.data.registry import fetch_hint, known_names, missing_reason
-
-    try:
-        names = list(known_names())
-    except BihmError:
-        return [("bmnist", "bmnist")]
-    out = []
-    for n in names:
-        try:
-            missing = missing_reason(n)
-        except BihmError as exc:
-            missing = str(exc)
-        if missing is None:
-            out.append((n, n))
-            continue
-        need = fetch_hint(n) if "data fetch" in missing else ("needs `bihm data import`" if "data import" in missing else "unavailable")
-        out.append((f"{n}  — {need}", n))
-    return out
-
 
 class NewRunScreen(BihmScreen):
     """Fill in the form, press Start (or ctrl+s)."""
 
-    DEFAULT_CSS = """
-    NewRunScreen #nr-body { padding: 0 1; }
-    NewRunScreen .nr-row { height: auto; }
-    NewRunScreen .nr-label { width: 17; padding: 0 1 0 0; text-align: right; color: $text; }
-    NewRunScreen .nr-field { width: 28; height: auto; }
-    NewRunScreen .nr-wide { width: 1fr; max-width: 80; height: auto; }
-    NewRunScreen .nr-msg { width: 1fr; height: auto; color: $text-muted; padding: 0 0 0 1; }
-    NewRunScreen .nr-wide .nr-msg { padding: 0; }
-    NewRunScreen .nr-msg.-bad { color: $text-error; text-style: bold; }
-    NewRunScreen #f-quick { margin-left: 17; height: auto; }
-    NewRunScreen #new-run-devices { height: auto; color: $text-muted; padding: 0 0 0 17; }
-    NewRunScreen #new-run-buttons { height: auto; padding: 0 0 0 17; margin-top: 1; }
-    NewRunScreen #new-run-buttons Button { margin-right: 2; }
-    """
+    CSS_PATH = "new_run.tcss"
 
     BINDINGS = [
         Binding("escape", "back", "Cancel", tooltip="Back without starting a run (asks if you changed the form)"),

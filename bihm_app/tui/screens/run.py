@@ -16,12 +16,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Static
 
 from bihm_app.errors import BihmError
-from bihm_app.runner.preflight import UsableCheckpoint, resume_problem, usable_checkpoint
+from bihm_app.runner.preflight import ActionChecks
 from bihm_app.runner.progress import RunProgress, run_progress
 from bihm_app.runner.summaries import hyper_parameters, tail_lines
 from bihm_app.store.runs import RunFolder, open_run
-from bihm_app.tui import format as fmt
-from bihm_app.tui.launcher import launch_log_path
+from bihm_app.tui.launcher import launch_log_path, start_note
+from bihm_app.tui.run_info import info_text
 from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, ERROR_COLUMNS, LOGZ_COLUMNS, RunSeries
@@ -70,9 +70,7 @@ class RunScreen(BihmScreen):
         self._params: list[tuple[str, str]] = []
         self._shown: dict[str, str] = {}
         self.exit: tuple[int, str] | None = None  # how the process launched from here ended (code, last log line)
-        self._checked_key: tuple | None = None
-        self.model: UsableCheckpoint | None = None  # what samples would read (runner/preflight, as the runs list)
-        self.resume_refusal: str | None = None
+        self.checks = ActionChecks()  # what samples read, whether resume may start (as on the runs list)
         self.progress: RunProgress | None = None
 
     def compose(self) -> ComposeResult:
@@ -100,7 +98,7 @@ class RunScreen(BihmScreen):
     def child_exited(self, rc: int) -> None:
         """Called by the app when the process it launched for this run ended."""
         self.exit = self.app.child_exits.get(self.run_name)  # type: ignore[attr-defined]
-        self._checked_key = None  # status and checkpoints may have changed: check again
+        self.checks.forget()  # status and checkpoints may have changed: check again
         if self.run is None:
             self._open_folder()
         else:
@@ -112,21 +110,9 @@ class RunScreen(BihmScreen):
         try:
             self.run = open_run(self.run_name, self.root)
         except BihmError as exc:
-            if self.exit is not None:
-                rc, line = self.exit
-                self._reported = True
-                self.query_one("#run-info", Static).update(
-                    f"[b]{escape(self.run_name)}[/b]: the training process exited with code {rc} before the run "
-                    f"started:\n[b]{escape(line)}[/b]"
-                )  # fmt: skip
-                return False
-            if self.starting and time.monotonic() - self._mounted_at < START_WAIT_S:
-                lines = [ln for ln in tail_lines(launch_log_path(self.root, self.run_name), 5) if ln.strip()]
-                line = lines[-1].strip() if lines else ""  # what the child says while it starts
-                self.query_one("#run-info", Static).update(
-                    f"[b]{escape(self.run_name)}[/b]: waiting for the run to start …"
-                    + (f"\n[dim]{escape(line)}[/dim]" if line else "")
-                )  # fmt: skip
+            if self.exit is not None or (self.starting and time.monotonic() - self._mounted_at < START_WAIT_S):
+                self._reported = self.exit is not None  # an exit is final; a start is still awaited
+                self.query_one("#run-info", Static).update(escape(start_note(self.root, self.run_name, self.exit)))
                 return False
             if not self._reported:
                 self._reported = True
@@ -158,28 +144,8 @@ class RunScreen(BihmScreen):
             self._status = {"state": "corrupt", "message": str(exc)}
         if self.series.version != self._drawn_version:
             self.redraw()
-        self._check_actions()
+        self.checks.update(self.run, str(self._status.get("state", "unknown")))
         self._update_side()
-
-    def _check_actions(self) -> None:
-        """What samples would read and whether a resume may start — the runner's checks, the same
-        the runs list makes; re-done only when a checkpoint file or the state changed."""
-        run = self.run
-        if run is None:
-            return
-        key = [self._status.get("state")]
-        for path in (run.checkpoint_path, run.best_path):
-            try:
-                st = path.stat()
-                key.append((st.st_size, st.st_mtime_ns, st.st_ino))
-            except OSError:
-                key.append(None)
-        key.append(run.lock_holder()[0] if self._status.get("state") != "running" else True)
-        if tuple(key) == self._checked_key:
-            return
-        self._checked_key = tuple(key)
-        self.model = usable_checkpoint(run, "best")
-        self.resume_refusal = resume_problem(run)
 
     def redraw(self) -> None:
         series = self.series
@@ -199,31 +165,10 @@ class RunScreen(BihmScreen):
         if series is None or run is None:
             return
         state = str(self._status.get("state", "unknown"))
-        best = series.best_valid()
         self.progress = run_progress(series.updates, series.epochs, series.events, series.run_info, state)
-        parts = [
-            f"[b]{escape(self.run_name)}[/b]",
-            fmt.status_text(state).markup,
-            escape(self.progress.text()),
-            f"best log p~* {fmt.pm(*best) if best else '—'}",
-        ]
-        err = series.best_error()
-        if err:
-            parts.append(f"best error {100 * err[0]:.2f} ± {100 * err[1]:.2f} %")
-        logz = series.last_epoch_value("log_z2")
-        if logz:
-            parts.append(f"2 log Z {fmt.pm(*logz)}")
-        view = ("smoothed" if self.smooth else "raw") + (f", last {ZOOMS[self.zoom_index]} epochs" if ZOOMS[self.zoom_index] else "")
-        parts.append(f"[dim]{view}[/dim]")
-        info = "  ".join(parts)
-        if state in ("crashed", "diverged", "corrupt") and self._status.get("message"):
-            info += f"\n[b]{state}:[/b] {self._status['message']}"
-        for w in series.warnings[:1]:
-            info += f"\n[b]warning:[/b] {escape(w)}"
-        if self.model is not None and (self.model.warning or self.model.problem):
-            info += f"\n[b]warning:[/b] {escape(self.model.warning or 'no readable checkpoint: ' + str(self.model.problem))}"
-        if self.exit is not None:
-            info += f"\n[b]the process started here exited with code {self.exit[0]}:[/b] {escape(self.exit[1])}"
+        zoom = ZOOMS[self.zoom_index]
+        view = ("smoothed" if self.smooth else "raw") + (f", last {zoom} epochs" if zoom else "")
+        info = info_text(self.run_name, self._status, series, self.progress, view, self.checks.model, self.exit)
         self._set("#run-info", info)
         if not self._params:
             self._params = hyper_parameters(run, series.run_info)
@@ -237,8 +182,8 @@ class RunScreen(BihmScreen):
         self._set("#run-log", f"[b]log[/b] [dim]{escape(log.name) if lines else 'events'}[/dim]\n{body}")
         self.query_one("#stop", Button).disabled = state != "running"
         resume = self.query_one("#resume", Button)
-        resume.disabled = state == "running" or self.resume_refusal is not None
-        resume.tooltip = self.resume_refusal or "Resume the run from its last checkpoint"
+        resume.disabled = state == "running" or self.checks.resume_refusal is not None
+        resume.tooltip = self.checks.resume_refusal or "Resume the run from its last checkpoint"
 
     def _set(self, selector: str, text: str) -> None:
         """Update a Static only when its text changed (an idle tick then costs no repaint)."""
@@ -275,12 +220,13 @@ class RunScreen(BihmScreen):
         if self.run is None:
             self.fail(f"run {self.run_name} has not started yet", title="refused")
             return
-        self._check_actions()
-        if self.model is not None and self.model.path is None:
-            self.fail(f"run {self.run_name} is corrupt, no readable checkpoint: {self.model.problem}", title="refused")
+        self.checks.update(self.run, str(self._status.get("state", "unknown")))
+        model = self.checks.model
+        if model is not None and model.path is None:
+            self.fail(f"run {self.run_name} is corrupt, no readable checkpoint: {model.problem}", title="refused")
             return
-        if self.model is not None and self.model.warning:
-            self.notify(self.model.warning, title=f"run {self.run_name}", severity="warning", timeout=8)
+        if model is not None and model.warning:
+            self.notify(model.warning, title=f"run {self.run_name}", severity="warning", timeout=8)
         self.app.open_samples(self.run_name)  # type: ignore[attr-defined]
 
     def action_classify(self) -> None:
