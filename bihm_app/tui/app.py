@@ -198,11 +198,12 @@ class BihmApp(App):
             if rc is None:
                 continue
             del self.children_procs[name]
-            if rc == 0:
+            started = (self.runs_root / name).is_dir()
+            if rc == 0 and started:
                 self.notify(f"run {name} finished", title="training")
-            elif rc == 130:
+            elif rc == 130 and started:
                 self.notify(f"run {name} stopped (checkpoint saved)", title="training")
-            else:
+            else:  # an error, or an exit before the run folder existed: say why at once
                 line = launcher.last_log_line(self.runs_root, name)
                 self.child_exits[name] = (rc, line)
                 self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",
