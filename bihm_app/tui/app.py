@@ -42,10 +42,8 @@ class BihmApp(App):
     BINDINGS = [
         Binding("q", "quit_key", "Quit", tooltip="Quit the dashboard (running trainings keep going); ctrl+q where q types"),
         Binding("question_mark", "help_key", "Help", tooltip="Show the keys of this screen; f1 where ? types"),
-        # where q and ? type (a text field has focus, the new-run form) these keys do the same; the
-        # footer shows them in their place (widgets/key_footer.py)
-        Binding("ctrl+q", "quit", "Quit", show=False, priority=True,
-                tooltip="Quit, also where q types (asks first if the new-run form holds changes)"),
+        # where q and ? type these do the same (the footer shows them in their place: key_footer.py)
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="Quit, also where q types (asks first if the new-run form holds changes)"),  # fmt: skip
         Binding("f1", "help", "Help", show=False, tooltip="Show the keys of this screen, also where ? types"),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False, tooltip="Switch between the light and dark theme"),
     ]
@@ -128,8 +126,7 @@ class BihmApp(App):
 
     # -- quitting ---------------------------------------------------------------------------------
     def letters_type(self) -> bool:
-        """Whether ``q`` and ``?`` are text here: a text field has focus, or the screen is a form of
-        text fields (``LETTERS_TYPE``: the new-run form, where a stray q must never quit)."""
+        """Whether ``q`` and ``?`` type here: a text field has focus, or the screen sets ``LETTERS_TYPE``."""
         return isinstance(self.screen.focused, Input) or bool(getattr(self.screen, "LETTERS_TYPE", False))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -142,8 +139,7 @@ class BihmApp(App):
     def action_quit_key(self) -> None:
         self.action_quit()
 
-    def action_help_key(self) -> None:
-        self.action_help()
+    action_help_key = action_help
 
     def action_quit(self) -> None:  # type: ignore[override]
         """Quit, after asking when a form holds changes that would be lost."""
