@@ -126,8 +126,9 @@ class BihmApp(App):
 
     # -- quitting ---------------------------------------------------------------------------------
     def letters_type(self) -> bool:
-        """Whether ``q`` and ``?`` type here: a text field has focus, or the screen sets ``LETTERS_TYPE``."""
-        return isinstance(self.screen.focused, Input) or bool(getattr(self.screen, "LETTERS_TYPE", False))
+        """Whether ``q`` and ``?`` type on the screen under any dialog (text field focused, ``LETTERS_TYPE``)."""
+        under = next(s for s in reversed(self.screen_stack) if not s.is_modal)
+        return isinstance(under.focused, Input) or bool(getattr(under, "LETTERS_TYPE", False))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """``q`` quits and ``?`` helps only where they cannot be text; there the footer offers
@@ -135,9 +136,6 @@ class BihmApp(App):
         if action in ("quit_key", "help_key") and self.letters_type():
             return False
         return True
-
-    def action_quit_key(self) -> None:
-        self.action_quit()
 
     action_help_key = action_help
 
@@ -157,6 +155,8 @@ class BihmApp(App):
                 self.exit()
 
         self.push_screen(ConfirmScreen("Quit and discard the new run's settings?", "Quit", "Keep editing"), answer)
+
+    action_quit_key = action_quit
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
