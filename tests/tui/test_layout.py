@@ -278,3 +278,22 @@ async def test_new_run_form_fits_80x24(runs_root):
         assert form.query_one("#f-name", Input).placeholder in text
         assert str(form.query_one("#f-quick", Checkbox).label) in text
         assert re.search(r"\bStart\b", "\n".join(screen_lines(app)[:-1])), text  # the button, not the footer key
+
+
+async def test_q_stays_off_under_a_dialog_over_the_new_run_form(runs_root):
+    """Catches the form's footer offering ``q Quit`` again while help or the confirm dialog is
+    over it (q and ? were judged on the dialog, which has no text field)."""
+    app = make_app(runs_root)
+    async with app.run_test(size=SMALL) as pilot:
+        await runs_loaded(pilot)
+        app.action_new_run()
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen) and app.screen.is_mounted)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: app.screen.is_modal)
+        assert app.check_action("quit_key", ()) is False and app.check_action("help_key", ()) is False
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+        app.pop_screen()
+        await wait_for(pilot, lambda: not isinstance(app.screen, NewRunScreen))
+        assert app.check_action("quit_key", ()) is True
+
