@@ -89,12 +89,14 @@ def _report_end(run, reason: str, reporter) -> None:
 def _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs, patience, valid_k,
            valid_max, z_samples, z_every, device, seed, name, semi=None, threads="auto", precision="fp32", cuda_graph=True):  # fmt: skip
     from bihm_app.runner.configs import layer_sizes, train_config
+    from bihm_app.runner.preflight import check_new_run
     from bihm_app.runner.threads import check_option
     from bihm_app.runner.train_loop import RunSpec, resume_run, start_run
 
     threads = check_option(threads)  # before a run folder exists
     if resume:
         return resume_run(root, resume, reporter, {"epochs": epochs, "patience": patience, "device": device, "threads": threads})
+    check_new_run(root, name, data)  # the dashboard's form runs the same checks before it launches
     cfg = train_config(method=method, K=k, batch_size=batch, lr=lr, l1=l1, l1_per=l1_per, baseline=baseline, epochs=epochs,
                        patience=patience, valid_K=valid_k, valid_max=valid_max, z_samples=int(z_samples), z_every=z_every,
                        seed=seed, precision=precision, cuda_graph=cuda_graph)  # fmt: skip

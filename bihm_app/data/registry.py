@@ -95,6 +95,31 @@ def known_names() -> list[str]:
     return names
 
 
+def fetch_hint(name: str) -> str:
+    """What a set that is listed but not on this machine needs."""
+    return f"needs `bihm data fetch {name}`"
+
+
+def missing_reason(name: str) -> str | None:
+    """Why ``name`` cannot be trained on here without another step, in one line, or None when it is
+    present: unknown names, fetchable sets not downloaded yet (:func:`fetch_hint`) and built-in sets
+    whose file is missing. Cheap (no checksum, no loading): the form's data list and the pre-launch
+    checks call it; loading still verifies the file."""
+    if name in BUILTINS:
+        folder = assets_dir()
+        if folder is None or not (folder / BUILTINS[name].asset).is_file():
+            return f"data set '{name}': its built-in file is missing; reinstall bihm-app"
+        return None
+    if _plausible(name) and name in local.stored_names():
+        return None
+    if name in REMOTE:
+        if REMOTE[name].note:
+            return f"data set '{name}' is not on this machine: {REMOTE[name].note}"
+        return f"data set '{name}' is not downloaded yet: it {fetch_hint(name)}"
+    return (f"unknown data set '{name}' (known: {', '.join(known_names())}); "
+            f"add your own with `bihm data import FILE --name {name}`")  # fmt: skip
+
+
 def load_dataset(name: str) -> Dataset:
     """Load a data set by name (verifying its SHA-256); `DataError` if unknown, missing or corrupt."""
     if name in BUILTINS:
@@ -191,4 +216,4 @@ def clear_cache() -> None:
     _loaded.clear()
 
 
-__all__ = ["load_dataset", "list_datasets", "check_compatible", "known_names", "clear_cache"]
+__all__ = ["load_dataset", "list_datasets", "check_compatible", "known_names", "clear_cache", "missing_reason", "fetch_hint"]

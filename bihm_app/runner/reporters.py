@@ -78,7 +78,12 @@ class MetricsFileReporter(Reporter):
 
         p = self.tr.progress
         self.writer = MetricsWriter(run.next_metrics_path(), {"run": run.name, "config": self.tr.meta()["config"],
-                                                              "start_step": p.step, "start_epoch": p.epoch, "resumed": resumed})  # fmt: skip
+                                                              "start_step": p.step, "start_epoch": p.epoch, "resumed": resumed,
+                                                              "batches_per_epoch": int(batches_per_epoch)})  # fmt: skip
+
+    def phase(self, text) -> None:
+        # "training", "validating", "estimating 2 log Z": readers (runner/progress.py) show what runs now
+        self._event("phase", text)
 
     def update(self, step, batch_in_epoch, objective) -> None:
         p = self.tr.progress

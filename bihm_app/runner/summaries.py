@@ -12,7 +12,9 @@ from bihm_app.errors import BihmError
 from bihm_app.render.chart import sparkline
 from bihm_app.runner.formats import layers_text
 from bihm_app.store.checkpoint import read_meta
-from bihm_app.store.metrics import ARCHIVE_NAME, metrics_files, read_run_metrics
+from bihm_app.runner.preflight import UsableCheckpoint, usable_checkpoint
+from bihm_app.runner.progress import RunProgress, run_progress
+from bihm_app.store.metrics import ARCHIVE_NAME, decode_events, metrics_files, read_run_metrics
 from bihm_app.store.runs import RunFolder, RunSummary, list_runs
 
 __all__ = ["SPARK_WIDTH", "RunRow", "TrendCache", "load_rows", "hyper_parameters", "tail_lines"]
@@ -22,60 +24,107 @@ SPARK_WIDTH = 12
 
 @dataclass
 class RunRow:
-    """A run summary plus its validation trend (what one table row shows)."""
+    """A run summary plus what its metrics files say (what one table row shows): the validation
+    trend, the progress (``runner/progress.py``, as on the run view) and, when a checkpoint is
+    damaged, which one actions use instead (``runner/preflight.py``, as on the run view)."""
 
     summary: RunSummary
     trend: str = ""
+    progress: RunProgress | None = None
+    model: UsableCheckpoint | None = None  # checked only for runs with a damaged checkpoint
+
+    @property
+    def warning(self) -> str | None:
+        return self.model.warning if self.model is not None else None
+
+    @property
+    def refusal(self) -> str | None:
+        """Why pictures (samples, inpainting, layers) cannot be made of this run, or None."""
+        if self.model is not None and self.model.path is None:
+            return f"run {self.summary.name} is corrupt, no readable checkpoint: {self.model.problem}"
+        return None
+
+
+@dataclass
+class _Cached:
+    key: tuple
+    trend: str
+    config: dict
+    running: RunProgress | None  # the progress if status.json says running …
+    idle: RunProgress | None  # … and otherwise
 
 
 class TrendCache:
-    """Validation curves per run, re-read only when a run's metrics files change."""
+    """Validation curves and progress per run, re-read only when a run's metrics files change."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple, str, dict]] = {}
+        self._cache: dict[str, _Cached] = {}
 
-    def trend(self, run_path: Path) -> tuple[str, dict]:
-        """(sparkline of valid log p~*, config from the latest metrics file's run info)."""
+    def _read(self, run_path: Path) -> _Cached | None:
         files = metrics_files(run_path)
         archive = run_path / ARCHIVE_NAME  # compacted metrics of earlier attempts
         try:
             key = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files + ([archive] if archive.exists() else []))
         except OSError:
-            return "", {}
+            return None
         hit = self._cache.get(str(run_path))
-        if hit is not None and hit[0] == key:
-            return hit[1], hit[2]
-        text, config = "", {}
+        if hit is not None and hit.key == key:
+            return hit
+        entry = _Cached(key, "", {}, None, None)
         if files or archive.exists():
             try:
                 rm = read_run_metrics(run_path)
                 v = rm.epochs["valid_log_ptilde"].astype(float)
                 v = v[np.isfinite(v)]
-                text = sparkline(v, SPARK_WIDTH) if len(v) >= 2 else ""
+                entry.trend = sparkline(v, SPARK_WIDTH) if len(v) >= 2 else ""
                 infos = [i for i in rm.run_info.values() if isinstance(i, dict)]
-                config = infos[-1].get("config", {}) if infos else {}
-                config = config if isinstance(config, dict) else {}
-            except Exception:  # noqa: BLE001 - a bad metrics file only loses its sparkline
-                text = "?"
-        self._cache[str(run_path)] = (key, text, config)
-        return text, config
+                info = infos[-1] if infos else {}
+                config = info.get("config", {})
+                entry.config = config if isinstance(config, dict) else {}
+                events = decode_events(rm.events)
+                entry.running = run_progress(rm.updates, rm.epochs, events, info, "running")
+                entry.idle = run_progress(rm.updates, rm.epochs, events, info, "idle")
+            except Exception:  # noqa: BLE001 - a bad metrics file only loses its sparkline and progress
+                entry.trend = "?"
+        self._cache[str(run_path)] = entry
+        return entry
+
+    def trend(self, run_path: Path) -> tuple[str, dict]:
+        """(sparkline of valid log p~*, config from the latest metrics file's run info)."""
+        entry = self._read(run_path)
+        return ("", {}) if entry is None else (entry.trend, entry.config)
+
+    def progress(self, run_path: Path, state: str) -> RunProgress | None:
+        """The run's progress from its metrics files (None without any)."""
+        entry = self._read(run_path)
+        if entry is None:
+            return None
+        return entry.running if state == "running" else entry.idle
 
 
 def load_rows(root: Path, cache: TrendCache) -> list[RunRow]:
-    """Summaries and trends of every run (runs in a worker thread; never raises for a bad run)."""
+    """Summaries, trends and progress of every run (runs in a worker thread; never raises for a bad run)."""
     rows = []
     for s in list_runs(root):
-        if s.status == "corrupt":
-            rows.append(RunRow(s))
-            continue
-        trend, config = cache.trend(Path(s.path))
+        path = Path(s.path)
+        model = None
+        if s.status == "corrupt":  # which checkpoint, if any, actions can still use (as the run view does)
+            model = usable_checkpoint(RunFolder(path), "best")
+            if model.path is None:
+                rows.append(RunRow(s, model=model))
+                continue
+        trend, config = cache.trend(path)
         # a run that has not saved its first checkpoint yet: its metrics file knows the config
         if s.data is None and isinstance(config.get("data"), str):
             s.data = config["data"]
         layers = (config.get("model") or {}).get("layers")
         if s.layers is None and isinstance(layers, list):
             s.layers = layers
-        rows.append(RunRow(s, trend))
+        progress = cache.progress(path, s.status)
+        if progress is not None and (progress.step or progress.epoch):  # the metrics are ahead of status.json
+            s.epoch = max(s.epoch or 0, progress.epoch)
+            s.step = max(s.step or 0, progress.step)
+        rows.append(RunRow(s, trend, progress, model))
     return rows
 
 

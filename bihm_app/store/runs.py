@@ -134,6 +134,49 @@ def free_run_name(root: Path, stem: str) -> str:
     raise RunError(f"runs folder {root}: every name {stem}a … {stem}zz is taken (give --name)")
 
 
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a run folder (one clause, the first problem), or None if it can.
+
+    A run name is one plain path component: letters, digits and ``_ . + -``, at most 128
+    characters, not starting with a dot or a dash — so that neither the run folder nor the
+    dashboard's launch log (``.launch/<name>.log``) can land anywhere but under the runs folder.
+    """
+    if not isinstance(name, str) or not name:
+        return "is empty"
+    if "/" in name or "\\" in name:
+        return "contains a path separator ('/')"
+    if ".." in name:
+        return "contains '..'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character"
+    if any(c.isspace() for c in name):
+        return "contains a space"
+    if name[0] in ".-":
+        return f"starts with {name[0]!r}"
+    if len(name) > 128:
+        return f"is {len(name)} characters long (at most 128)"
+    bad = sorted({c for c in name if not re.match(r"[A-Za-z0-9_.+\-]", c)})
+    if bad:
+        return f"contains {' '.join(repr(c) for c in bad)} (use letters, digits and _ . + -)"
+    if not _NAME.match(name):
+        return "must start with a letter or a digit"
+    return None
+
+
+def run_name_error(name: str) -> str | None:
+    """The one-line refusal of a bad run name ("run name '../x' is not allowed: it contains …"), or None."""
+    problem = run_name_problem(name)
+    return None if problem is None else f"run name {name!r} is not allowed: it {problem}"
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it can name a run; RunError saying why not otherwise."""
+    error = run_name_error(name)
+    if error is not None:
+        raise RunError(error)
+    return name
+
+
 @dataclass
 class RunFolder:
     """One run's folder and the files in it."""
@@ -324,10 +367,7 @@ def new_run(root: Path, name: str | None = None, *, stem: str | None = None) -> 
     except OSError as exc:
         raise RunError(f"runs folder {root}: cannot create ({exc})") from None
     candidates = [name] if name is not None else [f"{stem or 'run-'}{letter}" for letter in name_letters()]
-    if not _NAME.match(candidates[0]):
-        raise RunError(
-            f"run name {candidates[0]!r} is not allowed (letters, digits, _ . + - ; up to 128; no leading dot or dash)"
-        )
+    check_run_name(candidates[0])
     for cand in candidates:
         path = root / cand
         try:

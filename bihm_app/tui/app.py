@@ -15,7 +15,9 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import Notification, Notify, SeverityLevel
 from textual.screen import Screen
+from textual.widgets import Input
 
 from bihm_app import __version__
 from bihm_app.errors import BihmError
@@ -23,6 +25,10 @@ from bihm_app.store.runs import open_run
 from bihm_app.tui import launcher
 from bihm_app.tui.screens.base import one_line
 from bihm_app.store.runs import runs_root
+
+
+#: How often exited training processes are collected (and their failure shown).
+REAP_S = 0.5
 
 
 class BihmApp(App):
@@ -34,8 +40,11 @@ class BihmApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-normal"), (160, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     BINDINGS = [
-        Binding("q", "quit", "Quit", tooltip="Quit the dashboard (running trainings keep going)"),
-        Binding("question_mark", "help", "Help", tooltip="Show the keys of this screen"),
+        Binding("q", "quit_key", "Quit", tooltip="Quit the dashboard (running trainings keep going); ctrl+q where q types"),
+        Binding("question_mark", "help_key", "Help", tooltip="Show the keys of this screen; f1 where ? types"),
+        # where q and ? type these do the same (the footer shows them in their place: key_footer.py)
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, tooltip="Quit, also where q types (asks first if the new-run form holds changes)"),  # fmt: skip
+        Binding("f1", "help", "Help", show=False, tooltip="Show the keys of this screen, also where ? types"),
         Binding("ctrl+t", "toggle_theme", "Light/dark", show=False, tooltip="Switch between the light and dark theme"),
     ]
 
@@ -44,6 +53,9 @@ class BihmApp(App):
         self.runs_root = runs_root(runs_dir)
         self.cursor_blink = cursor_blink
         self.children_procs: dict[str, subprocess.Popen] = {}
+        #: How the last process launched here for a run ended: name -> (exit code, last log line).
+        self.child_exits: dict[str, tuple[int, str]] = {}
+        self._toasts: dict[tuple[str, str, str], Notification] = {}
 
     def get_default_screen(self) -> Screen:
         from bihm_app.tui.screens.runs import RunsScreen
@@ -52,7 +64,22 @@ class BihmApp(App):
 
     def on_mount(self) -> None:
         self.sub_title = str(self.runs_root)
-        self.set_interval(1.0, self.reap_children)
+        self.set_interval(REAP_S, self.reap_children)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:  # fmt: skip
+        """A toast; the same message again while it is still shown replaces it (fresh timeout)
+        instead of stacking copies (six presses of a key give one toast, not six)."""
+        key = (str(message), str(title), str(severity))
+        old = self._toasts.get(key)
+        if old is not None and not old.has_expired:
+            if old not in self._notifications:
+                return  # posted a moment ago, not on screen yet
+            self._unnotify(old, refresh=False)
+        self._toasts = {k: n for k, n in self._toasts.items() if not n.has_expired}
+        note = Notification(message, title, severity, self.NOTIFICATION_TIMEOUT if timeout is None else timeout, markup=markup)
+        self._toasts[key] = note
+        self.post_message(Notify(note))
 
     # -- navigation ------------------------------------------------------------------------------
     def open_run(self, name: str) -> None:
@@ -97,6 +124,40 @@ class BihmApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    # -- quitting ---------------------------------------------------------------------------------
+    def letters_type(self) -> bool:
+        """Whether ``q`` and ``?`` type on the screen under any dialog (text field focused, ``LETTERS_TYPE``)."""
+        under = next(s for s in reversed(self.screen_stack) if not s.is_modal)
+        return isinstance(under.focused, Input) or bool(getattr(under, "LETTERS_TYPE", False))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``q`` quits and ``?`` helps only where they cannot be text; there the footer offers
+        ``ctrl+q`` and ``f1`` instead, which work everywhere."""
+        if action in ("quit_key", "help_key") and self.letters_type():
+            return False
+        return True
+
+    action_help_key = action_help
+
+    def action_quit(self) -> None:  # type: ignore[override]
+        """Quit, after asking when a form holds changes that would be lost."""
+        from bihm_app.tui.screens.confirm import ConfirmScreen
+
+        dirty = [s for s in self.screen_stack if getattr(s, "dirty", False)]
+        if not dirty:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(ConfirmScreen("Quit and discard the new run's settings?", "Quit", "Keep editing"), answer)
+
+    action_quit_key = action_quit
+
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
@@ -116,6 +177,7 @@ class BihmApp(App):
             self._error(exc, "cannot start")
             return None
         self.children_procs[name] = proc
+        self.child_exits.pop(name, None)
         self.notify(f"started run {name} (pid {proc.pid})", title="training")
         from bihm_app.tui.screens.run import RunScreen
 
@@ -137,43 +199,36 @@ class BihmApp(App):
             self._error(exc, "cannot resume")
             return
         self.children_procs[name] = proc
+        self.child_exits.pop(name, None)
         self.notify(f"resuming run {name} (pid {proc.pid})", title="training")
 
     def reap_children(self) -> None:
-        """Collect exited training processes (no zombies) and say how they ended."""
+        """Collect exited training processes (no zombies) and say at once how they ended: a failure
+        shows the last line of the process's log in a toast and on the run's view."""
         for name, proc in list(self.children_procs.items()):
             rc = proc.poll()
             if rc is None:
                 continue
             del self.children_procs[name]
-            if rc == 0:
+            started = (self.runs_root / name).is_dir()
+            if rc == 0 and started:
                 self.notify(f"run {name} finished", title="training")
-            elif rc == 130:
+            elif rc == 130 and started:
                 self.notify(f"run {name} stopped (checkpoint saved)", title="training")
-            else:
-                log = launcher.launch_log_path(self.runs_root, name)
-                self.notify(f"run {name} exited with code {rc}; see {log}", title="training", severity="error", timeout=10)
+            else:  # an error, or an exit before the run folder existed: say why at once
+                line = launcher.last_log_line(self.runs_root, name)
+                self.child_exits[name] = (rc, line)
+                self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",
+                            timeout=15, markup=False)  # fmt: skip
+            for screen in self.screen_stack:
+                if getattr(screen, "run_name", None) == name and hasattr(screen, "child_exited"):
+                    screen.child_exited(rc)
 
     # -- command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("New run", "Open the form that starts a training run", self.action_new_run)
-        yield SystemCommand("Help", "Show the keys of this screen", self.action_help)
-        yield SystemCommand("Light/dark theme", "Switch between the light and dark theme", self.action_toggle_theme)
-        if len(self.screen_stack) > 2:
-            yield SystemCommand("Runs", "Back to the runs list", self.action_home)
-        seen = set()
-        for b in getattr(screen, "BINDINGS", []):
-            if not isinstance(b, Binding) or b.action in seen:
-                continue
-            seen.add(b.action)
-            action = b.action
+        from bihm_app.tui.commands import palette_commands
 
-            def run(action: str = action, screen: Screen = screen) -> None:
-                self.call_later(screen.run_action, action)
-
-            title = b.description or action
-            yield SystemCommand(f"{title} ({screen.title or 'screen'})", b.tooltip or title, run)
+        yield from palette_commands(self, screen, super().get_system_commands(screen))
 
 
 def make_app(runs_dir: Path | None = None, cursor_blink: bool = True) -> BihmApp:

@@ -16,6 +16,7 @@ STATUS_STYLE = {
     "crashed": "bold red",
     "diverged": "bold red",
     "corrupt": "bold red reverse",
+    "damaged": "bold dark_orange reverse",  # a checkpoint is damaged; actions use the other one
     "created": "dim",
     "unknown": "dim",
 }

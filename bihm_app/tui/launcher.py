@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bihm_app.errors import ConfigError, RunError
 from bihm_app.runner.naming import default_run_name
-from bihm_app.store.runs import RunFolder, open_run
+from bihm_app.store.runs import RunFolder, check_run_name
 
 #: Validation settings that keep an epoch's evaluation short (the new-run form's "quick" box).
 QUICK_VALIDATION = ("--valid-max", "1000", "--z-samples", "10000")
@@ -41,18 +41,37 @@ class NewRunSpec:
     label_at: str = "top"
     label_proposal: str = "q"
 
+    def field_problem(self, field: str) -> str | None:
+        """Why the value of one field cannot start a run (the rules of ``bihm train``), or None."""
+        from bihm_app.runner.configs import layer_sizes, train_config
+        from bihm_app.runner.preflight import data_problem, name_problem
+
+        try:
+            if field == "data":
+                return data_problem(self.data)
+            if field == "name":
+                return name_problem(self.name.strip()) if self.name.strip() else None
+            if field == "layers":
+                layer_sizes(self.layers.replace(" ", ""))
+            elif field in TRAIN_FIELDS:
+                train_config(**{TRAIN_FIELDS[field]: getattr(self, field)})
+            elif field == "labels" and self.labels < 0:
+                return f"must be 0 (unsupervised) or a positive number, got {self.labels}"
+            elif field == "gamma" and not -1.0 <= self.gamma <= 1.0:
+                return f"γ must be in [-1, 1], got {self.gamma:g}"
+        except ConfigError as exc:
+            return str(exc)
+        return None
+
+    def problems(self) -> dict[str, str]:
+        """Every field's problem, in form order (empty when the spec can start a run)."""
+        fields = ("name", "data", "layers", *TRAIN_FIELDS, "labels") + (("gamma",) if self.labels else ())
+        return {f: p for f in fields if (p := self.field_problem(f))}
+
     def validate(self) -> None:
         """Raise ConfigError with one line for the first bad field."""
-        from bihm_app.runner.configs import layer_sizes, train_config
-
-        if not self.data:
-            raise ConfigError("pick a data set")
-        layer_sizes(self.layers)
-        train_config(K=self.K, batch_size=self.batch, lr=self.lr, epochs=self.epochs)
-        if self.labels < 0:
-            raise ConfigError(f"labels must be 0 (unsupervised) or a positive number, got {self.labels}")
-        if self.labels and not -1.0 <= self.gamma <= 1.0:
-            raise ConfigError(f"gamma must be in [-1, 1], got {self.gamma}")
+        for field, problem in self.problems().items():
+            raise ConfigError(problem if field in ("name", "data") else f"{field}: {problem}")
 
     def run_name(self, root: Path | None = None) -> str:
         return self.name.strip() or default_run_name(self.data, self.layers, root)
@@ -71,13 +90,46 @@ class NewRunSpec:
         return args
 
 
+#: Form fields checked by the engine's TrainConfig: field -> its TrainConfig name.
+TRAIN_FIELDS = {"K": "K", "batch": "batch_size", "lr": "lr", "epochs": "epochs"}
+
+
 def resume_argv(root: Path, name: str) -> list[str]:
     return [sys.executable, "-m", "bihm_app", "train", "--resume", name, "--runs-dir", str(root), "--quiet"]
 
 
 def launch_log_path(root: Path, name: str) -> Path:
-    """Where a launched child's stdout/stderr go (a hidden folder, so `runs list` skips it)."""
+    """Where a launched child's stdout/stderr go (a hidden folder, so `runs list` skips it).
+
+    Only a valid run name gets a path: a name with '/', '..', spaces or control characters is a
+    RunError, so no log can ever be written outside ``.launch/``."""
+    check_run_name(name)
     return Path(root) / ".launch" / f"{name}.log"
+
+
+def last_log_line(root: Path, name: str) -> str:
+    """The last non-empty line of a launched process's log (its error, for a failed start), or a
+    note where that log says nothing."""
+    from bihm_app.errors import BihmError
+    from bihm_app.runner.summaries import tail_lines
+
+    try:
+        path = launch_log_path(root, name)
+    except BihmError:
+        return "(no log)"
+    lines = [ln.strip() for ln in tail_lines(path, 20) if ln.strip()]
+    return lines[-1] if lines else f"(nothing in {path})"
+
+
+def start_note(root: Path, name: str, exit: tuple[int, str] | None) -> str:
+    """What the view of a run launched just now says before its folder exists: how its process
+    ended (code and last log line), or that it is starting, with the latest line of its log."""
+    if exit is not None:
+        return f"{name}: the training process exited with code {exit[0]} before the run started:\n{exit[1]}"
+    from bihm_app.runner.summaries import tail_lines
+
+    lines = [ln.strip() for ln in tail_lines(launch_log_path(root, name), 5) if ln.strip()]
+    return f"{name}: waiting for the run to start …" + (f"\n{lines[-1]}" if lines else "")
 
 
 def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
@@ -94,25 +146,22 @@ def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
 
 
 def launch_new(root: Path, spec: NewRunSpec) -> tuple[str, subprocess.Popen]:
-    """Validate the form, refuse an existing name, start training; returns (run name, process)."""
+    """Validate the form with the checks of ``bihm train`` (name, data, existing run), then start
+    training; returns (run name, process). Nothing is written before the checks pass."""
+    from bihm_app.runner.preflight import check_new_run
+
     spec.validate()
     name = spec.run_name(root)
-    if (Path(root) / name).exists():
-        raise RunError(f"run {name!r} already exists under {root} (pick another name, or resume it)")
+    check_new_run(Path(root), name, spec.data)
     return name, spawn(spec.argv(Path(root), name), launch_log_path(root, name))
 
 
 def launch_resume(root: Path, name: str) -> subprocess.Popen:
-    """Resume ``name`` from its latest checkpoint (refused while a process holds its run lock)."""
-    run = open_run(name, root)
-    held, holder = run.lock_holder()
-    if held:
-        raise RunError(f"run {name} is already being trained by {holder or 'another process'} (stop it first)")
-    state = run.read_status().get("state")
-    if state == "running":
-        raise RunError(f"run {name} is still running (stop it first)")
-    if not (run.checkpoint_path.exists() or run.best_path.exists()):
-        raise RunError(f"run {name} has no checkpoint to resume from")
+    """Resume ``name`` from its latest checkpoint; refused, with the reason, when it is held by a
+    live trainer, still running, already finished or has no readable checkpoint."""
+    from bihm_app.runner.preflight import check_resume
+
+    check_resume(Path(root), name)
     return spawn(resume_argv(Path(root), name), launch_log_path(root, name))
 
 

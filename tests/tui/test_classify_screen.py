@@ -131,6 +131,8 @@ async def test_a_confusion_cell_filters_the_digits(semi_root, monkeypatch, one_t
         res = screen.result
         gallery = screen.query_one("#classify-gallery", DigitGallery)
         table = screen.query_one("#classify-confusion", DataTable)
+        # the result is shown before the next layout pass sizes the table: wait for that pass
+        await wait_for(pilot, lambda: table.region.width > 0 and gallery.region.width > 0)
         assert gallery.region.x >= table.region.right and gallery.region.y < table.region.bottom  # side by side
         assert gallery.region.right <= 200 and screen.query_one("#classify-right").region.height > 40
         wrong = [t.wrong for t in gallery.tiles]

@@ -37,6 +37,11 @@ def screen_lines(app) -> list[str]:
     return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
+def footer_line(app) -> str:
+    """The bottom row as drawn ("" while the screen is being switched)."""
+    return (screen_lines(app) or [""])[-1]
+
+
 def braille_dots(text: str) -> int:
     return sum(bin(ord(ch) - 0x2800).count("1") for ch in text if 0x2800 <= ord(ch) <= 0x28FF)
 
@@ -44,26 +49,54 @@ def braille_dots(text: str) -> int:
 # -- every screen at 80×24 ------------------------------------------------------------------------
 async def test_footer_keeps_help_and_quit_on_every_screen_at_80x24(runs_root):
     """Catches a footer that lists the screen's keys first and cuts ``?`` and ``q`` at 80 columns
-    (Textual's Footer does: the application's keys come last)."""
+    (Textual's Footer does: the application's keys come last), and one that offers ``?`` and ``q``
+    where they type (the new-run form): there it must show ``f1`` and ``ctrl+q``, which work."""
     app = make_app(runs_root)
+    letters, stand_ins = (r"\?\s*Help", r"(?<![\^\w])q\s*Quit"), (r"\bf1\s*Help", r"\^q\s*Quit")
     async with app.run_test(size=SMALL) as pilot:
         await runs_loaded(pilot)
         openers = {
-            "runs": None,
-            "run": lambda: app.open_run("beta"),
-            "samples": lambda: app.open_samples("alpha"),  # the picture screens share its footer
-            "new run": app.action_new_run,
+            "runs": (None, letters),
+            "run": (lambda: app.open_run("beta"), letters),
+            "samples": (lambda: app.open_samples("alpha"), letters),  # the picture screens share its footer
+            "inpaint": (lambda: app.open_inpaint("alpha"), letters),  # the image index field is not focused
+            "new run": (app.action_new_run, stand_ins),
         }
-        for name, open_screen in openers.items():
+        for name, (open_screen, keys) in openers.items():
             if open_screen is not None:
                 open_screen()
-            await wait_for(pilot, lambda: "".join(screen_lines(app)[-1:]).strip() != "")  # the footer is composed
-            await pilot.pause(0.2)
-            footer = screen_lines(app)[-1]
-            assert re.search(r"\?\s*Help", footer) and re.search(r"\bq\s*Quit", footer), f"{name}: {footer!r}"
+            # the footer recomposes (focus, a model loaded): wait for a whole one with the screen's keys
+            await wait_for(pilot, lambda: re.search(r"^\s*\S.*\bHelp\b.*\bQuit\s*$", footer_line(app)))
+            footer = footer_line(app)
+            assert all(re.search(k, footer) for k in keys), f"{name}: {footer!r}"
             if open_screen is not None:
                 app.pop_screen()
                 await pilot.pause(0.1)
+
+
+async def test_inpaint_footer_follows_the_focus_of_its_text_field(runs_root):
+    """Catches the inpaint screen's footer offering ``q`` while its image-index field has focus (q
+    types there), and ``q`` not quitting once the focus is back on the picture."""
+    app = make_app(runs_root)
+    async with app.run_test(size=SMALL) as pilot:
+        await runs_loaded(pilot)
+        app.open_inpaint("alpha")
+        await wait_for(pilot, lambda: app.screen.query("#inpaint-index"))
+        screen = app.screen
+        field = screen.query_one("#inpaint-index", Input)
+        field.focus()
+        # the footer recomposes when the focus moves and when the model has loaded: wait for a whole one
+        await wait_for(pilot, lambda: re.search(r"\besc\s*Back.*\^q\s*Quit", footer_line(app)) is not None)
+        footer = footer_line(app)
+        assert not re.search(r"(?<![\^\w])q\s*Quit", footer) and re.search(r"\besc\s*Back", footer), footer
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running and "q" in field.value
+        field.value = "0"
+        screen.query_one("#picture-scroll").focus()
+        await wait_for(pilot, lambda: re.search(r"(?<![\^\w])q\s*Quit", footer_line(app)) is not None)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)
 
 
 async def test_run_view_at_80x24_keeps_both_chart_titles_and_stop_resume_in_view(runs_root):
@@ -239,9 +272,28 @@ async def test_new_run_form_fits_80x24(runs_root):
         await pilot.pause(0.3)
         text = "\n".join(screen_lines(app))
         form = app.screen
-        for label in form.query("#new-run-form Label"):
+        for label in form.query("#nr-body Label"):
             word = str(label.render()).strip()
             assert not word or re.search(rf"(^|\s){re.escape(word)}(\s|$)", text, re.M), word
         assert form.query_one("#f-name", Input).placeholder in text
         assert str(form.query_one("#f-quick", Checkbox).label) in text
         assert re.search(r"\bStart\b", "\n".join(screen_lines(app)[:-1])), text  # the button, not the footer key
+
+
+async def test_q_stays_off_under_a_dialog_over_the_new_run_form(runs_root):
+    """Catches the form's footer offering ``q Quit`` again while help or the confirm dialog is
+    over it (q and ? were judged on the dialog, which has no text field)."""
+    app = make_app(runs_root)
+    async with app.run_test(size=SMALL) as pilot:
+        await runs_loaded(pilot)
+        app.action_new_run()
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen) and app.screen.is_mounted)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: app.screen.is_modal)
+        assert app.check_action("quit_key", ()) is False and app.check_action("help_key", ()) is False
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+        app.pop_screen()
+        await wait_for(pilot, lambda: not isinstance(app.screen, NewRunScreen))
+        assert app.check_action("quit_key", ()) is True
+

@@ -57,7 +57,7 @@ def select_row(screen: RunsScreen, name: str) -> None:
 # -- runs ------------------------------------------------------------------------------------------
 async def test_runs_table_lists_runs_and_shows_a_corrupt_run_as_corrupt(runs_root):
     app = make_app(runs_root)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(120, SIZE[1])) as pilot:  # wide enough for every column (trend too)
         screen = await runs_loaded(pilot)
         table = screen.query_one("#runs-table", DataTable)
         assert [str(k.value) for k in table.rows] == ["alpha", "beta", "gamma"]
@@ -87,7 +87,7 @@ async def test_empty_runs_folder_says_how_to_start(tmp_path):
     app = make_app(tmp_path / "nothing-here")
     async with app.run_test(size=SIZE) as pilot:
         screen = await runs_loaded(pilot)
-        assert "No runs" in str(screen.query_one("#runs-detail").render())
+        assert "No runs" in str(screen.query_one("#runs-empty").render())
         await pilot.press("s")  # no run selected: a warning, no crash
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen)
@@ -430,9 +430,10 @@ async def test_command_palette_offers_every_screen_action(runs_root):
         for b in RunsScreen.BINDINGS:
             assert any(t.startswith(b.description) for t in titles), b.description
         assert "New run" in titles and "Help" in titles
-        cmd = next(c for c in app.get_system_commands(screen) if c.title.startswith("New run ("))
+        cmd = next(c for c in app.get_system_commands(screen) if c.title == "New run")
         cmd.callback()
-        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen) and app.screen.is_mounted)
+        await pilot.pause()
 
 
 async def test_theme_toggle_switches_light_and_dark(runs_root):

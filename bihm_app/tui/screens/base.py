@@ -21,6 +21,11 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+def screen_name(screen: Screen) -> str:
+    """A person's name for a screen (help heading, palette): its ``HUMAN_NAME``, else its title."""
+    return getattr(screen, "HUMAN_NAME", "") or screen.title or "this screen"
+
+
 class BihmScreen(Screen):
     """Base screen: ``self.root`` is the runs folder; ``in_thread`` runs work off the UI thread."""
 
@@ -35,24 +40,41 @@ class BihmScreen(Screen):
     def in_thread(
         self, fn: Callable[..., Any], *args: Any, done: Callable[[Any], None] | None = None,
         group: str = "default", exclusive: bool = True, description: str = "",
+        failed: Callable[[str], None] | None = None,
     ) -> Worker:
         """Run ``fn(*args)`` in a thread worker; ``done(result)`` runs on the UI thread afterwards.
 
         Exceptions are caught here and shown with :meth:`fail`, so a failing worker never takes
-        the application down.
+        the application down; ``failed(line)`` then runs on the UI thread too, so a status that
+        said "working …" can say what went wrong instead.
         """
+
+        def report(exc: BaseException) -> None:
+            self.fail(exc)
+            if failed is not None:
+                failed(one_line(exc))
 
         def job() -> None:
             try:
                 result = fn(*args)
             except Exception as exc:  # noqa: BLE001 - the UI edge: every failure becomes a notification
                 if not get_current_worker().is_cancelled:
-                    self.app.call_from_thread(self.fail, exc)
+                    self.call_ui(report, exc)
                 return
             if done is not None and not get_current_worker().is_cancelled:
-                self.app.call_from_thread(done, result)
+                self.call_ui(done, result)
 
         return self.run_worker(job, thread=True, group=group, exclusive=exclusive, description=description or group)
+
+    def call_ui(self, fn: Callable[..., Any], *args: Any) -> None:
+        """From a thread worker: ``fn(*args)`` on the UI thread, unless this screen has been closed
+        meanwhile (a result arriving after ``escape`` must not touch the removed widgets)."""
+
+        def guarded() -> None:
+            if self.is_attached and self in self.app.screen_stack:  # popped screens lose widgets
+                fn(*args)
+
+        self.app.call_from_thread(guarded)
 
     def is_cancelled(self) -> bool:
         """Inside a thread worker: whether it was cancelled (screen closed, a newer job started)."""

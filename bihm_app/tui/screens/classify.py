@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -118,7 +119,12 @@ class ClassifyScreen(BihmScreen):
             return classify_run(self.run_name, self.root, split, K, seed=seed, n=n, n_wrong=0, device="cpu",
                                 cache=True, progress=advanced, on_start=started)  # fmt: skip
 
-        self.in_thread(work, done=self._store, group="classify")
+        self.in_thread(work, done=self._store, group="classify", failed=self._failed)
+
+    def _failed(self, line: str) -> None:
+        """A failed classification says so (never a 'classifying …' left standing)."""
+        self.query_one("#classify-progress", ProgressBar).display = False
+        self._set_summary(f"[b]failed:[/b] {escape(line)}")
 
     def _store(self, res: Classification) -> None:
         self.results[(res.split, res.evaluation.K)] = res

@@ -8,6 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from bihm_app.tui.screens.base import screen_name
+
 INTRO = (
     "[b]bihm-app[/b] — train, watch, sample and compare Bidirectional Helmholtz Machines.\n"
     "Runs live in the runs folder; a run trains in its own process, so closing the dashboard never stops it.\n"
@@ -18,7 +20,7 @@ INTRO = (
 def key_lines(screen: Screen) -> list[str]:
     """'key  description' for the screen's and the app's bindings."""
     lines = []
-    for title, bindings in ((screen.title or type(screen).__name__, getattr(screen, "BINDINGS", [])),
+    for title, bindings in ((screen_name(screen), getattr(screen, "BINDINGS", [])),
                             ("everywhere", getattr(screen.app, "BINDINGS", []))):  # fmt: skip
         rows = []
         for b in bindings:

@@ -16,6 +16,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select
 
 from bihm_app.runner.pictures import INPAINTING, MASKS, inpaint_frames, missing_mask, test_row, to_images
+from bihm_app.tui.form_fields import parse_number
 from bihm_app.tui.screens.base import text_input
 from bihm_app.tui.screens.pictures_base import PictureScreen
 
@@ -53,7 +54,7 @@ class InpaintScreen(PictureScreen):
         blink = self.app.cursor_blink  # type: ignore[attr-defined]
         with Horizontal(id="inpaint-controls"):
             yield Label("test image")
-            yield text_input(blink, str(self.index), id="inpaint-index", type="integer")
+            yield text_input(blink, str(self.index), id="inpaint-index")  # text: a bad index is explained, not altered
             yield Label("missing")
             yield Select([(m, m) for m in MASKS], value=self.mask, allow_blank=False, id="inpaint-mask")
 
@@ -61,11 +62,15 @@ class InpaintScreen(PictureScreen):
         self.action_run_chain()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        try:
-            self.index = int(event.value)
-        except ValueError:
-            self.fail(f"test image index {event.value!r} is not a number")
+        index, problem = parse_number(event.value, int)
+        if problem is None and index is not None and index < 0:
+            problem = f"{event.value.strip()!r} is negative (test images count from 0)"
+        if problem is not None:
+            line = f"test image index {problem}"
+            self.fail(line)
+            self.show_failure(line)
             return
+        self.index = int(index)
         self.action_run_chain()
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -104,10 +109,10 @@ class InpaintScreen(PictureScreen):
                 last = time.monotonic()
                 if self.is_cancelled():
                     break
-                self.app.call_from_thread(self._frame, t, grid)
+                self.call_ui(self._frame, t, grid)
             return t
 
-        self.in_thread(work, done=self._finished, group="inpaint")
+        self.in_thread(work, done=self._finished, group="inpaint", failed=self.show_failure)
 
     def _frame(self, sweep: int, grid: np.ndarray) -> None:
         self.sweep = sweep

@@ -42,7 +42,7 @@ class LayersScreen(PictureScreen):
         def work():
             return to_images(layer_pictures(lm.model, layer, N_SAMPLES, seed).means, lm.image_shape)
 
-        self.in_thread(work, done=self._show, group="layers")
+        self.in_thread(work, done=self._show, group="layers", failed=self.show_failure)
 
     def _show(self, grid) -> None:
         self.generated += 1

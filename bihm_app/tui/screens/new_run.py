@@ -1,83 +1,94 @@
-"""The new-run form: data, layers, K, batch, lr, epochs, device (what torch sees), name; it
-launches ``bihm train`` as a child process and opens the run's live view."""
+"""The new-run form: name, data, layers, K, batch, lr, epochs, device (what torch sees) and the
+semi-supervised options; it launches ``bihm train`` as a child process and opens the run's live view.
+
+Every field is checked as it is typed, with the rules of ``bihm train`` (``runner/preflight.py``
+for the name and the data set, the engine's TrainConfig for the numbers): a rejected value stays
+as typed, with the reason next to it. Nothing is launched while a field has a problem. The first
+field has focus, so letters type; leaving a changed form asks first.
+"""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Header, Input, Label, Select, Static
 
-from bihm_app.errors import BihmError, ConfigError
+from bihm_app.errors import BihmError
+from bihm_app.tui.form_fields import FIELDS, NUMBERS, SELECTS, TEXTS, WIDE, data_choices, fid, parse_number
 from bihm_app.tui.launcher import NewRunSpec
 from bihm_app.tui.screens.base import BihmScreen, text_input
 from bihm_app.tui.widgets.key_footer import KeyFooter
 
-
-def data_choices() -> list[str]:
-    from bihm_app.data.registry import known_names
-
-    try:
-        return list(known_names())
-    except BihmError:
-        return ["bmnist"]
-
-
 class NewRunScreen(BihmScreen):
     """Fill in the form, press Start (or ctrl+s)."""
 
+    CSS_PATH = "new_run.tcss"
+
     BINDINGS = [
-        Binding("escape", "back", "Cancel", tooltip="Back without starting a run"),
+        Binding("escape", "back", "Cancel", tooltip="Back without starting a run (asks if you changed the form)"),
         Binding("ctrl+s", "launch", "Start", tooltip="Start training with these settings"),
     ]
+    LETTERS_TYPE = True  # q and ? never quit or help here; ctrl+q and f1 do (the footer shows them)
+    AUTO_FOCUS = "#f-name"  # letters type into the first field (q never quits from this form)
 
     def __init__(self, defaults: NewRunSpec | None = None) -> None:
         super().__init__()
         self.defaults = defaults or NewRunSpec()
         self.launched: str | None = None
+        self.problems: dict[str, str] = {}  # field -> why its value is refused, as shown
+        self._initial: dict[str, object] = {}
 
+    # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         d = self.defaults
         blink = self.app.cursor_blink  # type: ignore[attr-defined]
         yield Header(show_clock=False)
-        with VerticalScroll(id="new-run-body"):
-            with Grid(id="new-run-form"):
-                yield Label("data")
-                names = data_choices()
-                yield Select([(n, n) for n in names], value=d.data if d.data in names else names[0], allow_blank=False, id="f-data")
-                yield Label("layers")
-                yield text_input(blink, d.layers, id="f-layers", placeholder="200,200 (bottom-up)")
-                yield Label("K")
-                yield text_input(blink, str(d.K), id="f-K", type="integer")
-                yield Label("batch")
-                yield text_input(blink, str(d.batch), id="f-batch", type="integer")
-                yield Label("lr")
-                yield text_input(blink, repr(d.lr), id="f-lr", type="number")
-                yield Label("epochs")
-                yield text_input(blink, str(d.epochs), id="f-epochs", type="integer")
-                yield Label("device")
-                yield Select([("auto", "auto")], value="auto", allow_blank=False, id="f-device")
-                yield Label("name")
-                yield text_input(blink, d.name, id="f-name", placeholder="(default: data-layers-date)")
-                yield Label("labels")
-                yield text_input(blink, str(d.labels), id="f-labels", type="integer", placeholder="0 = unsupervised")
-                yield Label("γ")
-                yield text_input(blink, repr(d.gamma), id="f-gamma", type="number")
-                yield Label("y at")
-                yield Select([("top (4.2)", "top"), ("bottom (4.6)", "bottom")], value=d.label_at, allow_blank=False, id="f-label-at")
-                yield Label("y prop")
-                yield Select([("q (4.4)", "q"), ("mixed (4.11)", "mixed"), ("sum over y", "sum")], value=d.label_proposal,
-                             allow_blank=False, id="f-label-proposal")  # fmt: skip
-                yield Label("")
-                yield Checkbox("quick validation (1000 points, 10⁴ Z samples)", d.quick, id="f-quick")
+        with VerticalScroll(id="nr-body"):
+            for field, label, hint in FIELDS:
+                msg = Static(hint, id="m" + fid(field)[1:], classes="nr-msg", markup=False)
+                msg.display = bool(hint)
+                with Horizontal(classes="nr-row"):
+                    yield Label(label, classes="nr-label")
+                    if field in WIDE:  # long choices: the whole width, a problem on the line below
+                        with Vertical(classes="nr-wide"):
+                            yield self._widget(field, d, blink)
+                            yield msg
+                    else:
+                        with Vertical(classes="nr-field"):
+                            yield self._widget(field, d, blink)
+                        yield msg
+            yield Checkbox("quick validation (1000 points, 10⁴ Z samples)", d.quick, id="f-quick", compact=True,
+                           classes="nr-row")  # fmt: skip
             yield Static("", id="new-run-devices")
             with Horizontal(id="new-run-buttons"):
-                yield Button("Start", id="start", variant="success")
-                yield Button("Cancel", id="cancel")
+                yield Button("Start", id="start", variant="success", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
         yield KeyFooter()
+
+    def _widget(self, field: str, d: NewRunSpec, blink: bool):
+        wid = fid(field)
+        if field == "data":
+            choices = data_choices()
+            values = [v for _, v in choices]
+            return Select(choices, value=d.data if d.data in values else values[0], allow_blank=False, id=wid, compact=True)
+        if field == "device":
+            return Select([("auto", "auto")], value="auto", allow_blank=False, id=wid, compact=True)
+        if field == "label_at":
+            return Select([("top (eq. 4.2)", "top"), ("bottom (eq. 4.6)", "bottom")], value=d.label_at,
+                          allow_blank=False, id=wid, compact=True)  # fmt: skip
+        if field == "label_proposal":
+            return Select([("q (eq. 4.4)", "q"), ("mixed (eq. 4.11)", "mixed"), ("sum over y", "sum")],
+                          value=d.label_proposal, allow_blank=False, id=wid, compact=True)  # fmt: skip
+        value = getattr(d, field)
+        text = repr(value) if isinstance(value, float) else str(value)
+        # plain text inputs: a typed value is never altered or dropped, a bad one is explained below it
+        return text_input(blink, text, id=wid, compact=True, select_on_focus=False)
 
     def on_mount(self) -> None:
         self.title = "new run"
+        self._initial = self._raw()
+        self._check("data")
         from bihm_app.tui.devices import list_devices
 
         self.in_thread(list_devices, done=self._devices, group="devices")
@@ -87,43 +98,101 @@ class NewRunScreen(BihmScreen):
         sel.set_options(devices)
         wanted = self.defaults.device
         sel.value = wanted if wanted in [v for _, v in devices] else "auto"
+        self._initial["device"] = sel.value
         self.query_one("#new-run-devices", Static).update(
             "[b]torch sees[/b]: " + " · ".join(label for label, value in devices if value != "auto")
         )
 
+    # -- values and their checks -----------------------------------------------------------------
+    def _raw(self) -> dict[str, object]:
+        """What the widgets hold now, as typed (for 'is the form changed?')."""
+        raw: dict[str, object] = {}
+        for field, _, _ in FIELDS:
+            if field in SELECTS:
+                raw[field] = self.query_one(f"#{fid(field)}", Select).value
+            else:
+                raw[field] = self.query_one(f"#{fid(field)}", Input).value
+        raw["quick"] = self.query_one("#f-quick", Checkbox).value
+        return raw
+
+    @property
+    def dirty(self) -> bool:
+        """True once anything differs from what the form opened with (leaving then asks first)."""
+        return bool(self._initial) and self._raw() != self._initial and self.launched is None
+
+    def _parsed(self) -> tuple[NewRunSpec, dict[str, str]]:
+        """The spec from the widgets, and the fields whose text is not a number of the right kind."""
+        raw = self._raw()
+        bad: dict[str, str] = {}
+        values: dict[str, object] = {}
+        for field, kind in NUMBERS.items():
+            value, problem = parse_number(str(raw[field]), kind)
+            if problem:
+                bad[field] = problem
+            else:
+                values[field] = value
+        spec = NewRunSpec(
+            data=str(raw["data"]), layers=str(raw["layers"]).strip(), device=str(raw["device"]),
+            name=str(raw["name"]).strip(), quick=bool(raw["quick"]), label_at=str(raw["label_at"]),
+            label_proposal=str(raw["label_proposal"]),
+            **{f: values.get(f, getattr(self.defaults, f)) for f in NUMBERS},
+        )  # fmt: skip
+        return spec, bad
+
+    def _check(self, field: str) -> str | None:
+        """Check one field and show its hint or, in red, why its value is refused."""
+        spec, bad = self._parsed()
+        problem = bad.get(field)
+        if problem is None and field in (*NUMBERS, *TEXTS, "data"):
+            problem = spec.field_problem(field)
+        self._show(field, problem)
+        return problem
+
+    def _show(self, field: str, problem: str | None) -> None:
+        msg = self.query_one("#m" + fid(field)[1:], Static)
+        hint = next(h for f, _, h in FIELDS if f == field)
+        if problem:
+            self.problems[field] = problem
+        else:
+            self.problems.pop(field, None)
+        msg.update(problem or hint)
+        msg.set_class(bool(problem), "-bad")
+        msg.display = bool(problem or hint)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        field = (event.input.id or "")[2:].replace("-", "_")
+        if field in NUMBERS or field in TEXTS:
+            self._check(field)
+            if field == "labels":
+                self._check("gamma")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "f-data":
+            self._check("data")
+
     def read_form(self) -> NewRunSpec:
-        """The spec from the widgets; ConfigError (one line) for a field that is not a number."""
+        """The spec from the widgets; every problem is shown next to its field. ConfigError (one
+        line, the first problem) when any field is refused."""
+        from bihm_app.errors import ConfigError
 
-        def val(id_: str) -> str:
-            return self.query_one(f"#{id_}", Input).value.strip()
+        spec, bad = self._parsed()
+        found = {**spec.problems(), **bad}
+        for field, _, _ in FIELDS:
+            if field in (*NUMBERS, *TEXTS, "data"):
+                self._show(field, found.get(field))
+        if found:
+            first = next(f for f, _, _ in FIELDS if f in found)
+            self.query_one(f"#{fid(first)}").focus()
+            label = next(lab for f, lab, _ in FIELDS if f == first)
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            subject = "" if first in ("name", "data") else f"{label}: "  # those problems name their field
+            raise ConfigError(f"{subject}{found[first]}{more}")
+        return spec
 
-        def number(id_: str, kind):
-            text = val(id_)
-            try:
-                return kind(float(text)) if kind is int else kind(text)
-            except ValueError:
-                raise ConfigError(f"{id_[2:]}: {text!r} is not a number") from None
-
-        return NewRunSpec(
-            data=str(self.query_one("#f-data", Select).value),
-            layers=val("f-layers"),
-            K=number("f-K", int),
-            batch=number("f-batch", int),
-            lr=number("f-lr", float),
-            epochs=number("f-epochs", int),
-            device=str(self.query_one("#f-device", Select).value),
-            name=val("f-name"),
-            quick=self.query_one("#f-quick", Checkbox).value,
-            labels=number("f-labels", int),
-            gamma=number("f-gamma", float),
-            label_at=str(self.query_one("#f-label-at", Select).value),
-            label_proposal=str(self.query_one("#f-label-proposal", Select).value),
-        )
-
+    # -- actions -------------------------------------------------------------------------------
     def action_launch(self) -> None:
         try:
             spec = self.read_form()
-            spec.validate()
         except BihmError as exc:
             self.fail(exc, title="cannot start")
             return
@@ -132,7 +201,16 @@ class NewRunScreen(BihmScreen):
             self.launched = name
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        if not self.dirty:
+            self.app.pop_screen()
+            return
+        from bihm_app.tui.screens.confirm import ConfirmScreen
+
+        def leave(yes: bool | None) -> None:
+            if yes:
+                self.app.pop_screen()
+
+        self.app.push_screen(ConfirmScreen("Discard this new run's settings?", "Discard", "Keep editing"), leave)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":

@@ -6,13 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Header, Static
 
 from bihm_app.render.png import save_png
+from bihm_app.errors import RunError
 from bihm_app.runner.models import LoadedModel, load_model
+from bihm_app.runner.preflight import usable_checkpoint
+from bihm_app.store.runs import open_run
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES, BitmapImage
 from bihm_app.tui.widgets.key_footer import KeyFooter
@@ -33,6 +37,7 @@ class PictureScreen(BihmScreen):
         super().__init__()
         self.run_name = name
         self.model: LoadedModel | None = None
+        self.warning: str | None = None  # the checkpoint fallback, shown under the status
         self.last_saved: Path | None = None
 
     def compose_controls(self) -> ComposeResult:
@@ -48,16 +53,30 @@ class PictureScreen(BihmScreen):
 
     def on_mount(self) -> None:
         self.title = f"{self.kind} — {self.run_name}"
-        self.in_thread(load_model, self.run_name, self.root, "cpu", "best", True, done=self._loaded, group="load-model")
+        self.in_thread(self._load, done=self._loaded, group="load-model", failed=self.show_failure)
 
-    def _loaded(self, lm: LoadedModel) -> None:
-        self.model = lm
+    def _load(self) -> tuple[LoadedModel, str | None]:
+        """The model from the checkpoint the runner's check picks (best.h5, else checkpoint.h5 —
+        as the runs list and the run view decide), with the warning when it had to fall back."""
+        found = usable_checkpoint(open_run(self.run_name, self.root), "best")
+        if found.path is None:
+            raise RunError(f"run {self.run_name} is corrupt, no readable checkpoint: {found.problem}")
+        return load_model(found.path, self.root, "cpu", "best", True), found.warning
+
+    def _loaded(self, loaded: tuple[LoadedModel, str | None]) -> None:
+        self.model, self.warning = loaded
         self.model_ready()
+
+    def show_failure(self, line: str) -> None:
+        """The status line says what failed (never a 'working …' left standing)."""
+        self.set_status(f"[b]failed:[/b] {escape(line)}")
 
     def model_ready(self) -> None:
         """Called on the UI thread once the model is loaded."""
 
     def set_status(self, text: str) -> None:
+        if self.warning:
+            text += f"\n[b]warning:[/b] {escape(self.warning)}"
         self.query_one("#picture-status", Static).update(text)
 
     def show_grid(self, pictures: np.ndarray, ncol: int = 1) -> None:

@@ -16,10 +16,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Header, Static
 
 from bihm_app.errors import BihmError
+from bihm_app.runner.preflight import ActionChecks
+from bihm_app.runner.progress import RunProgress, run_progress
 from bihm_app.runner.summaries import hyper_parameters, tail_lines
 from bihm_app.store.runs import RunFolder, open_run
-from bihm_app.tui import format as fmt
-from bihm_app.tui.launcher import launch_log_path
+from bihm_app.tui.launcher import launch_log_path, start_note
+from bihm_app.tui.run_info import info_text
 from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, ERROR_COLUMNS, LOGZ_COLUMNS, RunSeries
@@ -68,6 +70,9 @@ class RunScreen(BihmScreen):
         self._status: dict = {}
         self._params: list[tuple[str, str]] = []
         self._shown: dict[str, str] = {}
+        self.exit: tuple[int, str] | None = None  # how the process launched from here ended (code, last log line)
+        self.checks = ActionChecks()  # what samples read, whether resume may start (as on the runs list)
+        self.progress: RunProgress | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -87,16 +92,28 @@ class RunScreen(BihmScreen):
     def on_mount(self) -> None:
         self.title = f"run {self.run_name}"
         self._mounted_at = time.monotonic()
+        self.exit = self.app.child_exits.get(self.run_name)  # type: ignore[attr-defined]
         self._open_folder()
         self.set_interval(1.0 / REDRAW_HZ, self.tick)
 
+    def child_exited(self, rc: int) -> None:
+        """Called by the app when the process it launched for this run ended."""
+        self.exit = self.app.child_exits.get(self.run_name)  # type: ignore[attr-defined]
+        self.checks.forget()  # status and checkpoints may have changed: check again
+        if self.run is None:
+            self._open_folder()
+        else:
+            self.tick()
+
     def _open_folder(self) -> bool:
-        """Open the run folder; a run just launched may need a moment to create it."""
+        """Open the run folder; a run just launched may need a moment to create it — unless its
+        process has already ended, whose last log line is then shown at once."""
         try:
             self.run = open_run(self.run_name, self.root)
         except BihmError as exc:
-            if self.starting and time.monotonic() - self._mounted_at < START_WAIT_S:
-                self.query_one("#run-info", Static).update(f"[b]{self.run_name}[/b]: waiting for the run to start …")
+            if self.exit is not None or (self.starting and time.monotonic() - self._mounted_at < START_WAIT_S):
+                self._reported = self.exit is not None  # an exit is final; a start is still awaited
+                self.query_one("#run-info", Static).update(escape(start_note(self.root, self.run_name, self.exit)))
                 return False
             if not self._reported:
                 self._reported = True
@@ -128,6 +145,7 @@ class RunScreen(BihmScreen):
             self._status = {"state": "corrupt", "message": str(exc)}
         if self.series.version != self._drawn_version:
             self.redraw()
+        self.checks.update(self.run, str(self._status.get("state", "unknown")))
         self._update_side()
 
     def redraw(self) -> None:
@@ -148,30 +166,10 @@ class RunScreen(BihmScreen):
         if series is None or run is None:
             return
         state = str(self._status.get("state", "unknown"))
-        best = series.best_valid()
-        speed = series.updates_per_second() if state == "running" else None
-        parts = [
-            f"[b]{self.run_name}[/b]",
-            fmt.status_text(state).markup,
-            f"epoch {series.epoch}",
-            f"step {series.step}",
-            f"best log p~* {fmt.pm(*best) if best else '—'}",
-        ]
-        err = series.best_error()
-        if err:
-            parts.append(f"best error {100 * err[0]:.2f} ± {100 * err[1]:.2f} %")
-        logz = series.last_epoch_value("log_z2")
-        if logz:
-            parts.append(f"2 log Z {fmt.pm(*logz)}")
-        if speed:
-            parts.append(f"{speed:.0f} upd/s")
-        view = ("smoothed" if self.smooth else "raw") + (f", last {ZOOMS[self.zoom_index]} epochs" if ZOOMS[self.zoom_index] else "")
-        parts.append(f"[dim]{view}[/dim]")
-        info = "  ".join(parts)
-        if state in ("crashed", "diverged", "corrupt") and self._status.get("message"):
-            info += f"\n[b]{state}:[/b] {self._status['message']}"
-        for w in series.warnings[:1]:
-            info += f"\n[b]warning:[/b] {w}"
+        self.progress = run_progress(series.updates, series.epochs, series.events, series.run_info, state)
+        zoom = ZOOMS[self.zoom_index]
+        view = ("smoothed" if self.smooth else "raw") + (f", last {zoom} epochs" if zoom else "")
+        info = info_text(self.run_name, self._status, series, self.progress, view, self.checks.model, self.exit)
         self._set("#run-info", info)
         if not self._params:
             self._params = hyper_parameters(run, series.run_info)
@@ -180,11 +178,13 @@ class RunScreen(BihmScreen):
         self._set("#run-params", text)
         log = run.log_path if run.log_path.exists() else launch_log_path(self.root, self.run_name)
         lines = tail_lines(log, LOG_LINES)
-        events = [f"{e['kind']}: {e['message']}" for e in series.events[-3:]]
+        events = [f"{e['kind']}: {e['message']}" for e in series.events if e.get("kind") != "phase"][-3:]
         body = "\n".join(escape(x) for x in (lines or events)) or "[dim](no log yet)[/dim]"
         self._set("#run-log", f"[b]log[/b] [dim]{escape(log.name) if lines else 'events'}[/dim]\n{body}")
         self.query_one("#stop", Button).disabled = state != "running"
-        self.query_one("#resume", Button).disabled = state == "running"
+        resume = self.query_one("#resume", Button)
+        resume.disabled = state == "running" or self.checks.resume_refusal is not None
+        resume.tooltip = self.checks.resume_refusal or "Resume the run from its last checkpoint"
 
     def _set(self, selector: str, text: str) -> None:
         """Update a Static only when its text changed (an idle tick then costs no repaint)."""
@@ -218,6 +218,16 @@ class RunScreen(BihmScreen):
         self.app.resume_run(self.run_name)  # type: ignore[attr-defined]
 
     def action_samples(self) -> None:
+        if self.run is None:
+            self.fail(f"run {self.run_name} has not started yet", title="refused")
+            return
+        self.checks.update(self.run, str(self._status.get("state", "unknown")))
+        model = self.checks.model
+        if model is not None and model.path is None:
+            self.fail(f"run {self.run_name} is corrupt, no readable checkpoint: {model.problem}", title="refused")
+            return
+        if model is not None and model.warning:
+            self.notify(model.warning, title=f"run {self.run_name}", severity="warning", timeout=8)
         self.app.open_samples(self.run_name)  # type: ignore[attr-defined]
 
     def action_classify(self) -> None:

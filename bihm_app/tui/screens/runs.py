@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
@@ -16,14 +17,19 @@ from bihm_app.tui.widgets.runs_table import RunsTable
 REFRESH_S = 2.0
 #: (label, key, width); fixed widths keep the layout stable while values change (None: fit the names).
 COLUMNS = (("", "mark", 1), ("run", "name", None), ("status", "status", 8), ("data", "data", 8),
-           ("layers", "layers", 10), ("epoch", "epoch", 5), ("step", "step", 7), ("best log p~*", "best", 12),
+           ("layers", "layers", 10), ("epoch", "epoch", 7), ("progress", "progress", 18), ("best log p~*", "best", 12),
            ("trend", "trend", SPARK_WIDTH), ("age", "age", 10))  # fmt: skip
 #: Columns left out, in this order, when the table is too narrow for all of them (80 columns).
-OPTIONAL_COLUMNS = ("trend", "step", "layers", "data")
+OPTIONAL_COLUMNS = ("trend", "layers", "data", "progress")
 
 
 class RunsScreen(BihmScreen):
     """All runs: status, data, layers, progress, best validation bound and its trend."""
+
+    HUMAN_NAME = "runs list"
+    DEFAULT_CSS = """
+    RunsScreen #runs-empty { height: 1fr; width: 1fr; content-align: center middle; text-align: center; }
+    """
 
     BINDINGS = [
         Binding("enter", "open_run", "Open", tooltip="Open the selected run's live view"),
@@ -49,6 +55,7 @@ class RunsScreen(BihmScreen):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         yield RunsTable(COLUMNS, OPTIONAL_COLUMNS, id="runs-table", zebra_stripes=True)
+        yield Static("", id="runs-empty")
         yield Static("", id="runs-detail")
         yield KeyFooter()
 
@@ -67,11 +74,17 @@ class RunsScreen(BihmScreen):
     def _show_rows(self, rows: list[RunRow]) -> None:
         self.rows = rows
         self.refreshes += 1
-        self.query_one("#runs-table", RunsTable).show_rows([(r.summary.name, self._cells(r)) for r in rows])
+        table = self.query_one("#runs-table", RunsTable)
+        table.show_rows([(r.summary.name, self._cells(r)) for r in rows])
         self._show_detail()
+        table.display = bool(rows)
+        empty = self.query_one("#runs-empty", Static)
+        empty.display = not rows
         if not rows:
-            self.query_one("#runs-detail", Static).update(
-                f"No runs under {self.root} yet — press [b]n[/] to start one, or run `bihm train`."
+            empty.update(
+                f"[b]No runs yet[/b] under {escape(str(self.root))}\n\n"
+                "Start one here: press [b]n[/b] (the new-run form)\n"
+                "or in a shell:  [b]bihm train --data bmnist --layers 200,200[/b]"
             )
 
     def _cells(self, r: RunRow) -> list:
@@ -79,11 +92,11 @@ class RunsScreen(BihmScreen):
         return [
             "●" if s.name in self.marked else " ",
             s.name,
-            fmt.status_text(s.status),
+            fmt.status_text("damaged" if r.warning else s.status),
             s.data or "—",
             fmt.layers_text(s.layers),
-            "—" if s.epoch is None else str(s.epoch),
-            "—" if s.step is None else str(s.step),
+            r.progress.epoch_text() if r.progress is not None else ("—" if s.epoch is None else str(s.epoch)),
+            (r.progress.short() if r.progress is not None else "") or "—",
             fmt.num(s.best_valid),
             r.trend,
             fmt.age(s.age_s),
@@ -93,8 +106,12 @@ class RunsScreen(BihmScreen):
         return self.query_one("#runs-table", RunsTable).selected_key()
 
     def selected(self) -> RunSummary | None:
+        row = self.selected_row()
+        return row.summary if row is not None else None
+
+    def selected_row(self) -> RunRow | None:
         name = self.selected_name()
-        return next((r.summary for r in self.rows if r.summary.name == name), None)
+        return next((r for r in self.rows if r.summary.name == name), None)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_detail()
@@ -103,30 +120,45 @@ class RunsScreen(BihmScreen):
         self.action_open_run()
 
     def _show_detail(self) -> None:
-        s = self.selected()
+        row = self.selected_row()
         detail = self.query_one("#runs-detail", Static)
-        if s is None:
+        if row is None:
             detail.update("")
             return
+        s = row.summary
+        if row.refusal:
+            detail.update(f"[b]{escape(s.name)}[/b] is corrupt: {escape(row.model.problem or s.error or '')}")
+            return
+        if row.warning:
+            detail.update(f"[b]{escape(s.name)}[/b] [b]warning:[/b] {escape(row.warning)}")
+            return
         if s.error:
-            detail.update(f"[b]{s.name}[/b] is corrupt: {s.error}")
+            detail.update(f"[b]{escape(s.name)}[/b] is corrupt: {escape(s.error)}")
             return
         marked = f"   marked for compare: {', '.join(sorted(self.marked))}" if self.marked else ""
         method = f"{s.method} " if s.method else ""
-        detail.update(f"[b]{s.name}[/b]  {method}{s.path}{marked}")
+        progress = f"\n{row.progress.text()}" if row.progress is not None and row.progress.phase else ""
+        detail.update(f"[b]{escape(s.name)}[/b]  {method}{escape(s.path)}{marked}{progress}")
 
     # -- actions -------------------------------------------------------------------------------
     def _need_run(self) -> RunSummary | None:
         s = self.selected()
         if s is None:
-            self.notify("No run selected", severity="warning")
+            why = "there are no runs yet (n starts one)" if not self.rows else "select a run first"
+            self.notify(f"No run selected: {why}", severity="warning")
         return s
 
     def _need_model(self) -> RunSummary | None:
+        """The selected run if pictures can be made of it — the run view's check (runner/preflight)."""
         s = self._need_run()
-        if s is not None and s.status == "corrupt":
-            self.fail(f"run {s.name} is corrupt: {s.error}")
+        row = self.selected_row()
+        if s is None or row is None:
             return None
+        if row.refusal:
+            self.fail(row.refusal, title="refused")
+            return None
+        if row.warning:
+            self.notify(row.warning, title=f"run {s.name}", severity="warning", timeout=8)
         return s
 
     def action_open_run(self) -> None:

@@ -42,7 +42,7 @@ class SamplesScreen(PictureScreen):
             pics = sample_pictures(lm.model, N_SAMPLES, replace(SAMPLING, method=method, seed=seed))
             return to_images(pics.means, lm.image_shape)
 
-        self.in_thread(work, done=self._show, group="samples")
+        self.in_thread(work, done=self._show, group="samples", failed=self.show_failure)
 
     def _show(self, grid) -> None:
         self.generated += 1

@@ -6,6 +6,10 @@ were the first to go. Here the keys in :data:`PINNED` are docked to the right ed
 visible at any width; the screen's own keys fill the rest (and ``?`` lists them all). On narrow
 screens (the ``-narrow`` breakpoint class) the footer is compact and app.tcss leaves the command
 palette's key out (ctrl+p still opens it; the help screen says so).
+
+Where ``?`` and ``q`` are text (a text field has focus, the new-run form) the application turns
+them off, and their stand-ins ``f1`` and ``ctrl+q`` take their places: the footer shows the keys
+that work on the screen as it is now.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from textual.containers import HorizontalGroup
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-PINNED = ("question_mark", "q")  # binding keys, in the order they are shown
+#: Binding keys shown at the right edge, in this order: each key, or its stand-in where it types.
+PINNED = (("question_mark", "f1"), ("q", "ctrl+q"))
 
 
 class KeyFooter(Footer):
@@ -29,6 +34,8 @@ class KeyFooter(Footer):
     """
 
     def compose(self) -> ComposeResult:
+        if not self._bindings_ready:  # the base class shows nothing yet: neither do the stand-ins
+            return
         pinned: dict[str, FooterKey] = {}
         palette: list[FooterKey] = []
         # The base class yields the keys (some inside KeyGroups); the screen's go into a box that
@@ -37,15 +44,26 @@ class KeyFooter(Footer):
             for widget in super().compose():
                 if isinstance(widget, FooterKey) and "-command-palette" in widget.classes:
                     palette.append(widget)
-                elif isinstance(widget, FooterKey) and widget.key in PINNED:
+                elif isinstance(widget, FooterKey) and any(widget.key in slot for slot in PINNED):
                     pinned[widget.key] = widget
                 else:
                     yield widget
         with HorizontalGroup(classes="footer-pinned"):
-            for key in PINNED:
-                if key in pinned:
-                    yield pinned[key]
+            for key, stand_in in PINNED:
+                shown = pinned.get(key) or pinned.get(stand_in) or self._stand_in(stand_in)
+                if shown is not None:
+                    yield shown
         yield from palette
+
+    def _stand_in(self, key: str) -> FooterKey | None:
+        """A key for an active binding that is not shown by default (``show=False``)."""
+        active = self.screen.active_bindings.get(key)
+        if active is None or not active.enabled:
+            return None
+        b = active.binding
+        return FooterKey(
+            b.key, self.app.get_key_display(b), b.description, b.action, tooltip=active.tooltip or b.tooltip
+        ).data_bind(compact=Footer.compact)
 
     def on_mount(self) -> None:
         self._follow_width()
