@@ -80,10 +80,12 @@ class LabelConfig:
     placement: str = "top"  # "top" (4.2) or "bottom" (4.6)
     proposal: str = "q"  # label proposal of Ã: "q" (4.4), "mixed" (4.11) or "sum" (exact over y)
     gamma: float = 0.0  # labelled objective log B̃ − γ log Ã (4.7); the thesis' best net uses 0
+    l2: float = 0.0  # (λ/2)‖V‖² on the q(y|·) weights per labelled point (not in the thesis; 0 = off)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_classes", int(self.n_classes))
         object.__setattr__(self, "gamma", float(self.gamma))
+        object.__setattr__(self, "l2", float(self.l2))
         if self.n_classes < 2:
             raise ValueError(f"a label needs at least 2 classes, got {self.n_classes}")
         if self.placement not in PLACEMENTS:
@@ -92,6 +94,8 @@ class LabelConfig:
             raise ValueError(f"label proposal must be q, mixed or sum, got {self.proposal!r}")
         if not (math.isfinite(self.gamma) and -1.0 <= self.gamma <= 1.0):
             raise ValueError(f"gamma must be in [-1, 1], got {self.gamma}")
+        if not (math.isfinite(self.l2) and self.l2 >= 0.0):
+            raise ValueError(f"label l2 must be a finite number >= 0, got {self.l2}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -683,9 +687,13 @@ class SemiStepResult:
     finite: bool
 
 
+LABEL_L2_PARAMS = ("y_q_weights", "y_q_weights_x")  # the weights of q(y | ·) that ``LabelConfig.l2`` shrinks
+
+
 class SemiTrainer(Trainer):
     """Adam on :func:`semisup_gradients`, with the L1 penalty and the divergence check of
-    :class:`~bihm_app.engine.training.Trainer` (state/resume are inherited)."""
+    :class:`~bihm_app.engine.training.Trainer` (state/resume are inherited), and the optional
+    L2 penalty of the label layer q(y | ·) (``LabelConfig.l2``)."""
 
     def __init__(self, model: SemiBiHM, cfg: TrainConfig, generator: torch.Generator) -> None:
         if cfg.method != "bihm":
@@ -694,7 +702,9 @@ class SemiTrainer(Trainer):
 
     def step(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> SemiStepResult:
         """One update on the batch x (B, D) with labels y (B,) where ``labelled`` (B,) bool:
-        maximise mean_b objective_b − λ' Σ|W| (λ' = λ/B, or λ with l1_per="point")."""
+        maximise mean_b objective_b − λ' Σ|W| − (n_lab/B)(λ₂/2) Σ‖V‖² (λ' = λ/B, or λ with
+        l1_per="point"; λ₂ = ``LabelConfig.l2`` on the q(y|·) weights V, n_lab labelled points of
+        the B, so λ₂ is the weight decay of the label layer per labelled point, whatever the mix)."""
         cfg, model = self.cfg, self.model
         B = x.shape[0]
         if y is None:
@@ -716,10 +726,13 @@ class SemiTrainer(Trainer):
                 off += p.numel()
         scale = -1.0 / (B * world)
         l1 = cfg.l1 / (B * world) if cfg.l1_per == "batch" else cfg.l1
+        l2 = labelled.sum().to(x.dtype) * (lc.l2 / B) if lc.l2 > 0 else None  # a tensor: no device sync
         for name, p in self.params.items():
             grad = g[name].mul_(scale)
             if l1 > 0 and "weights" in name:
                 grad.add_(torch.sign(p.detach()), alpha=l1)
+            if l2 is not None and name in LABEL_L2_PARAMS:
+                grad.add_(p.detach() * l2)
             p.grad = grad
         check = res.objective.sum() + torch.stack([p.grad.sum() for p in self.params.values()]).sum()
         finite = bool(torch.isfinite(check))

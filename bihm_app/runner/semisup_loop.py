@@ -36,24 +36,26 @@ INDICES_ARRAY = "labels/train_indices"
 @dataclass
 class SemiSpec:
     """What makes a run semi-supervised: N labelled points, where the label hangs, Ã's proposal, γ,
-    and how many labelled points each minibatch holds (the authors' code: 50 of 100)."""
+    how many labelled points each minibatch holds (the authors' code: 50 of 100) and the L2
+    penalty of the label layer per labelled point (``--label-l2``; 0 = off, as in the thesis)."""
 
     n_labels: int = 1000
     placement: str = "top"
     proposal: str = "q"
     gamma: float = 0.0
     labelled_per_batch: int = 50
+    label_l2: float = 0.0
 
     def __post_init__(self) -> None:
         try:
-            LabelConfig(2, self.placement, self.proposal, self.gamma)
+            LabelConfig(2, self.placement, self.proposal, self.gamma, self.label_l2)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if self.labelled_per_batch < 1:
             raise ConfigError(f"--labelled-per-batch must be at least 1, got {self.labelled_per_batch}")
 
     def label_config(self, C: int) -> LabelConfig:
-        return LabelConfig(C, self.placement, self.proposal, self.gamma)
+        return LabelConfig(C, self.placement, self.proposal, self.gamma, self.label_l2)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +72,7 @@ class SemiSpec:
             proposal=labels.get("proposal", "q"),
             gamma=float(labels.get("gamma", 0.0)),
             labelled_per_batch=int(semi.get("labelled_per_batch", 50)),
+            label_l2=float(labels.get("l2", 0.0)),  # checkpoints before the option: no penalty
         )
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bihm_app.cli.app import app
 from bihm_app.data import load_dataset
 from bihm_app.data.labelled import labelled_indices, num_semisup_batches, semisup_batches
+from bihm_app.engine.semisup import LabelConfig
 from bihm_app.store.checkpoint import load_checkpoint
 from bihm_app.store.metrics import read_run_metrics
 from bihm_app.store.runs import open_run
@@ -62,7 +63,7 @@ def test_semisup_train_classify_and_eval(toy, placement, proposal, tmp_path):
     run = open_run("s", runs_dir())
     ck = load_checkpoint(run.checkpoint_path)
     labels = ck.meta["config"]["model"]["labels"]
-    assert labels == {"n_classes": C, "placement": placement, "proposal": proposal, "gamma": 0.5}
+    assert labels == {"n_classes": C, "placement": placement, "proposal": proposal, "gamma": 0.5, "l2": 0.0}
     assert ck.meta["config"]["semisup"]["n_labels"] == 40
     idx = ck.arrays["labels/train_indices"]
     y_train = load_dataset(toy).labels("train")
@@ -151,6 +152,8 @@ def test_labelled_set_is_balanced_seeded_and_batches_mix_it_in(toy):
         (["train", "--data", "toy4", "--labels", "42"], "balanced"),
         (["train", "--data", "toy4", "--labels", "100000"], "larger than the training split"),
         (["train", "--data", "toy4", "--labels", "40", "--gamma", "2"], "gamma"),
+        (["train", "--data", "toy4", "--labels", "40", "--label-l2", "-0.1"], "label l2"),
+        (["train", "--data", "toy4", "--labels", "40", "--label-l2", "nan"], "label l2"),
         (["train", "--data", "toy4", "--labels", "40", "--label-at", "side"], "placement"),
         (["train", "--data", "toy4", "--labels", "40", "--label-proposal", "p"], "proposal"),
         (["train", "--data", "toy4", "--labels", "40", "--labelled-per-batch", "100"], "labelled points per batch"),
@@ -179,3 +182,19 @@ def test_unsupervised_runs_are_refused_by_classify_and_top_runs_by_sample(toy):
     assert bihm(*quick(toy, "--epochs", "1", "--name", "bot", "--label-at", "bottom", "--z-samples", "0")).exit_code == 0
     res = bihm("sample", "bot", "--n", "2", "--steps", "1", "-K", "5")
     assert res.exit_code == 0, res.output
+
+
+def test_label_l2_is_recorded_and_kept_on_resume_and_old_runs_resume_without_it(toy):
+    """`--label-l2` lands in the checkpoint's label config and a resume keeps it (a resume that
+    dropped it would train a different model than the one started); a run stored before the
+    option existed (no ``l2`` key) resumes with no penalty instead of failing the label check."""
+    from bihm_app.runner.semisup_loop import SemiSpec
+
+    assert bihm(*quick(toy, "--epochs", "1", "--name", "l2", "--label-at", "bottom", "--label-l2", "0.05", "--z-samples", "0")).exit_code == 0
+    assert bihm("train", "--resume", "l2", "--epochs", "2", "--quiet").exit_code == 0
+    ck = load_checkpoint(open_run("l2", runs_dir()).checkpoint_path)
+    assert ck.meta["config"]["model"]["labels"]["l2"] == 0.05 and len(ck.meta["history"]["valid_error"]) == 2
+    old = {"semisup": {"n_labels": 40, "labelled_per_batch": 10},
+           "model": {"labels": {"n_classes": C, "placement": "bottom", "proposal": "q", "gamma": 0.0}}}  # fmt: skip
+    spec = SemiSpec.from_meta(old)
+    assert spec.label_l2 == 0.0 and spec.label_config(C) == LabelConfig.from_dict(old["model"]["labels"])

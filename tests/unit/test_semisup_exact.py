@@ -296,11 +296,52 @@ def test_training_on_a_tiny_labelled_set_lowers_the_exact_classification_loss(pl
         assert after[1] < 0.1, (before, after)
 
 
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_label_l2_adds_exactly_its_weight_decay_to_the_label_layer(placement):
+    """The trainer's descent direction with ``LabelConfig.l2 = λ₂`` is the one without it plus
+    (n_lab/B)·λ₂·V on the q(y|·) weights V and unchanged elsewhere (same samples: same seeds).
+    With the closed-form gradients already checked against autograd and the exact gradient above,
+    this pins the penalty −(n_lab/B)(λ₂/2)‖V‖² of the update. Catches a wrong sign (growing the
+    weights), a penalty on the wrong parameters (the x-model or the biases), a scale per batch
+    instead of per labelled point, or a penalty that is silently dropped."""
+    B, n_lab, lam = 12, 5, 0.37
+    g = make_generator(5)
+    x = (torch.rand(B, 4, generator=g, dtype=torch.float64) < 0.5).double()
+    y = torch.randint(0, 3, (B,), generator=g)
+    labelled = torch.arange(B) < n_lab
+
+    def descent(l2):
+        m = tiny_semi(placement, seed=3, gamma=0.5)
+        m.labels = LabelConfig(3, placement, "q", 0.5, l2)
+        tr = SemiTrainer(m, TrainConfig(K=7, batch_size=B, lr=1e-3, l1=1e-3), make_generator(11))
+        seen = {}
+
+        def record(*a, **k):
+            seen.update({n: p.grad.clone() for n, p in tr.params.items()})
+
+        tr.optimizer.step = record
+        assert tr.step(x, y, labelled).finite
+        return m, seen
+
+    m, plain = descent(0.0)
+    _, decayed = descent(lam)
+    shrunk = {"y_q_weights", "y_q_weights_x"} & set(plain)
+    assert shrunk == ({"y_q_weights"} if placement == "top" else {"y_q_weights", "y_q_weights_x"})
+    for name, p in m.named_parameters():
+        want = plain[name] + (n_lab / B) * lam * p.detach() if name in shrunk else plain[name]
+        torch.testing.assert_close(decayed[name], want, rtol=0, atol=1e-12, msg=name)
+    assert all(float(plain[n].abs().max()) > 0 for n in shrunk)
+
+
 def test_label_config_validation_and_round_trip():
-    """Impossible label configurations are refused with a message naming the option."""
+    """Impossible label configurations are refused with a message naming the option; a stored
+    label config from before ``l2`` existed loads with no penalty (old checkpoints train alike)."""
     for kw, msg in (({"n_classes": 1}, "classes"), ({"placement": "side"}, "placement"),
-                    ({"proposal": "p"}, "proposal"), ({"gamma": 1.5}, "gamma")):  # fmt: skip
+                    ({"proposal": "p"}, "proposal"), ({"gamma": 1.5}, "gamma"), ({"l2": -1e-3}, "l2"),
+                    ({"l2": float("nan")}, "l2"), ({"l2": float("inf")}, "l2")):  # fmt: skip
         with pytest.raises(ValueError, match=msg):
             LabelConfig(**kw)
-    lc = LabelConfig(5, "bottom", "mixed", -0.25)
+    lc = LabelConfig(5, "bottom", "mixed", -0.25, 0.03)
     assert LabelConfig.from_dict(lc.to_dict() | {"unknown": 1}) == lc
+    old = {"n_classes": 5, "placement": "bottom", "proposal": "q", "gamma": 0.0}  # a 0.x checkpoint
+    assert LabelConfig.from_dict(old).l2 == 0.0
