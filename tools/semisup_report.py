@@ -1,6 +1,6 @@
 """Table and curves of semi-supervised runs (written by tools/semisup_experiment.sh).
 
-    python tools/semisup_report.py --runs-dir DIR --out FOLDER RUN [RUN ...]
+    python tools/semisup_report.py --runs-dir DIR --out FOLDER [--by-name] RUN [RUN ...]
 
 Reads each run's checkpoints (history: validation error, log p̃*(y|x), log p̃*(x) per epoch) and
 the ``<run>-classify.json`` / ``<run>-logz.json`` files in FOLDER; writes FOLDER/table.md (test
@@ -33,6 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs-dir", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--by-name", action="store_true", help="name the curves by run (several runs of one placement)")
     ap.add_argument("runs", nargs="+")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ def main() -> None:
         h = latest.meta["history"]  # the curves of every epoch (best.h5 stops at the best one)
         cfg = ck.meta["config"]
         lab = cfg["model"]["labels"]
-        label = f"{lab['placement']}/{lab['proposal']}"
+        label = name if args.by_name else f"{lab['placement']}/{lab['proposal']}"
         ep = [e for e in h["epoch"]]
         err_curves[label] = (ep, [100 * (v if v is not None else math.nan) for v in h["valid_error"]])
         err_bands[label] = [2 * 100 * (v if v is not None else math.nan) for v in h["valid_error_se"]]
