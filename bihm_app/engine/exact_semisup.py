@@ -54,7 +54,7 @@ def _log_s_table(model: SemiBiHM) -> Tensor:
         return 0.5 * (log_p + log_q + place(log_qy, (L, L + 1)))
     prior = (states[L] * model.p_prior - F.softplus(model.p_prior)).sum(-1)  # (2^{n_L},)
     log_p = log_p_below + place(prior, (L,))
-    zx = states[0] @ model.y_q_weights_x.t()  # (2^D, C)
+    zx = states[0] @ model.y_q_weights_x.t() if model.reads_x else states[0].new_zeros(len(states[0]), model.n_classes)
     zh = states[1] @ model.y_q_weights.t() + model.y_q_biases  # (2^{n_1}, C)
     log_qy = torch.log_softmax(zx.unsqueeze(1) + zh.unsqueeze(0), -1)  # (2^D, 2^{n_1}, C)
     return place(log_qy, (0, 1, L + 1)) + 0.5 * (log_p + log_q)

@@ -21,6 +21,10 @@ A label y ∈ {0 … C−1} joins the BiHM in one of two places (``LabelConfig.p
 
       q(y | x, h_1) = softmax(V_x x + V_h h_1 + e)             V_x = ``y_q_weights_x``, V_h = ``y_q_weights``
 
+  or, with ``LabelConfig.inputs = "h1"`` (not in the thesis), q(y | h_1) = softmax(V_h h_1 + e): no
+  V_x, so the classifier must use the learned code (docs/semi-supervised.md, "Label at the bottom:
+  what beats the overfitting"). Everything below holds with V_x = 0.
+
   (p(y|x,h_1) := q(y|x,h_1)), so √(p q) = q(y|x,h_1) √(p(x,h) q(h|x)): y sums out of A, the x-part
   is exactly the unsupervised BiHM, and unlabelled points give the label layer no gradient.
 
@@ -66,6 +70,7 @@ from bihm_app.engine.training import Trainer, TrainConfig
 
 PLACEMENTS = ("top", "bottom")
 PROPOSALS = ("q", "mixed", "sum")
+INPUTS = ("x,h1", "h1")  # what the label-at-the-bottom layer q(y | ·) reads
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class LabelConfig:
     proposal: str = "q"  # label proposal of Ã: "q" (4.4), "mixed" (4.11) or "sum" (exact over y)
     gamma: float = 0.0  # labelled objective log B̃ − γ log Ã (4.7); the thesis' best net uses 0
     l2: float = 0.0  # (λ/2)‖V‖² on the q(y|·) weights per labelled point (not in the thesis; 0 = off)
+    inputs: str = "x,h1"  # bottom: q(y | x, h_1) (4.6) or "h1": q(y | h_1), no V_x (not in the thesis)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_classes", int(self.n_classes))
@@ -96,6 +102,10 @@ class LabelConfig:
             raise ValueError(f"gamma must be in [-1, 1], got {self.gamma}")
         if not (math.isfinite(self.l2) and self.l2 >= 0.0):
             raise ValueError(f"label l2 must be a finite number >= 0, got {self.l2}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"label input must be x,h1 or h1, got {self.inputs!r}")
+        if self.inputs != "x,h1" and self.placement != "bottom":
+            raise ValueError("label input h1 is for the label at the bottom (the label on top reads h_L)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,11 +126,10 @@ def label_parameter_shapes(cfg: ModelConfig, labels: LabelConfig) -> dict[str, t
             "y_q_weights": (C, n[-1]),  # V: logits of q(y | h_L)
             "y_q_biases": (C,),  # e
         }
-    return {
-        "y_q_weights": (C, n[1]),  # V_h: logits of q(y | x, h_1) from h_1
-        "y_q_weights_x": (C, n[0]),  # V_x: … from x
-        "y_q_biases": (C,),  # e
-    }
+    shapes = {"y_q_weights": (C, n[1])}  # V_h: logits of q(y | x, h_1) from h_1
+    if labels.inputs == "x,h1":
+        shapes["y_q_weights_x"] = (C, n[0])  # V_x: … from x
+    return shapes | {"y_q_biases": (C,)}  # e
 
 
 class SemiBiHM(BiHM):
@@ -142,6 +151,11 @@ class SemiBiHM(BiHM):
     @property
     def n_classes(self) -> int:
         return self.labels.n_classes
+
+    @property
+    def reads_x(self) -> bool:
+        """True when the label-at-the-bottom layer reads x (V_x exists), False for q(y | h_1)."""
+        return not self.top and self.labels.inputs == "x,h1"
 
     @property
     def top(self) -> bool:
@@ -169,10 +183,13 @@ class SemiBiHM(BiHM):
     def label_logits(self, hs: list[Tensor]) -> Tensor:
         """Logits z of q(y | ·) for samples ``hs = [x (B, D), h_1 (B, K, n_1), …]``, (B, K, C).
 
-        Top: V h_L + e. Bottom: V_x x + V_h h_1 + e, with V_x x computed once per data point.
+        Top: V h_L + e. Bottom: V_x x + V_h h_1 + e, with V_x x computed once per data point
+        (V_h h_1 + e when the layer reads h_1 only).
         """
         if self.top:
             return F.linear(hs[-1], self.y_q_weights, self.y_q_biases)
+        if not self.reads_x:
+            return F.linear(hs[1], self.y_q_weights, self.y_q_biases)
         zx = F.linear(hs[0], self.y_q_weights_x).unsqueeze(1)  # (B, 1, C)
         return zx + F.linear(hs[1], self.y_q_weights, self.y_q_biases)
 
@@ -663,7 +680,8 @@ def semisup_gradients(
         g["y_q_weights"] = r_y.t() @ h_top
     else:
         g["y_q_weights"] = r_y.t() @ flat[1]
-        g["y_q_weights_x"] = r_y.view(B, K, C).sum(1).t() @ x  # V_x x once per point: sum over k first
+        if model.reads_x:
+            g["y_q_weights_x"] = r_y.view(B, K, C).sum(1).t() @ x  # V_x x once per point: sum over k first
 
     # q(h_1 | x): sum the K weighted residuals first, then one (n_1, B) × (B, D) product
     s1 = torch.sigmoid(q_logits[0])  # (B, 1, n_1)

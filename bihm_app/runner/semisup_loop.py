@@ -37,7 +37,8 @@ INDICES_ARRAY = "labels/train_indices"
 class SemiSpec:
     """What makes a run semi-supervised: N labelled points, where the label hangs, Ã's proposal, γ,
     how many labelled points each minibatch holds (the authors' code: 50 of 100) and the L2
-    penalty of the label layer per labelled point (``--label-l2``; 0 = off, as in the thesis)."""
+    penalty of the label layer per labelled point (``--label-l2``; 0 = off, as in the thesis) and
+    what the label-at-the-bottom layer reads (``--label-input``: x,h1 as in 4.6, or h1 only)."""
 
     n_labels: int = 1000
     placement: str = "top"
@@ -45,17 +46,18 @@ class SemiSpec:
     gamma: float = 0.0
     labelled_per_batch: int = 50
     label_l2: float = 0.0
+    label_input: str = "x,h1"
 
     def __post_init__(self) -> None:
         try:
-            LabelConfig(2, self.placement, self.proposal, self.gamma, self.label_l2)
+            LabelConfig(2, self.placement, self.proposal, self.gamma, self.label_l2, self.label_input)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if self.labelled_per_batch < 1:
             raise ConfigError(f"--labelled-per-batch must be at least 1, got {self.labelled_per_batch}")
 
     def label_config(self, C: int) -> LabelConfig:
-        return LabelConfig(C, self.placement, self.proposal, self.gamma, self.label_l2)
+        return LabelConfig(C, self.placement, self.proposal, self.gamma, self.label_l2, self.label_input)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +75,7 @@ class SemiSpec:
             gamma=float(labels.get("gamma", 0.0)),
             labelled_per_batch=int(semi.get("labelled_per_batch", 50)),
             label_l2=float(labels.get("l2", 0.0)),  # checkpoints before the option: no penalty
+            label_input=str(labels.get("inputs", "x,h1")),  # … and a label layer that reads x and h_1
         )
 
 

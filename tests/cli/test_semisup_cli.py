@@ -63,7 +63,7 @@ def test_semisup_train_classify_and_eval(toy, placement, proposal, tmp_path):
     run = open_run("s", runs_dir())
     ck = load_checkpoint(run.checkpoint_path)
     labels = ck.meta["config"]["model"]["labels"]
-    assert labels == {"n_classes": C, "placement": placement, "proposal": proposal, "gamma": 0.5, "l2": 0.0}
+    assert labels == {"n_classes": C, "placement": placement, "proposal": proposal, "gamma": 0.5, "l2": 0.0, "inputs": "x,h1"}
     assert ck.meta["config"]["semisup"]["n_labels"] == 40
     idx = ck.arrays["labels/train_indices"]
     y_train = load_dataset(toy).labels("train")
@@ -154,6 +154,8 @@ def test_labelled_set_is_balanced_seeded_and_batches_mix_it_in(toy):
         (["train", "--data", "toy4", "--labels", "40", "--gamma", "2"], "gamma"),
         (["train", "--data", "toy4", "--labels", "40", "--label-l2", "-0.1"], "label l2"),
         (["train", "--data", "toy4", "--labels", "40", "--label-l2", "nan"], "label l2"),
+        (["train", "--data", "toy4", "--labels", "40", "--label-at", "bottom", "--label-input", "x"], "label input"),
+        (["train", "--data", "toy4", "--labels", "40", "--label-input", "h1"], "label at the bottom"),
         (["train", "--data", "toy4", "--labels", "40", "--label-at", "side"], "placement"),
         (["train", "--data", "toy4", "--labels", "40", "--label-proposal", "p"], "proposal"),
         (["train", "--data", "toy4", "--labels", "40", "--labelled-per-batch", "100"], "labelled points per batch"),
@@ -184,17 +186,24 @@ def test_unsupervised_runs_are_refused_by_classify_and_top_runs_by_sample(toy):
     assert res.exit_code == 0, res.output
 
 
-def test_label_l2_is_recorded_and_kept_on_resume_and_old_runs_resume_without_it(toy):
-    """`--label-l2` lands in the checkpoint's label config and a resume keeps it (a resume that
-    dropped it would train a different model than the one started); a run stored before the
-    option existed (no ``l2`` key) resumes with no penalty instead of failing the label check."""
+def test_label_l2_and_input_are_recorded_and_kept_on_resume_and_old_runs_resume_without_them(toy):
+    """`--label-l2` and `--label-input h1` land in the checkpoint's label config, the h_1-only layer
+    has no V_x, a resume keeps both (a resume that dropped them would train a different model than
+    the one started, or fail to load V_x) and `classify` reads the run; a run stored before the
+    options existed (no ``l2``/``inputs``) resumes as it was trained (no penalty, V_x) instead of
+    failing the label check."""
     from bihm_app.runner.semisup_loop import SemiSpec
 
-    assert bihm(*quick(toy, "--epochs", "1", "--name", "l2", "--label-at", "bottom", "--label-l2", "0.05", "--z-samples", "0")).exit_code == 0
+    args = ("--epochs", "1", "--name", "l2", "--label-at", "bottom", "--label-l2", "0.05", "--label-input", "h1", "--z-samples", "0")
+    assert bihm(*quick(toy, *args)).exit_code == 0
     assert bihm("train", "--resume", "l2", "--epochs", "2", "--quiet").exit_code == 0
     ck = load_checkpoint(open_run("l2", runs_dir()).checkpoint_path)
-    assert ck.meta["config"]["model"]["labels"]["l2"] == 0.05 and len(ck.meta["history"]["valid_error"]) == 2
+    labels = ck.meta["config"]["model"]["labels"]
+    assert (labels["l2"], labels["inputs"]) == (0.05, "h1") and len(ck.meta["history"]["valid_error"]) == 2
+    assert {n for n in ck.params() if n.startswith("y_")} == {"y_q_weights", "y_q_biases"}
+    res = bihm("classify", "l2", "-K", "5", "--json")
+    assert res.exit_code == 0 and 0 <= json.loads(res.stdout)["error"] <= 1
     old = {"semisup": {"n_labels": 40, "labelled_per_batch": 10},
            "model": {"labels": {"n_classes": C, "placement": "bottom", "proposal": "q", "gamma": 0.0}}}  # fmt: skip
     spec = SemiSpec.from_meta(old)
-    assert spec.label_l2 == 0.0 and spec.label_config(C) == LabelConfig.from_dict(old["model"]["labels"])
+    assert (spec.label_l2, spec.label_input) == (0.0, "x,h1") and spec.label_config(C) == LabelConfig.from_dict(old["model"]["labels"])

@@ -27,8 +27,8 @@ from bihm_app.engine.semisup import (
 from bihm_app.engine.training import TrainConfig
 
 Z_TOL = 4.5  # |estimate − exact| / SE; with ~50 comparisons per test a 4.5σ excursion has p ≈ 3e-4
-PLACEMENTS = ["top", "bottom"]
-CASES = [("top", "q"), ("top", "mixed"), ("top", "sum"), ("bottom", "q")]
+PLACEMENTS = ["top", "bottom", "bottom:h1"]  # "bottom:h1": the label layer reads h_1 only (LabelConfig.inputs)
+CASES = [("top", "q"), ("top", "mixed"), ("top", "sum"), ("bottom", "q"), ("bottom:h1", "q")]
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +40,11 @@ def _one_thread():
 
 
 def tiny_semi(placement, seed=0, scale=1.0, proposal="q", gamma=0.0, sizes=(4, 3, 2), C=3) -> SemiBiHM:
-    """A float64 semi-supervised BiHM with random parameters (Glorot init plus noise)."""
-    m = SemiBiHM(ModelConfig(sizes[0], sizes[1:]), LabelConfig(C, placement, proposal, gamma), make_generator(seed))
+    """A float64 semi-supervised BiHM with random parameters (Glorot init plus noise); placement
+    "bottom:h1" is the label at the bottom reading h_1 only."""
+    where, _, inputs = placement.partition(":")
+    lc = LabelConfig(C, where, proposal, gamma, inputs=inputs or "x,h1")
+    m = SemiBiHM(ModelConfig(sizes[0], sizes[1:]), lc, make_generator(seed))
     m = m.double()
     g = make_generator(seed + 1000)
     with torch.no_grad():
@@ -68,7 +71,8 @@ def _brute_force_log_s(m: SemiBiHM, x, hs, y) -> float:
         lqy = float(torch.log_softmax(m.y_q_weights @ hs[-1] + m.y_q_biases, 0)[y])
         return 0.5 * (lp + lq + lqy)
     lp += bern(hs[-1], m.p_prior)
-    lqy = float(torch.log_softmax(m.y_q_weights_x @ x + m.y_q_weights @ hs[0] + m.y_q_biases, 0)[y])
+    zx = m.y_q_weights_x @ x if m.reads_x else 0.0
+    lqy = float(torch.log_softmax(zx + m.y_q_weights @ hs[0] + m.y_q_biases, 0)[y])
     return lqy + 0.5 * (lp + lq)
 
 
@@ -92,14 +96,15 @@ def test_oracle_matches_a_brute_force_sum_and_normalises(placement):
     assert torch.allclose(e.log_py_given_x.exp().sum(1), torch.ones(16, dtype=torch.float64), atol=1e-12)
     assert abs(float(torch.logsumexp(e.log_pstar_xy.flatten(), 0))) < 1e-12
     assert abs(float(torch.logsumexp(e.log_pstar_x, 0))) < 1e-12
-    # the label is informative: p*(y|x) is not the same for every x
-    assert float(e.log_py_given_x.exp().std(0).max()) > 0.02
+    # the label is informative: p*(y|x) is not the same for every x (through h_1 only: less so)
+    assert float(e.log_py_given_x.exp().std(0).max()) > (0.01 if placement == "bottom:h1" else 0.02)
 
 
-def test_label_at_the_bottom_leaves_the_x_model_unsupervised():
+@pytest.mark.parametrize("placement", ["bottom", "bottom:h1"])
+def test_label_at_the_bottom_leaves_the_x_model_unsupervised(placement):
     """Sec. 4.6: y sums out, so A(x)² is the unsupervised BiHM's p̃*(x) and Z its Z. Catches a
     label layer that leaks into the marginal of x (e.g. q(y|·) inside the square root)."""
-    m = tiny_semi("bottom", seed=2)
+    m = tiny_semi(placement, seed=2)
     base = BiHM(ModelConfig(4, (3, 2))).double()
     base.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("y_")})
     t, e = exact_tables(base), exact_semisup(m)
@@ -129,7 +134,7 @@ def test_estimators_converge_to_exact_within_their_se(placement, proposal):
         z = (got - want) / se
         assert float(z.abs().max()) < Z_TOL, z
         assert float(se.max()) < 0.05  # the comparison is not vacuous
-    if placement == "bottom" or proposal == "sum":  # y summed exactly: p̃*(y|x) is normalised
+    if placement != "top" or proposal == "sum":  # y summed exactly: p̃*(y|x) is normalised
         assert torch.allclose(est.log_py.exp().sum(1), torch.ones(16, dtype=torch.float64), atol=1e-10)
 
 
@@ -214,13 +219,15 @@ def test_closed_form_gradients_equal_autograd_of_the_surrogate(placement, propos
         assert torch.allclose(res.grads[name], ref[name], rtol=1e-10, atol=1e-12), name
 
 
-def test_unlabelled_points_do_not_move_the_bottom_label_layer():
+@pytest.mark.parametrize("placement", ["bottom", "bottom:h1"])
+def test_unlabelled_points_do_not_move_the_bottom_label_layer(placement):
     """Sec. 4.6: the gradient of p*(x) w.r.t. q(y|x,h_1) is zero. Catches an A-estimate that
     samples y (it would give a noisy, non-zero update)."""
-    m = tiny_semi("bottom", seed=7)
+    m = tiny_semi(placement, seed=7)
     X = all_states(4)[:8]
     res = semisup_gradients(m, X, torch.zeros(8, dtype=torch.long), torch.zeros(8, dtype=torch.bool), 9, make_generator(1))
-    for name in ("y_q_weights", "y_q_weights_x", "y_q_biases"):
+    assert {n for n in res.grads if n.startswith("y_")} == {n for n, _ in m.named_parameters() if n.startswith("y_")}
+    for name in ("y_q_weights", "y_q_weights_x", "y_q_biases") if m.reads_x else ("y_q_weights", "y_q_biases"):
         assert float(res.grads[name].abs().max()) < 1e-12, name
     assert float(res.grads["q_weights.0"].abs().max()) > 1e-3
 
@@ -292,7 +299,7 @@ def test_training_on_a_tiny_labelled_set_lowers_the_exact_classification_loss(pl
     after = exact_loss()
     assert after[0] < before[0] - 0.3, (before, after)
     assert after[1] < before[1] - 0.2, (before, after)
-    if placement == "bottom":
+    if placement != "top":
         assert after[1] < 0.1, (before, after)
 
 
@@ -312,7 +319,7 @@ def test_label_l2_adds_exactly_its_weight_decay_to_the_label_layer(placement):
 
     def descent(l2):
         m = tiny_semi(placement, seed=3, gamma=0.5)
-        m.labels = LabelConfig(3, placement, "q", 0.5, l2)
+        m.labels = LabelConfig(3, m.labels.placement, "q", 0.5, l2, m.labels.inputs)
         tr = SemiTrainer(m, TrainConfig(K=7, batch_size=B, lr=1e-3, l1=1e-3), make_generator(11))
         seen = {}
 
@@ -326,7 +333,7 @@ def test_label_l2_adds_exactly_its_weight_decay_to_the_label_layer(placement):
     m, plain = descent(0.0)
     _, decayed = descent(lam)
     shrunk = {"y_q_weights", "y_q_weights_x"} & set(plain)
-    assert shrunk == ({"y_q_weights"} if placement == "top" else {"y_q_weights", "y_q_weights_x"})
+    assert shrunk == ({"y_q_weights", "y_q_weights_x"} if placement == "bottom" else {"y_q_weights"})
     for name, p in m.named_parameters():
         want = plain[name] + (n_lab / B) * lam * p.detach() if name in shrunk else plain[name]
         torch.testing.assert_close(decayed[name], want, rtol=0, atol=1e-12, msg=name)
@@ -338,10 +345,12 @@ def test_label_config_validation_and_round_trip():
     label config from before ``l2`` existed loads with no penalty (old checkpoints train alike)."""
     for kw, msg in (({"n_classes": 1}, "classes"), ({"placement": "side"}, "placement"),
                     ({"proposal": "p"}, "proposal"), ({"gamma": 1.5}, "gamma"), ({"l2": -1e-3}, "l2"),
-                    ({"l2": float("nan")}, "l2"), ({"l2": float("inf")}, "l2")):  # fmt: skip
+                    ({"l2": float("nan")}, "l2"), ({"l2": float("inf")}, "l2"),
+                    ({"placement": "bottom", "inputs": "x"}, "input"), ({"placement": "top", "inputs": "h1"}, "bottom")):  # fmt: skip
         with pytest.raises(ValueError, match=msg):
             LabelConfig(**kw)
     lc = LabelConfig(5, "bottom", "mixed", -0.25, 0.03)
     assert LabelConfig.from_dict(lc.to_dict() | {"unknown": 1}) == lc
     old = {"n_classes": 5, "placement": "bottom", "proposal": "q", "gamma": 0.0}  # a 0.x checkpoint
-    assert LabelConfig.from_dict(old).l2 == 0.0
+    assert LabelConfig.from_dict(old).l2 == 0.0 and LabelConfig.from_dict(old).inputs == "x,h1"
+    assert LabelConfig.from_dict(LabelConfig(5, "bottom", inputs="h1").to_dict()).inputs == "h1"
