@@ -39,6 +39,7 @@ def train(
     label_at: Annotated[str, typer.Option("--label-at", help="Semi-supervised: the label on top of the net (4.2) or at the bottom, off h_1 and x (4.6).")] = "top",
     labelled_per_batch: Annotated[int, typer.Option("--labelled-per-batch", help="Semi-supervised: labelled points in each minibatch (the authors' code: 50 of 100).")] = 50,
     label_l2: Annotated[float, typer.Option("--label-l2", help="Semi-supervised: L2 penalty (λ/2)‖V‖² on the label layer q(y|·)'s weights per labelled point (0: off, as in the thesis).")] = 0.0,
+    label_l2_x: Annotated[Optional[float], typer.Option("--label-l2-x", help="Semi-supervised, label at the bottom: the L2 penalty of the pixels' weights V_x, if not --label-l2's.")] = None,
     label_input: Annotated[str, typer.Option("--label-input", help="Semi-supervised, label at the bottom: q(y | x, h_1) reads x,h1 (4.6) or h1 only (the learned code).")] = "x,h1",
     resume: Annotated[Optional[str], typer.Option(help="Resume this run (name or folder) from its latest checkpoint.")] = None,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $BIHM_HOME/runs).")] = None,
@@ -61,7 +62,7 @@ def train(
         if labels and not resume:
             from bihm_app.runner.semisup_loop import SemiSpec
 
-            semi = SemiSpec(labels, label_at, label_proposal, gamma, labelled_per_batch, label_l2, label_input)
+            semi = SemiSpec(labels, label_at, label_proposal, gamma, labelled_per_batch, label_l2, label_input, label_l2_x)
         elif labels < 0:
             raise ConfigError(f"--labels must be at least 1 (or 0 for unsupervised training), got {labels}")
         run, reason = _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs,

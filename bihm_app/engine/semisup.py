@@ -86,12 +86,15 @@ class LabelConfig:
     proposal: str = "q"  # label proposal of Ã: "q" (4.4), "mixed" (4.11) or "sum" (exact over y)
     gamma: float = 0.0  # labelled objective log B̃ − γ log Ã (4.7); the thesis' best net uses 0
     l2: float = 0.0  # (λ/2)‖V‖² on the q(y|·) weights per labelled point (not in the thesis; 0 = off)
+    l2_x: float | None = None  # bottom: the penalty of V_x (the pixels' weights) if not l2's
     inputs: str = "x,h1"  # bottom: q(y | x, h_1) (4.6) or "h1": q(y | h_1), no V_x (not in the thesis)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n_classes", int(self.n_classes))
         object.__setattr__(self, "gamma", float(self.gamma))
         object.__setattr__(self, "l2", float(self.l2))
+        if self.l2_x is not None:
+            object.__setattr__(self, "l2_x", float(self.l2_x))
         if self.n_classes < 2:
             raise ValueError(f"a label needs at least 2 classes, got {self.n_classes}")
         if self.placement not in PLACEMENTS:
@@ -100,12 +103,15 @@ class LabelConfig:
             raise ValueError(f"label proposal must be q, mixed or sum, got {self.proposal!r}")
         if not (math.isfinite(self.gamma) and -1.0 <= self.gamma <= 1.0):
             raise ValueError(f"gamma must be in [-1, 1], got {self.gamma}")
-        if not (math.isfinite(self.l2) and self.l2 >= 0.0):
-            raise ValueError(f"label l2 must be a finite number >= 0, got {self.l2}")
+        for name, v in (("l2", self.l2), ("l2 x", self.l2_x)):
+            if v is not None and not (math.isfinite(v) and v >= 0.0):
+                raise ValueError(f"label {name} must be a finite number >= 0, got {v}")
         if self.inputs not in INPUTS:
             raise ValueError(f"label input must be x,h1 or h1, got {self.inputs!r}")
         if self.inputs != "x,h1" and self.placement != "bottom":
             raise ValueError("label input h1 is for the label at the bottom (the label on top reads h_L)")
+        if self.l2_x is not None and (self.placement != "bottom" or self.inputs != "x,h1"):
+            raise ValueError("label l2 x is for a label layer that reads x (the label at the bottom, input x,h1)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -705,7 +711,9 @@ class SemiStepResult:
     finite: bool
 
 
-LABEL_L2_PARAMS = ("y_q_weights", "y_q_weights_x")  # the weights of q(y | ·) that ``LabelConfig.l2`` shrinks
+def label_l2_penalties(labels: LabelConfig) -> dict[str, float]:
+    """λ of the L2 penalty per label weight: ``l2`` on V (V_h), ``l2_x`` (else ``l2``) on V_x."""
+    return {"y_q_weights": labels.l2, "y_q_weights_x": labels.l2 if labels.l2_x is None else labels.l2_x}
 
 
 class SemiTrainer(Trainer):
@@ -720,9 +728,10 @@ class SemiTrainer(Trainer):
 
     def step(self, x: Tensor, y: Tensor | None = None, labelled: Tensor | None = None) -> SemiStepResult:
         """One update on the batch x (B, D) with labels y (B,) where ``labelled`` (B,) bool:
-        maximise mean_b objective_b − λ' Σ|W| − (n_lab/B)(λ₂/2) Σ‖V‖² (λ' = λ/B, or λ with
-        l1_per="point"; λ₂ = ``LabelConfig.l2`` on the q(y|·) weights V, n_lab labelled points of
-        the B, so λ₂ is the weight decay of the label layer per labelled point, whatever the mix)."""
+        maximise mean_b objective_b − λ' Σ|W| − (n_lab/B) Σ (λ₂/2)‖V‖² (λ' = λ/B, or λ with
+        l1_per="point"; λ₂ = ``LabelConfig.l2`` on the q(y|·) weights V, ``l2_x`` on V_x if set,
+        n_lab labelled points of the B, so λ₂ is the weight decay of the label layer per labelled
+        point, whatever the mix)."""
         cfg, model = self.cfg, self.model
         B = x.shape[0]
         if y is None:
@@ -744,13 +753,14 @@ class SemiTrainer(Trainer):
                 off += p.numel()
         scale = -1.0 / (B * world)
         l1 = cfg.l1 / (B * world) if cfg.l1_per == "batch" else cfg.l1
-        l2 = labelled.sum().to(x.dtype) * (lc.l2 / B) if lc.l2 > 0 else None  # a tensor: no device sync
+        frac = labelled.sum().to(x.dtype) / B  # a tensor: no device sync
+        decay = {n: lam for n, lam in label_l2_penalties(lc).items() if lam > 0 and n in self.params}
         for name, p in self.params.items():
             grad = g[name].mul_(scale)
             if l1 > 0 and "weights" in name:
                 grad.add_(torch.sign(p.detach()), alpha=l1)
-            if l2 is not None and name in LABEL_L2_PARAMS:
-                grad.add_(p.detach() * l2)
+            if name in decay:
+                grad.add_(p.detach() * (frac * decay[name]))
             p.grad = grad
         check = res.objective.sum() + torch.stack([p.grad.sum() for p in self.params.values()]).sum()
         finite = bool(torch.isfinite(check))

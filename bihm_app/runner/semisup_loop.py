@@ -47,17 +47,18 @@ class SemiSpec:
     labelled_per_batch: int = 50
     label_l2: float = 0.0
     label_input: str = "x,h1"
+    label_l2_x: float | None = None
 
     def __post_init__(self) -> None:
         try:
-            LabelConfig(2, self.placement, self.proposal, self.gamma, self.label_l2, self.label_input)
+            LabelConfig(2, self.placement, self.proposal, self.gamma, self.label_l2, self.label_l2_x, self.label_input)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if self.labelled_per_batch < 1:
             raise ConfigError(f"--labelled-per-batch must be at least 1, got {self.labelled_per_batch}")
 
     def label_config(self, C: int) -> LabelConfig:
-        return LabelConfig(C, self.placement, self.proposal, self.gamma, self.label_l2, self.label_input)
+        return LabelConfig(C, self.placement, self.proposal, self.gamma, self.label_l2, self.label_l2_x, self.label_input)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +77,7 @@ class SemiSpec:
             labelled_per_batch=int(semi.get("labelled_per_batch", 50)),
             label_l2=float(labels.get("l2", 0.0)),  # checkpoints before the option: no penalty
             label_input=str(labels.get("inputs", "x,h1")),  # … and a label layer that reads x and h_1
+            label_l2_x=None if labels.get("l2_x") is None else float(labels["l2_x"]),
         )
 
 

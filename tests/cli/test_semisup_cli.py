@@ -63,7 +63,7 @@ def test_semisup_train_classify_and_eval(toy, placement, proposal, tmp_path):
     run = open_run("s", runs_dir())
     ck = load_checkpoint(run.checkpoint_path)
     labels = ck.meta["config"]["model"]["labels"]
-    assert labels == {"n_classes": C, "placement": placement, "proposal": proposal, "gamma": 0.5, "l2": 0.0, "inputs": "x,h1"}
+    assert labels == {"n_classes": C, "placement": placement, "proposal": proposal, "gamma": 0.5, "l2": 0.0, "l2_x": None, "inputs": "x,h1"}
     assert ck.meta["config"]["semisup"]["n_labels"] == 40
     idx = ck.arrays["labels/train_indices"]
     y_train = load_dataset(toy).labels("train")
@@ -156,6 +156,7 @@ def test_labelled_set_is_balanced_seeded_and_batches_mix_it_in(toy):
         (["train", "--data", "toy4", "--labels", "40", "--label-l2", "nan"], "label l2"),
         (["train", "--data", "toy4", "--labels", "40", "--label-at", "bottom", "--label-input", "x"], "label input"),
         (["train", "--data", "toy4", "--labels", "40", "--label-input", "h1"], "label at the bottom"),
+        (["train", "--data", "toy4", "--labels", "40", "--label-l2-x", "0.1"], "reads x"),
         (["train", "--data", "toy4", "--labels", "40", "--label-at", "side"], "placement"),
         (["train", "--data", "toy4", "--labels", "40", "--label-proposal", "p"], "proposal"),
         (["train", "--data", "toy4", "--labels", "40", "--labelled-per-batch", "100"], "labelled points per batch"),

@@ -37,8 +37,8 @@ def test_bihm_train_options_default_to_the_training_config():
 
     semi = SemiSpec()
     assert d["labels"] == 0  # unsupervised unless asked
-    assert (d["gamma"], d["label_proposal"], d["label_at"], d["labelled_per_batch"], d["label_l2"], d["label_input"]) == (
-        semi.gamma, semi.proposal, semi.placement, semi.labelled_per_batch, semi.label_l2, semi.label_input)
+    assert (d["gamma"], d["label_proposal"], d["label_at"], d["labelled_per_batch"], d["label_l2"], d["label_input"], d["label_l2_x"]) == (
+        semi.gamma, semi.proposal, semi.placement, semi.labelled_per_batch, semi.label_l2, semi.label_input, semi.label_l2_x)
 
 
 def test_sampling_commands_default_to_the_sampling_configs():

@@ -303,23 +303,25 @@ def test_training_on_a_tiny_labelled_set_lowers_the_exact_classification_loss(pl
         assert after[1] < 0.1, (before, after)
 
 
-@pytest.mark.parametrize("placement", PLACEMENTS)
-def test_label_l2_adds_exactly_its_weight_decay_to_the_label_layer(placement):
+@pytest.mark.parametrize("placement,lam_x", [("top", None), ("bottom", None), ("bottom", 2.1), ("bottom:h1", None)])
+def test_label_l2_adds_exactly_its_weight_decay_to_the_label_layer(placement, lam_x):
     """The trainer's descent direction with ``LabelConfig.l2 = λ₂`` is the one without it plus
     (n_lab/B)·λ₂·V on the q(y|·) weights V and unchanged elsewhere (same samples: same seeds).
     With the closed-form gradients already checked against autograd and the exact gradient above,
-    this pins the penalty −(n_lab/B)(λ₂/2)‖V‖² of the update. Catches a wrong sign (growing the
+    this pins the penalty −(n_lab/B)(λ₂/2)‖V‖² of the update, with V_x's own λ when ``l2_x`` is
+    set. Catches a wrong sign (growing the
     weights), a penalty on the wrong parameters (the x-model or the biases), a scale per batch
-    instead of per labelled point, or a penalty that is silently dropped."""
+    instead of per labelled point, l2_x applied to V_h or ignored, or a penalty that is silently
+    dropped."""
     B, n_lab, lam = 12, 5, 0.37
     g = make_generator(5)
     x = (torch.rand(B, 4, generator=g, dtype=torch.float64) < 0.5).double()
     y = torch.randint(0, 3, (B,), generator=g)
     labelled = torch.arange(B) < n_lab
 
-    def descent(l2):
+    def descent(l2, l2_x=None):
         m = tiny_semi(placement, seed=3, gamma=0.5)
-        m.labels = LabelConfig(3, m.labels.placement, "q", 0.5, l2, m.labels.inputs)
+        m.labels = LabelConfig(3, m.labels.placement, "q", 0.5, l2, l2_x, m.labels.inputs)
         tr = SemiTrainer(m, TrainConfig(K=7, batch_size=B, lr=1e-3, l1=1e-3), make_generator(11))
         seen = {}
 
@@ -331,11 +333,12 @@ def test_label_l2_adds_exactly_its_weight_decay_to_the_label_layer(placement):
         return m, seen
 
     m, plain = descent(0.0)
-    _, decayed = descent(lam)
+    _, decayed = descent(lam, lam_x)
+    lams = {"y_q_weights": lam, "y_q_weights_x": lam if lam_x is None else lam_x}
     shrunk = {"y_q_weights", "y_q_weights_x"} & set(plain)
     assert shrunk == ({"y_q_weights", "y_q_weights_x"} if placement == "bottom" else {"y_q_weights"})
     for name, p in m.named_parameters():
-        want = plain[name] + (n_lab / B) * lam * p.detach() if name in shrunk else plain[name]
+        want = plain[name] + (n_lab / B) * lams.get(name, 0.0) * p.detach() if name in shrunk else plain[name]
         torch.testing.assert_close(decayed[name], want, rtol=0, atol=1e-12, msg=name)
     assert all(float(plain[n].abs().max()) > 0 for n in shrunk)
 
@@ -346,11 +349,13 @@ def test_label_config_validation_and_round_trip():
     for kw, msg in (({"n_classes": 1}, "classes"), ({"placement": "side"}, "placement"),
                     ({"proposal": "p"}, "proposal"), ({"gamma": 1.5}, "gamma"), ({"l2": -1e-3}, "l2"),
                     ({"l2": float("nan")}, "l2"), ({"l2": float("inf")}, "l2"),
-                    ({"placement": "bottom", "inputs": "x"}, "input"), ({"placement": "top", "inputs": "h1"}, "bottom")):  # fmt: skip
+                    ({"placement": "bottom", "inputs": "x"}, "input"), ({"placement": "top", "inputs": "h1"}, "bottom"),
+                    ({"placement": "bottom", "l2_x": -1.0}, "l2 x"), ({"placement": "top", "l2_x": 0.1}, "reads x"),
+                    ({"placement": "bottom", "inputs": "h1", "l2_x": 0.1}, "reads x")):  # fmt: skip
         with pytest.raises(ValueError, match=msg):
             LabelConfig(**kw)
-    lc = LabelConfig(5, "bottom", "mixed", -0.25, 0.03)
+    lc = LabelConfig(5, "bottom", "mixed", -0.25, 0.03, 0.3)
     assert LabelConfig.from_dict(lc.to_dict() | {"unknown": 1}) == lc
     old = {"n_classes": 5, "placement": "bottom", "proposal": "q", "gamma": 0.0}  # a 0.x checkpoint
-    assert LabelConfig.from_dict(old).l2 == 0.0 and LabelConfig.from_dict(old).inputs == "x,h1"
+    assert (LabelConfig.from_dict(old).l2, LabelConfig.from_dict(old).l2_x, LabelConfig.from_dict(old).inputs) == (0.0, None, "x,h1")
     assert LabelConfig.from_dict(LabelConfig(5, "bottom", inputs="h1").to_dict()).inputs == "h1"
