@@ -12,7 +12,8 @@
 #   LAYERS=200,100,50 EPOCHS=4 VALID_MAX=2000 Z_SAMPLES=0 VARIANTS="top:q bottom:q" tools/semisup_experiment.sh
 #
 # Environment: LAYERS, EPOCHS, PATIENCE, LABELS, GAMMA, LABEL_L2 (--label-l2; 0: the thesis' objective,
-# 0.03: the study's best for the label at the bottom), K, TEST_K, VALID_MAX (0: all 10,000),
+# 0.01 with LABEL_L2_X=0.1: the study's best for the label at the bottom), LABEL_L2_X (--label-l2-x, label at the
+# bottom only; unset: LABEL_L2's), K, TEST_K, VALID_MAX (0: all 10,000),
 # Z_SAMPLES (per-epoch 2 log Z; 0: off), EVAL_Z (2 log Z samples for the final log p*(x); 0: off),
 # DEVICE, SEED, VARIANTS ("placement:proposal ..."), RUNS_DIR, OUT (report folder), PREFIX.
 set -euo pipefail
@@ -48,8 +49,10 @@ for v in $VARIANTS; do
     $BIHM train --resume "$name" --runs-dir "$RUNS_DIR" --epochs "$EPOCHS" --patience "$PATIENCE" --quiet || true
   else
     echo "== training $name"
+    l2x=()
+    if [ "$placement" = bottom ] && [ -n "${LABEL_L2_X:-}" ]; then l2x=(--label-l2-x "$LABEL_L2_X"); fi
     $BIHM train --data bmnist --labels "$LABELS" --label-at "$placement" --label-proposal "$proposal" --gamma "$GAMMA" \
-      --label-l2 "$LABEL_L2" --layers "$LAYERS" -K "$K" --batch 100 --labelled-per-batch 50 --lr 1e-3 --epochs "$EPOCHS" --patience "$PATIENCE" \
+      --label-l2 "$LABEL_L2" "${l2x[@]}" --layers "$LAYERS" -K "$K" --batch 100 --labelled-per-batch 50 --lr 1e-3 --epochs "$EPOCHS" --patience "$PATIENCE" \
       --valid-max "$VALID_MAX" --z-samples "$Z_SAMPLES" --device "$DEVICE" --seed "$SEED" --name "$name" --runs-dir "$RUNS_DIR"
   fi
   echo "== classifying $name (test, K = $TEST_K)"
