@@ -58,13 +58,7 @@ def train(
     reporter = RichReporter(err, quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
     z_samples = as_count(z_samples, "--z-samples")
     try:
-        semi = None
-        if labels and not resume:
-            from bihm_app.runner.semisup_loop import SemiSpec
-
-            semi = SemiSpec(labels, label_at, label_proposal, gamma, labelled_per_batch, label_l2, label_input, label_l2_x)
-        elif labels < 0:
-            raise ConfigError(f"--labels must be at least 1 (or 0 for unsupervised training), got {labels}")
+        semi = _semi_spec(labels, resume, label_at, label_proposal, gamma, labelled_per_batch, label_l2, label_input, label_l2_x)
         run, reason = _train(root, reporter, resume, data, layers, method, k, batch, lr, l1, l1_per, baseline, epochs,
                              patience, valid_k, valid_max, z_samples, z_every, device, seed, name, semi, threads,
                              precision, cuda_graph)  # fmt: skip
@@ -75,6 +69,17 @@ def train(
         raise typer.Exit(130) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         _report_end(run, reason, reporter)
+
+
+def _semi_spec(labels, resume, label_at, proposal, gamma, per_batch, l2, label_input, l2_x):
+    """The semi-supervised settings of a new run (None: unsupervised, or a resume: the run's own)."""
+    if labels < 0:
+        raise ConfigError(f"--labels must be at least 1 (or 0 for unsupervised training), got {labels}")
+    if not labels or resume:
+        return None
+    from bihm_app.runner.semisup_loop import SemiSpec
+
+    return SemiSpec(labels, label_at, proposal, gamma, per_batch, l2, label_input, l2_x)
 
 
 def _report_end(run, reason: str, reporter) -> None:
