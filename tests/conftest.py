@@ -16,18 +16,37 @@ def _bihm_home(tmp_path, monkeypatch):
     yield
 
 
-def _move_engine_tests_to(device: str) -> None:
-    """``BIHM_TEST_DEVICE=cuda python -m pytest tests/unit``: run the engine's exact tests on another
-    device (a lent GPU). New tensors and modules default to it, and so do the seeded generators that
-    every draw goes through; nothing else of a test changes, so a test that passes on the CPU and
-    fails here has found a device-dependent bug (or a test that assumes the CPU)."""
+def _install_test_generators(device: str | None, offset: int) -> None:
+    """Two switches for the engine's exact tests (``tests/unit``), both through ``make_generator``:
+
+    * ``BIHM_TEST_DEVICE=cuda python -m pytest tests/unit``: run them on another device (a lent GPU).
+      New tensors and modules default to it, and so do the seeded generators that every draw goes
+      through; nothing else of a test changes, so a test that passes on the CPU and fails here has
+      found a device-dependent bug (or a test that assumes the CPU).
+    * ``BIHM_TEST_SEED_OFFSET=N``: every seed given to ``make_generator`` (the tiny models' init in
+      ``tests/unit/tiny.py`` included) is shifted by N. A statistical test must pass for any N at its
+      stated false-alarm rate; this is the CPU's way to see what another device's generator (a
+      different stream of random numbers) does to it. Tests outside ``tests/unit`` pin seeded
+      outputs (snapshots, fixtures) and are not meant to run with an offset.
+    """
     import torch
 
     from bihm_app.engine import model
 
-    torch.set_default_device(device)
-    model.make_generator.__defaults__ = (device,)
+    original = model.make_generator
+    default_device = device or "cpu"
+    if device:
+        torch.set_default_device(device)
+
+    def make_generator(seed: int, device: torch.device | str = default_device) -> torch.Generator:
+        return original(int(seed) + offset, device)
+
+    make_generator.__doc__ = original.__doc__
+    model.make_generator = make_generator  # the name every test module imports from here
+    import bihm_app.engine as engine
+
+    engine.make_generator = make_generator
 
 
-if os.environ.get("BIHM_TEST_DEVICE"):
-    _move_engine_tests_to(os.environ["BIHM_TEST_DEVICE"])
+if os.environ.get("BIHM_TEST_DEVICE") or int(os.environ.get("BIHM_TEST_SEED_OFFSET", "0") or 0):
+    _install_test_generators(os.environ.get("BIHM_TEST_DEVICE") or None, int(os.environ.get("BIHM_TEST_SEED_OFFSET", "0") or 0))
