@@ -5,12 +5,13 @@ Two kinds of checks:
 * the per-layer conditionals the sampler weights by are exactly p*'s conditionals (deterministic,
   every configuration enumerated);
 * many independent chains, started as Algorithm 2 starts them (ancestral samples of p), end in p*:
-  the total-variation distance between the chains' final states and the exact p* is within the
-  Monte-Carlo tolerance of an i.i.d. sample of the same size (its 99.9 % quantile, simulated from the
-  exact distribution, plus 0.01 for burn-in and finite-K bias). The same check must fail when the
-  top layer's factor p(h_{L-1} | h_L) is left out of its target (``tests/unit/tiny.py:without_top_factor``): the models
-  below were chosen (by exact computation of the wrong chain's stationary law) so that this drops
-  the x-marginal at least 0.1 in TV away from p*.
+  their final states are i.i.d. draws, checked by Pearson's χ² against the exact p* on x and on the
+  top pair (h_{L-1}, h_L) (``exact_chains.chain_checks``, false-alarm rate 10⁻⁴ per test). The same
+  check must fail when the top layer's factor p(h_{L-1} | h_L) is left out of its target
+  (``tests/unit/tiny.py:without_top_factor``): the chain models are built so that this error is
+  large (``tiny.top_factor_model``), and each test first computes the wrong chain's law exactly
+  (``exact_chains.chain_law``, the K → ∞ limit) and asserts that the check detects it with
+  probability ≥ 1 − 10⁻⁴ at half its effect — so the negative controls hold for any seed.
 """
 
 import itertools
@@ -29,27 +30,16 @@ from bihm_app.engine.gibbs import (
     run_gibbs,
 )
 from bihm_app.engine.model import bernoulli_log_prob, make_generator
-from tests.unit.tiny import maybe_without_top_factor, tiny_model, without_top_factor
+from tests.unit.exact_chains import chain_checks, chain_law, detects, passes, top_pair
+from tests.unit.tiny import maybe_without_top_factor, tiny_model, top_factor_model, without_top_factor
 
-#: (sizes, seed, scale): strongly coupled tiny models where dropping the top factor is visible in x.
+#: (sizes, seed, scale): strongly coupled random tiny models for the deterministic checks.
 TWO_LAYER = ((5, 3, 2), 9, 3.0)
 THREE_LAYER = ((5, 2, 2, 2), 33, 3.0)
-
-
-def _tv(samples_idx: torch.Tensor, probs: torch.Tensor) -> float:
-    counts = torch.bincount(samples_idx, minlength=probs.numel()).double()
-    return 0.5 * float((counts / samples_idx.numel() - probs).abs().sum())
-
-
-def _iid_tolerance(probs: torch.Tensor, n: int, reps: int = 2000, q: float = 0.999) -> float:
-    """The q-quantile of the TV distance of an i.i.d. sample of size n from ``probs``, plus 0.01."""
-    g = make_generator(12345)
-    draws = torch.multinomial(probs.float().expand(reps, -1), n, replacement=True, generator=g)
-    counts = torch.zeros(reps, probs.numel(), dtype=torch.float64).scatter_add_(
-        1, draws, torch.ones_like(draws, dtype=torch.float64)
-    )
-    tvs = 0.5 * (counts / n - probs).abs().sum(1)
-    return float(torch.quantile(tvs, q)) + 0.01
+#: (sizes, seed) of the chain tests' models (``tiny.top_factor_model``).
+CHAIN_TWO_LAYER = ((5, 3, 2), 9)
+CHAIN_THREE_LAYER = ((5, 2, 2, 2), 33)
+N_CHAINS = 2000
 
 
 def _exact_fn(tables):
@@ -101,72 +91,80 @@ def test_visible_weights_times_proposal_are_the_exact_conditional_of_p_star():
 
 
 # -- chains --------------------------------------------------------------------------------------------
-def _chain_tvs(spec, steps, K, keep_current, n_chains=2000):
-    sizes, seed, scale = spec
-    m = tiny_model(sizes, seed, scale)
+def _final_states(m, tables, steps, K, keep_current, omit, n_chains=N_CHAINS, seed=7, inner_K=10, exact=True):
+    with maybe_without_top_factor(omit):
+        cfg = GibbsConfig(K, inner_K=inner_K, log_ptilde_fn=_exact_fn(tables) if exact else None, keep_current=keep_current)
+        return run_gibbs(m, n_chains, steps, make_generator(seed), cfg).state.hs
+
+
+def _chains_find_p_star_and_not_without_the_top_factor(spec, steps, K, keep_current, n_chains=N_CHAINS):
+    sizes, seed = spec
+    m = top_factor_model(sizes, seed)
     t = exact_tables(m)
-    p_star = t.log_pstar.exp()
-    tvs = {}
-    for omit in (False, True):
-        with maybe_without_top_factor(omit):
-            r = run_gibbs(m, n_chains, steps, make_generator(7), GibbsConfig(K, log_ptilde_fn=_exact_fn(t), keep_current=keep_current))
-        tvs[omit] = _tv(state_index(r.x), p_star)
-    ancestral = _tv(state_index(m.sample_p(n_chains, make_generator(7))[0]), p_star)
-    return tvs, ancestral, _iid_tolerance(p_star, n_chains)
+    p_star, p = t.log_pstar_joint.exp(), t.log_pxh.exp()  # laws over (x, h_1, …, h_L)
+    # the check has the power to see the error and a chain that stays where it starts (at p)
+    assert detects(chain_law(m, omit_top_factor=True), p_star, top_pair(m), n_chains)
+    assert detects(p, p_star, top_pair(m), n_chains)
+    right = chain_checks(m, _final_states(m, t, steps, K, keep_current, omit=False, n_chains=n_chains), p_star)
+    assert passes(right), right
+    wrong = chain_checks(m, _final_states(m, t, steps, K, keep_current, omit=True, n_chains=n_chains), p_star)
+    assert not passes(wrong), wrong  # the script's variant is detected
 
 
-@pytest.mark.parametrize("spec", [TWO_LAYER, THREE_LAYER])
+@pytest.mark.parametrize("spec", [CHAIN_TWO_LAYER, CHAIN_THREE_LAYER])
 def test_gibbs_chains_converge_to_p_star_and_fail_without_the_top_factor(spec):
-    """Iterated importance resampling (``keep_current``): exactly p*-invariant at any K."""
-    tvs, ancestral, tol = _chain_tvs(spec, steps=40, K=10, keep_current=True)
-    assert ancestral > 2 * tol  # the chains start far from p* …
-    assert tvs[False] < tol, (tvs, tol)  # … end in it …
-    assert tvs[True] > tol, (tvs, tol)  # … and the script's variant does not
+    """Iterated importance resampling (``keep_current``: exactly p*-invariant at any K), 2000 chains
+    of 40 sweeps with K = 10 from ancestral samples of p: their final states pass χ² against p* on x
+    and on (h_{L-1}, h_L); with the top factor dropped they fail it. Catches the script's mistake
+    (its power checked exactly first), any other wrong factor that moves the top pair or x, and
+    chains that do not move (they would stay at p, which the check also provably detects)."""
+    _chains_find_p_star_and_not_without_the_top_factor(spec, steps=40, K=10, keep_current=True)
 
 
 def test_algorithm2_as_stated_converges_to_p_star_with_many_proposals():
-    """Plain Algorithm 2 (K fresh proposals each step) is exact only as K → ∞; K = 250 is close."""
-    tvs, ancestral, tol = _chain_tvs(TWO_LAYER, steps=10, K=250, keep_current=False)
-    assert ancestral > 2 * tol
-    assert tvs[False] < tol, (tvs, tol)
-    assert tvs[True] > tol, (tvs, tol)
+    """Plain Algorithm 2 (K fresh proposals each step) is exact only as K → ∞; at K = 250 its bias
+    is below what 1000 chains can see, and the top factor's omission is still detected."""
+    _chains_find_p_star_and_not_without_the_top_factor(CHAIN_TWO_LAYER, steps=10, K=250, keep_current=False, n_chains=1000)
 
 
 def test_iterated_resampling_with_estimated_ptilde_is_exact_for_small_K():
     """``keep_current`` with inner_K = 1: the weight is linear in the unbiased estimate of sqrt p̃*,
-    so the chain still targets p* exactly (pseudo-marginal argument), even with K = 4 proposals."""
-    sizes, seed, scale = TWO_LAYER
-    m = tiny_model(sizes, seed, scale)
-    p_star = exact_tables(m).log_pstar.exp()
-    n_chains = 4000
-    r = run_gibbs(m, n_chains, 80, make_generator(3), GibbsConfig(4, inner_K=1, keep_current=True))
-    assert _tv(state_index(r.x), p_star) < _iid_tolerance(p_star, n_chains)
+    so the chain still targets p* exactly (pseudo-marginal argument), even with K = 4 proposals:
+    4000 chains of 80 sweeps pass χ² against p* on x and (h_{L-1}, h_L)."""
+    sizes, seed = CHAIN_TWO_LAYER
+    m = top_factor_model(sizes, seed)
+    t = exact_tables(m)
+    hs = _final_states(m, t, 80, 4, True, omit=False, n_chains=4000, seed=3, inner_K=1, exact=False)
+    checks = chain_checks(m, hs, t.log_pstar_joint.exp())
+    assert passes(checks), checks
 
 
 def test_inpainting_chain_samples_p_star_of_the_missing_pixels_given_the_known():
-    """3000 clamped chains: TV to the exact p*(x_missing | x_known) below the 99.9 % quantile of an
-    i.i.d. sample (+0.01), above it without the top factor; the known pixels never move. Catches
-    clamped units leaking into the weights and a wrong conditional."""
-    sizes, seed, scale = TWO_LAYER
-    m = tiny_model(sizes, seed, scale)
+    """3000 clamped chains of 60 sweeps: their states pass χ² against the exact p*(x_missing, h |
+    x_known) on x and (h_{L-1}, h_L), and fail it without the top factor (power checked exactly
+    first); the known pixels never move. Catches clamped units leaking into the weights and a wrong
+    conditional."""
+    sizes, seed = CHAIN_TWO_LAYER
+    m = top_factor_model(sizes, seed)
     t = exact_tables(m)
     D = sizes[0]
     xs = all_states(D)
     known = torch.tensor([True, True, False, False, True])
     x_known = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     consistent = (xs[:, known] == x_known[known]).all(1)
-    cond = torch.where(consistent, t.log_pstar, torch.full_like(t.log_pstar, -torch.inf)).softmax(0)
+    J = t.log_pstar_joint.masked_fill(~consistent.view(-1, 1, 1), -torch.inf)
+    cond = torch.exp(J - torch.logsumexp(J.flatten(), 0))  # p*(x, h | x_known) over (x, h_1, h_2)
     n_chains = 3000
+    assert detects(chain_law(m, True, known, x_known), cond, top_pair(m), n_chains)
     x_tilde = x_known.expand(n_chains, D).clone()
-    tol = _iid_tolerance(cond[consistent], n_chains)
-    tvs = {}
+    checks = {}
     for omit in (False, True):
         with maybe_without_top_factor(omit):
             r = inpaint(m, x_tilde, known, 60, make_generator(5), GibbsConfig(10, log_ptilde_fn=_exact_fn(t), keep_current=True))
         assert torch.equal(r.x[:, known], x_tilde[:, known])  # the known pixels never move
-        tvs[omit] = _tv(state_index(r.x), cond)
-    assert tvs[False] < tol, (tvs, tol)
-    assert tvs[True] > tol, (tvs, tol)
+        checks[omit] = chain_checks(m, r.state.hs, cond)
+    assert passes(checks[False]), checks
+    assert not passes(checks[True]), checks
 
 
 def test_clamped_visible_step_weights_clamped_proposals():

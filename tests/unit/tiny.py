@@ -17,6 +17,33 @@ def tiny_model(sizes=(6, 4, 3), seed=0, scale=1.0) -> BiHM:
     return m
 
 
+def _sign_pattern(n_lo: int, n_hi: int, dtype) -> torch.Tensor:
+    """A fixed ±1 matrix (n_lo, n_hi): +1 where i ≡ j (mod n_hi), else −1 (every column differs)."""
+    i, j = torch.arange(n_lo).view(-1, 1), torch.arange(n_hi).view(1, -1)
+    return torch.where(i % n_hi == j, 1.0, -1.0).to(dtype)
+
+
+def top_factor_model(sizes=(5, 3, 2), seed=0, scale=1.0, strength=4.0) -> BiHM:
+    """A tiny float64 BiHM on which leaving out the top layer's factor p(h_{L-1} | h_L) is a large
+    error *by construction*, whatever the seed: :func:`tiny_model`'s random parameters, then p's top
+    weights W_L get + strength·P and q's top weights U_L − strength·Pᵀ (P a fixed ±1 pattern).
+
+    The bilinear term h_{L-1}ᵀ (W_L + U_Lᵀ) h_L of log p + log q keeps only the random part, so under
+    p* the top layer is nearly independent of the layer below (the chains mix fast), while a sampler
+    that drops p(h_{L-1} | h_L) draws h_L from ∝ sqrt(p(h_L) q(h_L | h_{L-1})), strongly tied to
+    h_{L-1} through −strength·Pᵀ: the law of (h_{L-1}, h_L) moves far. Ancestral samples of p tie
+    them through + strength·P: the chains start far from p*. The tests still compute both effects
+    exactly (``exact_chains``) and assert their power before sampling.
+    """
+    m = tiny_model(sizes, seed, scale)
+    L = len(sizes) - 1
+    with torch.no_grad():
+        P = _sign_pattern(sizes[L - 1], sizes[L], m.dtype).to(m.device)
+        m.p_weights[L - 1].add_(strength * P)
+        m.q_weights[L - 1].sub_(strength * P.t())
+    return m
+
+
 @contextlib.contextmanager
 def without_top_factor():
     """Run the Gibbs sampler with the authors' script's mistake: the top layer's target leaves out

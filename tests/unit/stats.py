@@ -1,0 +1,101 @@
+"""The statistics of the engine's exact tests: thresholds with a stated false-alarm rate, a Bonferroni
+correction when many points are compared, Pearson's χ² of i.i.d. draws against an exact law, and the
+power of that χ² against a wrong law known exactly (the negative controls assert it before sampling).
+
+Conventions: ``ALPHA`` is the false-alarm rate of one test (a correct engine fails it once in 10⁴ runs,
+whatever the seed); ``BETA`` the rate at which a negative control may miss the error it plants.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import torch
+
+ALPHA = 1e-4  # false alarms per test
+BETA = 1e-4  # misses per negative control
+
+_N = NormalDist()
+
+
+def z_two_sided(alpha: float = ALPHA, m: int = 1) -> float:
+    """|z| exceeded with probability alpha by the largest of m standard normal comparisons
+    (Bonferroni: each at alpha / m, two-sided). z(1e-4, 1) = 3.89, z(1e-4, 48) = 4.76."""
+    return _N.inv_cdf(1 - alpha / (2 * m))
+
+
+def z_one_sided(alpha: float = ALPHA, m: int = 1) -> float:
+    """z exceeded with probability alpha by the largest of m one-sided standard normal comparisons."""
+    return _N.inv_cdf(1 - alpha / m)
+
+
+def chi2_threshold(df: int, alpha: float = ALPHA) -> float:
+    """The (1 − alpha) quantile of χ²(df) (Wilson–Hilferty; within 1 % of exact for df ≥ 3)."""
+    z = z_one_sided(alpha)
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def _cells(probs: torch.Tensor, n: int, min_expected: float) -> torch.Tensor:
+    """A cell id per state: states whose expected count n·p is below ``min_expected`` are pooled
+    (smallest first) into one cell until that cell's expectation reaches it (χ²'s approximation)."""
+    p = probs.detach().double().cpu()
+    order = torch.argsort(p)
+    cell = torch.arange(p.numel())
+    pooled, acc = [], 0.0
+    for i in order.tolist():
+        if n * float(p[i]) >= min_expected and (not pooled or acc >= min_expected):
+            break
+        pooled.append(i)
+        acc += n * float(p[i])
+    if len(pooled) > 1:
+        cell[pooled] = pooled[0]
+    return torch.unique(cell, return_inverse=True)[1]
+
+
+def pearson_chi2(index: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0) -> tuple[float, int]:
+    """Pearson's χ² of i.i.d. draws (state indices, (n,)) against the exact law ``probs`` (S,), with
+    rare states pooled (expected count ≥ ``min_expected`` per cell). Returns (statistic, df); a draw
+    of a state the law gives probability 0 makes the statistic infinite."""
+    n = index.numel()
+    p = probs.detach().double().cpu()
+    counts = torch.bincount(index.cpu(), minlength=p.numel()).double()
+    if bool((counts[p == 0] > 0).any()):
+        return math.inf, 1
+    keep = p > 0
+    p, counts = p[keep], counts[keep]
+    cell = _cells(p, n, min_expected)
+    n_cells = int(cell.max()) + 1
+    obs = torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, counts)
+    exp = n * torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, p)
+    return float(((obs - exp) ** 2 / exp).sum()), n_cells - 1
+
+
+def chi2_noncentrality(law: torch.Tensor, probs: torch.Tensor, n: int, min_expected: float = 5.0) -> tuple[float, int]:
+    """(λ, df) of the χ² of n draws from ``law`` against ``probs`` (same pooled cells as
+    :func:`pearson_chi2`): the statistic is ≈ noncentral χ²(df, λ), λ = n Σ_c (law_c − p_c)² / p_c
+    (infinite if ``law`` puts mass where ``probs`` has none)."""
+    p, w = probs.detach().double().cpu(), law.detach().double().cpu()
+    if float(w[p == 0].sum()) > 0:
+        return math.inf, 1
+    keep = p > 0
+    p, w = p[keep], w[keep]
+    cell = _cells(p, n, min_expected)
+    n_cells = int(cell.max()) + 1
+    pc = torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, p)
+    wc = torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, w)
+    return float(n * ((wc - pc) ** 2 / pc).sum()), n_cells - 1
+
+
+def chi2_detects(lam: float, df: int, alpha: float = ALPHA, beta: float = BETA, margin: float = 1.0) -> bool:
+    """Whether a noncentral χ²(df, λ/margin) exceeds the alpha-threshold with probability ≥ 1 − beta
+    (normal approximation: mean df + λ, variance 2(df + 2λ)). ``margin`` > 1 asks for that much more
+    effect than needed (for a law known only approximately, e.g. the K → ∞ limit of a chain)."""
+    lam = lam / margin
+    return df + lam - z_one_sided(beta) * math.sqrt(2 * (df + 2 * lam)) > chi2_threshold(df, alpha)
+
+
+def tv(index: torch.Tensor, probs: torch.Tensor) -> float:
+    """Total-variation distance between the empirical law of draws (state indices) and ``probs``."""
+    counts = torch.bincount(index.cpu(), minlength=probs.numel()).double()
+    return 0.5 * float((counts / index.numel() - probs.detach().double().cpu()).abs().sum())
