@@ -1,13 +1,17 @@
-"""The exact law of Algorithm 2's chains on tiny models, by enumeration: what a chain that draws every
-layer *exactly* from the conditional it targets (the K → ∞ limit of importance resampling) converges
-to — with the sampler's right conditionals, or with the top layer's factor p(h_{L-1} | h_L) left out
-(the authors' script's mistake, ``tiny.without_top_factor``), optionally with visible units clamped.
+"""Exact laws of the samplers on tiny models, by enumeration (test oracles).
 
-A sweep updates the odd latent layers given the even ones, then x and the even latent layers given
-the odd ones (``gibbs.gibbs_sweep``): a two-block Gibbs sampler. With the right conditionals its
-stationary law is p*(x, h); with the top factor left out the two blocks' conditionals belong to no
-common joint law and the chain settles elsewhere. That x-marginal is the negative controls' effect
-size, computed here exactly before any chain is run.
+* :func:`chain_law`: what Algorithm 2's chain converges to when every layer is drawn *exactly* from
+  the conditional it targets (the K → ∞ limit of importance resampling) — with the sampler's right
+  conditionals (p*(x, h): a check of this oracle), or with the top layer's factor p(h_{L-1} | h_L)
+  left out (the authors' script's mistake, ``tiny.without_top_factor``), optionally with visible
+  units clamped. A sweep updates the odd latent layers given the even ones, then x and the even
+  latent layers given the odd ones (``gibbs.gibbs_sweep``): a two-block Gibbs sampler. With the top
+  factor left out the blocks' conditionals belong to no common joint law and the chain settles
+  elsewhere; how far is the negative controls' effect size, computed before any chain is run.
+* :func:`sir_law`: the exact law of one sampling-importance-resampling draw at a finite number of
+  proposals.
+* :func:`chain_checks`: Pearson χ² of chains' final states against such a law, on x and on the top
+  pair (h_{L-1}, h_L); :func:`detects`: whether that check has the power to see a given wrong law.
 """
 
 from __future__ import annotations
@@ -120,3 +124,26 @@ def detects(wrong: torch.Tensor, right: torch.Tensor, layers: tuple[int, ...], n
     chains; the sampler's finite-K kernels only approach it)."""
     lam, df = chi2_noncentrality(marginal(wrong, layers), marginal(right, layers), n)
     return chi2_detects(lam, df, alpha / 2, BETA, margin=2.0)
+
+
+@torch.no_grad()
+def sir_law(log_p: torch.Tensor, log_target: torch.Tensor, n_proposals: int, n_grid: int = 4000) -> torch.Tensor:
+    """The exact law of one sampling-importance-resampling draw: ``n_proposals`` i.i.d. proposals s
+    from p, one kept ∝ ω(s) = target(s)/p(s) (both given as unnormalised log tables over the same
+    states, flattened). By 1/a = ∫₀^∞ e^{−ta} dt,
+
+        P(s) = M p(s) ω(s) E[1 / (ω(s) + Σ_{M−1} ω)] = M p(s) ω(s) ∫₀^∞ e^{−t ω(s)} φ(t)^{M−1} dt,
+
+    φ(t) = Σ_s p(s) e^{−t ω(s)}, a one-dimensional integral (trapezoid on a log grid; ω is scaled to
+    E_p ω = 1, so the integrand lives at t ~ 1/M). Tends to the target as M → ∞; at finite M it is
+    what the sampler really draws from, so a test against it has no resampling bias to allow for."""
+    p = torch.exp(log_p - torch.logsumexp(log_p, 0)).double().cpu()
+    w = torch.exp(log_target - torch.logsumexp(log_target, 0) - (log_p - torch.logsumexp(log_p, 0))).double().cpu()
+    keep = p > 0
+    p, w = p[keep], w[keep]
+    t = torch.logspace(-6, 3, n_grid, dtype=torch.float64) / n_proposals
+    log_phi = torch.logsumexp(torch.log(p).unsqueeze(1) - t.unsqueeze(0) * w.unsqueeze(1), 0)  # (grid,)
+    integrand = torch.exp(-t.unsqueeze(0) * w.unsqueeze(1) + (n_proposals - 1) * log_phi.unsqueeze(0))
+    law = torch.zeros(keep.numel(), dtype=torch.float64)
+    law[keep] = n_proposals * p * w * torch.trapezoid(integrand, t, dim=1)
+    return law

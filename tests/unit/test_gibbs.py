@@ -2,8 +2,6 @@
 p*(x_missing | x_known), and dropping the top layer's factor p(h_{L-1} | h_L) (the authors' script's
 mistake) is detected. Also the ancestral sampler, layer-wise generation and masks."""
 
-import math
-
 import pytest
 import torch
 
@@ -12,82 +10,71 @@ from bihm_app.engine.exact import all_states, exact_tables, state_index
 from bihm_app.engine.masks import mask_from_spec
 from bihm_app.engine.model import make_generator
 from bihm_app.engine.gibbs import GibbsConfig
-from tests.unit.tiny import maybe_without_top_factor, tiny_model
+from tests.unit.exact_chains import chain_checks, chain_law, detects, passes, sir_law, top_pair
+from tests.unit.stats import chi2_detects, chi2_noncentrality, chi2_threshold, pearson_chi2
+from tests.unit.tiny import far_from_p_model, maybe_without_top_factor, tiny_model, top_factor_model
 
 N_CHAINS = 20_000
 
 
-def chi2_threshold(df: int) -> float:
-    """≈ the 99.99 % quantile of χ²(df) (Wilson–Hilferty): a correct sampler fails once in 10⁴ runs."""
-    z = 3.719
-    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
-
-
-def chi2(samples: torch.Tensor, probs: torch.Tensor) -> float:
-    """Pearson χ² of independent samples (rows of 0/1) against the exact distribution over all states."""
-    obs = torch.bincount(state_index(samples), minlength=probs.numel()).double()
-    exp = samples.shape[0] * probs
-    return float(((obs - exp) ** 2 / exp).sum())
-
-
 @pytest.fixture(scope="module")
 def setup():
-    m = tiny_model((4, 3, 2), seed=3, scale=2.0)  # strong weights: far from uniform, the top factor matters
+    m = top_factor_model((4, 3, 2), seed=3)  # leaving out the top factor is a large error by construction
     t = exact_tables(m)
     return m, t, (lambda x: t.log_ptilde[state_index(x)])
 
 
 @pytest.mark.parametrize("omit_top_factor", [False, True])
 def test_gibbs_chains_converge_to_p_star(setup, omit_top_factor):
-    """20,000 independent chains (25 sweeps, keep_current, exact p̃*): Pearson χ² against p* below
-    its 99.99 % quantile (df 15) and TV < 0.02, far from p(x); with the top factor dropped the same
-    χ² must exceed it. Catches any wrong factor of (3.9) or of the x-step weight (on this strongly
-    coupled model each moves the stationary law by ≥ 0.1 in TV: χ² in the thousands) and chains
-    that do not move (they would stay at p)."""
+    """20,000 independent chains (25 sweeps, keep_current, exact p̃*) from ancestral samples of p:
+    Pearson χ² of their states against p* on x and on (h_1, h_2) below the 99.99 % quantile; with the
+    top factor dropped the same check fails. Before sampling, the exact laws of the wrong chain
+    (K → ∞) and of the start (p) are checked to be detected with probability 1 − 10⁻⁴ at half their
+    effect. Catches the script's mistake, any other wrong factor of (3.9) or of the x-step weight
+    that moves these laws by more than the check's resolution, and chains that do not move."""
     m, t, fn = setup
+    p_star = t.log_pstar_joint.exp()
+    wrong_law = chain_law(m, omit_top_factor=True)
+    assert detects(wrong_law if omit_top_factor else t.log_pxh.exp(), p_star, top_pair(m), N_CHAINS)
     # many independent chains from ancestral samples of p; the final states are i.i.d. draws
     with maybe_without_top_factor(omit_top_factor):
         res = gibbs.run_gibbs(m, N_CHAINS, 25, make_generator(1), GibbsConfig(10, log_ptilde_fn=fn, keep_current=True))
-    p_star = torch.exp(t.log_pstar)
-    stat = chi2(res.x, p_star)
-    tv = 0.5 * float((torch.bincount(state_index(res.x), minlength=16).double() / N_CHAINS - p_star).abs().sum())
-    if omit_top_factor:  # the wrong target must be detected by the same check
-        assert stat > chi2_threshold(15), (stat, tv)
-    else:
-        assert stat < chi2_threshold(15), (stat, tv)
-        assert tv < 0.02
-    # ... and the chains really moved away from the top-down model's p(x)
-    assert chi2(res.x, torch.exp(t.log_px)) > chi2_threshold(15) or omit_top_factor
+    checks = chain_checks(m, res.state.hs, p_star)
+    assert passes(checks) != omit_top_factor, checks  # the wrong target must be detected by the same check
+    if not omit_top_factor:  # ... and the chains really moved away from the top-down model p
+        assert not passes(chain_checks(m, res.state.hs, t.log_pxh.exp()))
 
 
 def test_plain_algorithm_2_with_many_proposals_is_close_to_p_star(setup):
-    """Algorithm 2 as stated (fresh proposals, K = 100, 10⁴ chains): χ² against p* below its 99.99 %
-    quantile. Catches an error in the proposal density of the importance weights (the ½p + ½q
-    mixture), which leaves a bias that does not vanish as K grows."""
+    """Algorithm 2 as stated (fresh proposals, K = 100, 10⁴ chains): χ² against p* on x and (h_1, h_2)
+    below the 99.99 % quantile. Catches an error in the proposal density of the importance weights
+    (the ½p + ½q mixture), which leaves a bias that does not vanish as K grows."""
     m, t, fn = setup
     res = gibbs.run_gibbs(m, 10_000, 10, make_generator(2), GibbsConfig(100, log_ptilde_fn=fn, keep_current=False))
-    assert chi2(res.x, torch.exp(t.log_pstar)) < chi2_threshold(15)
+    checks = chain_checks(m, res.state.hs, t.log_pstar_joint.exp())
+    assert passes(checks), checks
 
 
 @pytest.mark.parametrize("omit_top_factor", [False, True])
 def test_inpainting_samples_the_exact_conditional(setup, omit_top_factor):
-    """20,000 chains with x_3, x_4 clamped: χ² of (x_1, x_2) against p*(x_1, x_2 | x_3, x_4) below its
-    99.99 % quantile (df 3), above it with the top factor dropped. Catches clamping after weighting
-    (the known units' factor would tilt the weights) and clamped pixels that move."""
+    """20,000 chains with x_3, x_4 clamped: χ² of (x_1, x_2) and of (h_1, h_2) against
+    p*(· | x_3, x_4) below the 99.99 % quantile, above it with the top factor dropped (its power
+    checked exactly first). Catches clamping after weighting (the known units' factor would tilt the
+    weights) and clamped pixels that move."""
     m, t, fn = setup
     known = torch.tensor([False, False, True, True])
     x_tilde = torch.tensor([[0.0, 0.0, 1.0, 0.0]], dtype=torch.float64).expand(N_CHAINS, 4)
+    states = all_states(4)
+    rows = (states[:, 2] == 1) & (states[:, 3] == 0)
+    J = t.log_pstar_joint.masked_fill(~rows.view(-1, 1, 1), -torch.inf)
+    cond = torch.exp(J - torch.logsumexp(J.flatten(), 0))  # p*(x, h | x_3 = 1, x_4 = 0)
+    if omit_top_factor:
+        assert detects(chain_law(m, True, known, x_tilde[0]), cond, top_pair(m), N_CHAINS)
     with maybe_without_top_factor(omit_top_factor):
         res = gibbs.inpaint(m, x_tilde, known, 20, make_generator(3), GibbsConfig(10, log_ptilde_fn=fn, keep_current=True))
     assert bool((res.x[:, 2:] == x_tilde[:, 2:]).all())  # known pixels stay clamped
-    states = all_states(4)
-    rows = (states[:, 2] == 1) & (states[:, 3] == 0)
-    cond = torch.exp(t.log_pstar[rows] - torch.logsumexp(t.log_pstar[rows], 0))  # p*(x1, x2 | x3=1, x4=0)
-    stat = chi2(res.x[:, :2], cond)
-    if omit_top_factor:
-        assert stat > chi2_threshold(3), stat
-    else:
-        assert stat < chi2_threshold(3), stat
+    checks = chain_checks(m, res.state.hs, cond)
+    assert passes(checks) != omit_top_factor, checks
 
 
 def test_ancestral_sampler_matches_exact_p(setup):
@@ -97,33 +84,38 @@ def test_ancestral_sampler_matches_exact_p(setup):
     m, t, _ = setup
     d = gibbs.sample_ancestral(m, N_CHAINS, make_generator(4))
     x, means = d.x, d.means
-    assert chi2(x, torch.exp(t.log_px)) < chi2_threshold(15)
+    stat, df = pearson_chi2(state_index(x), torch.exp(t.log_px))
+    assert stat < chi2_threshold(df), stat
     assert means.shape == x.shape and bool(((means >= 0) & (means <= 1)).all())
-    # every layer's state comes back: the joint (x, h_1, h_2) follows p(x, h) (512 states, χ² df 511)
+    # every layer's state comes back: the joint (x, h_1, h_2) follows p(x, h) (512 states, rare ones pooled)
     assert [h.shape[1] for h in d.hs] == [4, 3, 2]
-    assert chi2(torch.cat(d.hs, 1), torch.exp(t.log_pxh).flatten()) < chi2_threshold(511)
+    stat, df = pearson_chi2(state_index(torch.cat(d.hs, 1)), torch.exp(t.log_pxh).flatten())
+    assert stat < chi2_threshold(df), stat
 
 
-def test_importance_resampling_approaches_p_star(setup):
-    """TV to p* with 2000 proposals below half of that with 50 and below 0.04, while p starts 0.7
-    away: catches resampling weights that do not target p* (the TV would stall). The kept latent
-    states: the joint (x, h_1, h_2) within 0.2 in TV of the exact p*(x, h) (0.11 measured; 0.33 with
-    the h of another kept sample, 0.7 for h drawn from p): catches states gathered from another
-    proposal than the kept x, or means that are not σ(p(x | h_1)) of the kept h_1."""
-    m, t, fn = setup
-    p_star = torch.exp(t.log_pstar)
-    joint_star = torch.exp(t.log_pstar_joint).flatten()
-
-    def tv(n_proposals):
-        d = gibbs.sample_importance_resampled(m, 4_000, n_proposals, make_generator(n_proposals), log_ptilde_fn=fn)
-        assert torch.equal(d.means, torch.sigmoid(m.p_logits(1, d.hs[1])))
-        tv_joint = 0.5 * float((torch.bincount(state_index(torch.cat(d.hs, 1)), minlength=512).double() / 4_000 - joint_star).abs().sum())
-        return 0.5 * float((torch.bincount(state_index(d.x), minlength=16).double() / 4_000 - p_star).abs().sum()), tv_joint
-
-    tv_p = 0.5 * float((torch.exp(t.log_px) - p_star).abs().sum())  # where the proposal p starts: ≈ 0.7
-    (small, _), (large, large_joint) = tv(50), tv(2_000)
-    assert large < small / 2 and large < 0.04 and tv_p > 0.5  # consistent as the proposals grow
-    assert large_joint < 0.2
+def test_importance_resampling_draws_its_exact_law():
+    """4000 importance-resampled draws with 200 proposals from p(x, h) each, on a model whose p* is far
+    from p (``tiny.far_from_p_model``): the kept states (x, h_1, h_2) pass χ² against the exact law of
+    such a draw (``sir_law``, which tends to p*(x, h) as the proposals grow; rare states pooled) below
+    its 99.99 % quantile, and x fails it against p — that law's distance from p first checked to be
+    detected with probability 1 − 10⁻⁴ at half of it; the means are σ(p(x | h_1)) of the kept h_1.
+    Catches a pick that ignores the weights (the draws would stay at p), weights for another target
+    or a wrong proposal density (the law moves), and latent states gathered from another proposal
+    than the kept x."""
+    m = far_from_p_model((4, 3, 2), seed=3)
+    t = exact_tables(m)
+    n, M = 4_000, 200
+    joint = sir_law(t.log_pxh.flatten(), t.log_pstar_joint.flatten(), M)  # over (x, h_1, h_2)
+    assert abs(float(joint.sum()) - 1) < 1e-4  # the quadrature
+    law, p = joint.view(16, -1).sum(1), torch.exp(t.log_px)
+    lam, df = chi2_noncentrality(p, law, n)
+    assert chi2_detects(lam, df, margin=2.0)  # draws of p would be detected
+    d = gibbs.sample_importance_resampled(m, n, M, make_generator(M), log_ptilde_fn=lambda v: t.log_ptilde[state_index(v)])
+    assert torch.equal(d.means, torch.sigmoid(m.p_logits(1, d.hs[1])))
+    stat, df = pearson_chi2(state_index(torch.cat(d.hs, 1)), joint)
+    assert stat < chi2_threshold(df), stat
+    stat_p, df_p = pearson_chi2(state_index(d.x), p)
+    assert stat_p > chi2_threshold(df_p), stat_p
 
 
 def test_layerwise_generation_holds_the_chosen_layer_fixed():

@@ -44,6 +44,28 @@ def top_factor_model(sizes=(5, 3, 2), seed=0, scale=1.0, strength=4.0) -> BiHM:
     return m
 
 
+def far_from_p_model(sizes=(4, 3, 2), seed=0, strength=6.0, bias=3.0) -> BiHM:
+    """A tiny float64 BiHM whose p*(x) is far from its p(x) *by construction*, whatever the seed:
+    :func:`tiny_model`'s random parameters, then x copies h_1 under p (W_1 + strength·E, E picking
+    h_1's unit i mod n_1 for x_i), q(h_1 | x) ignores x (U_1 = 0) and favours the pattern s = (+1, −1,
+    +1, …) (d_1 + bias·s), while p's h_1 favours the opposite (b_1 − bias·s). As p̃*(x) = p(x)·(Σ_h
+    sqrt(p(h | x) q(h | x)))², p* moves x's mass to the copies of the pattern q favours, which p
+    makes rare. The tests still compute that distance exactly and assert their power on it.
+    """
+    m = tiny_model(sizes, seed, 1.0)
+    with torch.no_grad():
+        w = m.p_weights[0]
+        E = torch.zeros(w.shape, dtype=w.dtype, device=w.device)
+        E[torch.arange(w.shape[0]), torch.arange(w.shape[0]) % w.shape[1]] = 1.0
+        w.add_(strength * E)
+        m.p_biases[0].sub_(strength / 2)
+        m.q_weights[0].zero_()
+        s = 1.0 - 2.0 * (torch.arange(w.shape[1], device=m.device) % 2).to(m.dtype)  # (+1, −1, +1, …)
+        m.q_biases[0].add_(bias * s)
+        m.p_biases[1].sub_(bias * s)
+    return m
+
+
 @contextlib.contextmanager
 def without_top_factor():
     """Run the Gibbs sampler with the authors' script's mistake: the top layer's target leaves out
