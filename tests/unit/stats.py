@@ -99,3 +99,32 @@ def tv(index: torch.Tensor, probs: torch.Tensor) -> float:
     """Total-variation distance between the empirical law of draws (state indices) and ``probs``."""
     counts = torch.bincount(index.cpu(), minlength=probs.numel()).double()
     return 0.5 * float((counts / index.numel() - probs.detach().double().cpu()).abs().sum())
+
+
+def mean_interval(values: torch.Tensor, probs: torch.Tensor, n: int, a: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the mean of n i.i.d. draws of a nonnegative variable lies with probability ≥ 1 − a,
+    whatever its tails: ``values`` (B, S) ≥ 0 taken with probabilities ``probs`` (B, S) (one variable
+    per row). Returns (lo, hi), each (B,).
+
+    Lower end: Bernstein's inequality with the range below the mean, μ (the variable is ≥ 0), at a/2.
+    Upper end: the values above c, where P(value > c) ≤ a / (4n), are reached by any of the n draws with
+    probability ≤ a/4; below c, Bernstein with range c at a/4. No normal approximation: this holds for
+    the heavy-tailed importance weights of a tiny model at small K as well."""
+    v, p = values.double(), probs.double()
+    mu = (p * v).sum(1)
+    var = (p * (v - mu.unsqueeze(1)) ** 2).sum(1)
+    L = math.log(2 / a)
+    t_lo = (2 * mu * L / 3 + torch.sqrt((2 * mu * L / 3) ** 2 + 8 * n * var * L)) / (2 * n)
+    # the truncation point c: the largest values carry at most a / (4n) of the probability
+    order = torch.argsort(v, dim=1, descending=True)
+    vs, ps = v.gather(1, order), p.gather(1, order)
+    tail = torch.cumsum(ps, 1)  # P(value ≥ vs[j])
+    below = tail > a / (4 * n)  # vs[j] is reached with probability above the budget: keep it
+    c = torch.where(below, vs, torch.zeros_like(vs)).max(1).values
+    vc = torch.where(v <= c.unsqueeze(1), v, torch.zeros_like(v))
+    mu_c = (p * vc).sum(1)
+    var_c = (p * vc**2).sum(1) - mu_c**2
+    L4 = math.log(4 / a)
+    b = (c - mu_c).clamp(min=0)
+    t_hi = (2 * b * L4 / 3 + torch.sqrt((2 * b * L4 / 3) ** 2 + 8 * n * var_c.clamp(min=0) * L4)) / (2 * n)
+    return mu - t_lo, mu_c + t_hi
