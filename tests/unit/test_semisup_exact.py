@@ -54,6 +54,30 @@ def tiny_semi(placement, seed=0, scale=1.0, proposal="q", gamma=0.0, sizes=(4, 3
     return m
 
 
+def informative_semi(placement, seed=0, strength=3.0) -> SemiBiHM:
+    """:func:`tiny_semi` plus a deterministic structure that makes p*(y|x) depend on x *by
+    construction*: on top, x, h_1, h_2 copy one another in p and q (± strength) and each class has its
+    own pattern of h_2 in p(h_2|y) and q(y|h_2); at the bottom, q(y|x,h_1) reads x (± strength)."""
+    m = tiny_semi(placement, seed=seed)
+
+    def copy_pattern(n_lo, n_hi):  # +1 where unit i of the lower layer copies unit i mod n_hi, else −1
+        i, j = torch.arange(n_lo).view(-1, 1), torch.arange(n_hi).view(1, -1)
+        return torch.where(i % n_hi == j, 1.0, -1.0).to(m.dtype)
+
+    with torch.no_grad():
+        if m.top:
+            for l in range(m.n_layers):
+                P = copy_pattern(*m.p_weights[l].shape)
+                m.p_weights[l].add_(strength * P)
+                m.q_weights[l].add_(strength * P.t())
+            classes = torch.tensor([[1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]], dtype=m.dtype)  # (n_L, C): h_2's pattern per class
+            m.y_p_weights.add_(strength * classes)
+            m.y_q_weights.add_(strength * classes.t())
+        else:
+            m.y_q_weights_x.add_(strength * copy_pattern(m.n_classes, m.sizes[0]))
+    return m
+
+
 # ---------------------------------------------------------------------------------------------
 # the oracle itself
 # ---------------------------------------------------------------------------------------------
@@ -81,9 +105,10 @@ def _brute_force_log_s(m: SemiBiHM, x, hs, y) -> float:
 def test_oracle_matches_a_brute_force_sum_and_normalises(placement):
     """A(x), B(x, y) from the broadcast tables equal explicit loops over (h, y); Σ_y p*(y|x) = 1
     and Σ_{x,y} p*(x,y) = 1. Catches a misplaced axis in the oracle, an unnormalised p(h_L|y),
-    p(y) or q(y|·), and a wrong definition of Z."""
+    p(y) or q(y|·), and a wrong definition of Z. On a model where p*(y|x) varies with x by
+    construction (``informative_semi``, asserted), so that a misplaced x or y axis shows."""
     with torch.no_grad():
-        m = tiny_semi(placement, seed=1)
+        m = informative_semi(placement, seed=1)
         e = exact_semisup(m)
         states = [all_states(n) for n in m.sizes]
         for xi in (0, 6, 13):
