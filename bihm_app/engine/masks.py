@@ -1,9 +1,14 @@
 """Inpainting masks: which visible units are *missing* (to be completed by the chain).
 
 Every mask is a bool tensor (D,) with True where the pixel is missing; ``known = ~missing`` is what
-:func:`bihm_app.engine.gibbs.inpaint` takes. Image masks need the image shape (H, W) (row-major
-pixels); for data without one, only ``bottom``/``top`` (the second/first half of the vector) and
-``random:F`` make sense. Loading a PNG mask is the CLI's business: it hands over a bool tensor.
+:func:`bihm_app.engine.gibbs.inpaint` takes (it moves the mask to the model's device). Image masks
+need the image shape (H, W) (row-major pixels); for data without one, only ``bottom``/``top`` (the
+second/first half of the vector) and ``random:F`` make sense. Loading a PNG mask is the CLI's
+business: it hands over a bool tensor.
+
+Masks are built on the CPU whatever torch's default device, so that ``random:F`` with a seed names
+the same pixels on every machine (a CUDA generator draws another permutation); pass ``device`` to
+get the mask where the model is.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from torch import Tensor
 #: The named masks :func:`mask_from_spec` understands (plus ``random:F``).
 MASK_NAMES = ("bottom", "top", "left", "right", "centre")
 
+_CPU = torch.device("cpu")
+
 
 def half_mask(side: str, n_visible: int, image_shape: tuple[int, int] | None) -> Tensor:
     """The bottom, top, left or right half of the image missing, (D,) bool.
@@ -23,7 +30,7 @@ def half_mask(side: str, n_visible: int, image_shape: tuple[int, int] | None) ->
     if image_shape is None:
         if side not in ("bottom", "top"):
             raise ValueError(f"mask {side!r} needs image data; for vectors use bottom, top or random:F")
-        m = torch.zeros(n_visible, dtype=torch.bool)
+        m = torch.zeros(n_visible, dtype=torch.bool, device=_CPU)
         half = n_visible // 2
         if side == "bottom":
             m[half:] = True
@@ -31,7 +38,7 @@ def half_mask(side: str, n_visible: int, image_shape: tuple[int, int] | None) ->
             m[:half] = True
         return m
     H, W = _check_shape(n_visible, image_shape)
-    m = torch.zeros(H, W, dtype=torch.bool)
+    m = torch.zeros(H, W, dtype=torch.bool, device=_CPU)
     if side == "bottom":
         m[H // 2 :, :] = True
     elif side == "top":
@@ -50,7 +57,7 @@ def centre_mask(n_visible: int, image_shape: tuple[int, int] | None) -> Tensor:
     if image_shape is None:
         raise ValueError("mask 'centre' needs image data; for vectors use bottom, top or random:F")
     H, W = _check_shape(n_visible, image_shape)
-    m = torch.zeros(H, W, dtype=torch.bool)
+    m = torch.zeros(H, W, dtype=torch.bool, device=_CPU)
     h, w = max(1, H // 2), max(1, W // 2)
     r, c = (H - h) // 2, (W - w) // 2
     m[r : r + h, c : c + w] = True
@@ -58,22 +65,32 @@ def centre_mask(n_visible: int, image_shape: tuple[int, int] | None) -> Tensor:
 
 
 def random_mask(n_visible: int, fraction: float, seed: int = 0) -> Tensor:
-    """round(fraction · D) pixels, chosen uniformly at random with ``seed``, missing; (D,) bool."""
+    """round(fraction · D) pixels, chosen uniformly at random with ``seed``, missing; (D,) bool.
+
+    Drawn by a CPU generator on the CPU: the same seed gives the same mask on every device."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"random mask fraction must lie in [0, 1], got {fraction}")
-    g = torch.Generator()
+    g = torch.Generator(device=_CPU)
     g.manual_seed(int(seed))
     k = int(round(fraction * n_visible))
-    m = torch.zeros(n_visible, dtype=torch.bool)
-    m[torch.randperm(n_visible, generator=g)[:k]] = True
+    m = torch.zeros(n_visible, dtype=torch.bool, device=_CPU)
+    m[torch.randperm(n_visible, generator=g, device=_CPU)[:k]] = True
     return m
 
 
-def mask_from_spec(spec: str, n_visible: int, image_shape: tuple[int, int] | None, seed: int = 0) -> Tensor:
-    """``bottom|top|left|right|centre|center|random:F`` -> the missing-pixel mask (D,) bool.
+def mask_from_spec(
+    spec: str, n_visible: int, image_shape: tuple[int, int] | None, seed: int = 0, device: torch.device | str | None = None
+) -> Tensor:
+    """``bottom|top|left|right|centre|center|random:F`` -> the missing-pixel mask (D,) bool, on the
+    CPU (the same mask on every machine) or on ``device``.
 
     Raises ValueError with one line for an unknown spec or a bad fraction.
     """
+    m = _mask_on_cpu(spec, n_visible, image_shape, seed)
+    return m if device is None else m.to(device)
+
+
+def _mask_on_cpu(spec: str, n_visible: int, image_shape: tuple[int, int] | None, seed: int) -> Tensor:
     s = spec.strip().lower()
     if s in ("bottom", "top", "left", "right"):
         return half_mask(s, n_visible, image_shape)

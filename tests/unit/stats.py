@@ -95,12 +95,6 @@ def chi2_detects(lam: float, df: int, alpha: float = ALPHA, beta: float = BETA, 
     return df + lam - z_one_sided(beta) * math.sqrt(2 * (df + 2 * lam)) > chi2_threshold(df, alpha)
 
 
-def tv(index: torch.Tensor, probs: torch.Tensor) -> float:
-    """Total-variation distance between the empirical law of draws (state indices) and ``probs``."""
-    counts = torch.bincount(index.cpu(), minlength=probs.numel()).double()
-    return 0.5 * float((counts / index.numel() - probs.detach().double().cpu()).abs().sum())
-
-
 def mean_interval(values: torch.Tensor, probs: torch.Tensor, n: int, a: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Where the mean of n i.i.d. draws of a nonnegative variable lies with probability ≥ 1 − a,
     whatever its tails: ``values`` (B, S) ≥ 0 taken with probabilities ``probs`` (B, S) (one variable

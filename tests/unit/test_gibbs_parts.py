@@ -46,8 +46,8 @@ def test_inpaint_keeps_known_pixels_in_draws_means_and_trajectory():
     res = gibbs.inpaint(m, x, known, 4, make_generator(2), gibbs.GibbsConfig(6, inner_K=3), record_trajectory=True)
     assert res.x.dtype == torch.float32 and res.x.shape == (3, 16)
     assert len(res.trajectory) == 5  # start + 4 sweeps
-    for t in [res.x, res.means, *res.trajectory]:
-        assert torch.equal(t[:, known], x[:, known])
+    for t in [res.x, res.means, *res.trajectory]:  # the trajectory is kept on the CPU
+        assert torch.equal(t[:, known.to(t.device)].cpu(), x[:, known.to(x.device)].cpu())
     assert bool(((res.means >= 0) & (res.means <= 1)).all())
     assert torch.equal(res.pictures(True), res.means) and torch.equal(res.pictures(False), res.x)
 
@@ -75,6 +75,23 @@ def test_sweep_config_rejects_impossible_K():
         gibbs.GibbsConfig(1, keep_current=True)
     with pytest.raises(ValueError, match="inner K"):
         gibbs.GibbsConfig(3, inner_K=0)
+
+
+def test_masks_are_the_same_whatever_the_default_device():
+    """Masks are built on the CPU with a CPU generator: ``random:F`` with a seed names the same pixels
+    on every machine, and a default device (a GPU, or here "meta", which holds no values) is not
+    used. Catches a bare ``torch.Generator()`` next to tensors on the default device."""
+    specs = [("random:0.3", 50, None), ("bottom", 784, (28, 28)), ("centre", 784, (28, 28)), ("top", 7, None)]
+    want = [mask_from_spec(*s, seed=4) for s in specs]
+    previous = torch.get_default_device()
+    torch.set_default_device("meta")
+    try:
+        got = [mask_from_spec(*s, seed=4) for s in specs]
+    finally:
+        torch.set_default_device(previous)
+    assert all(m.device.type == "cpu" for m in got)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert mask_from_spec("random:0.3", 50, None, seed=4, device="meta").device.type == "meta"
 
 
 def test_mask_shapes():

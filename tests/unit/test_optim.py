@@ -7,13 +7,14 @@ import sys
 import pytest
 import torch
 
+from bihm_app.engine.model import make_generator
 from bihm_app.engine.optim import Adam
 
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_updates_match_torch_adam(fused):
     """Catches a wrong bias correction, β or ε, or a missed step count (all move the parameters)."""
-    g = torch.Generator().manual_seed(0)
+    g = make_generator(0)  # on the default device (``BIHM_TEST_DEVICE``)
     shapes = [(5, 3), (3,), (7,)]
     ours = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
     ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
