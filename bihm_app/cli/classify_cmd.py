@@ -33,7 +33,7 @@ def classify(
     run: Annotated[str, typer.Argument(help="Run name, run folder or checkpoint file of a semi-supervised run.")],
     split: Annotated[str, typer.Option(help="Data split to classify.")] = "test",
     k: Annotated[int, typer.Option("-K", "--samples", help="Importance samples per point for B̃(x, y).")] = 100,
-    n: Annotated[int, typer.Option("--n", help="Classify only the first N points (0: all).")] = 0,
+    n: Annotated[int, typer.Option("--n", help="Classify N points drawn at random from the split (seeded by --seed; 0: all).")] = 0,
     batch: Annotated[int, typer.Option(help="Data points per batch.")] = 100,
     wrong: Annotated[int, typer.Option("--wrong", help="How many of the most confidently wrong points to show.")] = 16,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Write the confusion matrix as PNG here (and the wrong digits next to it, *-wrong.png).")] = None,

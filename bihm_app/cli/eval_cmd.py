@@ -27,7 +27,7 @@ def eval_(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG of the --k-sweep (default: k-sweep-<split>.png in the run folder).")] = None,
     z_samples: Annotated[float, typer.Option("--z-samples", help="Samples for 2 log Z (0: skip).")] = 1e6,
     z_inner: Annotated[int, typer.Option("--z-inner", help="Inner samples per outer sample for 2 log Z.")] = 1,
-    n: Annotated[int, typer.Option("--n", help="Evaluate only the first N points (0: all).")] = 0,
+    n: Annotated[int, typer.Option("--n", help="Evaluate N points drawn at random from the split (seeded by --seed; 0: all).")] = 0,
     batch: Annotated[int, typer.Option(help="Data points per batch.")] = 100,
     which: Annotated[str, typer.Option(help="best or latest checkpoint of a run.")] = "best",
     reuse: Annotated[bool, typer.Option("--reuse", help="Take estimates already cached in the run folder for this checkpoint instead of recomputing them.")] = False,

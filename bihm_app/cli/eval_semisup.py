@@ -29,7 +29,7 @@ def eval_semisup(model, meta, split, ks, z_samples, z_inner, n, batch, seed, as_
     lc = model.labels
     if as_json:
         payload = {
-            "checkpoint": meta["_path"], "data": results[-1].data, "split": split, "n": best.n,
+            "checkpoint": meta["_path"], "data": results[-1].data, "split": split, "n": best.n, **results[-1].subset,
             "labels": lc.to_dict(),
             "estimates": [{k: v for k, v in r.evaluation.to_dict().items() if k != "confusion"} for r in results],
             "log_z2": None if z is None else {"mean": z.mean, "se": z.se, "samples": int(z_samples), "inner": z_inner},

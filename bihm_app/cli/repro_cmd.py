@@ -19,7 +19,7 @@ Seeds = Annotated[int, typer.Option(help="Seeds per configuration (0, 1, …).")
 AsJson = Annotated[bool, typer.Option("--json", help="Print the results as JSON.")]
 OutDir = Annotated[Optional[Path], typer.Option("--out", help="Write <kind>.md and <kind>.json here (default $BIHM_HOME/repro).")]
 EvalOnly = Annotated[bool, typer.Option("--eval-only", help="Train nothing: evaluate and compare what the runs hold now.")]
-K10kPoints = Annotated[int, typer.Option("--k10k-points", help="Test points for the K = 10⁴ estimate (0: all).")]
+K10kPoints = Annotated[int, typer.Option("--k10k-points", help="Test points for the K = 10⁴ estimate, drawn at random with --seed (0: all).")]
 ZSamples = Annotated[float, typer.Option("--z-samples", help="Samples for 2 log Z (inner 1).")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No training progress bars.")]
@@ -86,7 +86,7 @@ def uci(
     out_dir: OutDir = None,
     eval_only: EvalOnly = False,
     test_k: Annotated[int, typer.Option("--test-k", help="K for the whole test set.")] = 1000,
-    big_k: Annotated[int, typer.Option("--big-k", help="The large K, on the first --k10k-points test points (0: skip).")] = 10_000,
+    big_k: Annotated[int, typer.Option("--big-k", help="The large K, on --k10k-points test points drawn at random (0: skip).")] = 10_000,
     k10k_points: K10kPoints = 2000,
     z_samples: ZSamples = 1e6,
     device: Device = "auto",
@@ -120,7 +120,7 @@ def mnist(
     out_dir: OutDir = None,
     eval_only: EvalOnly = False,
     ks: Annotated[str, typer.Option("--ks", help="K values on the whole test set.")] = "10,100,1000",
-    big_k: Annotated[int, typer.Option("--big-k", help="The large K, on the first --k10k-points test points (0: skip).")] = 10_000,
+    big_k: Annotated[int, typer.Option("--big-k", help="The large K, on --k10k-points test points drawn at random (0: skip).")] = 10_000,
     k10k_points: K10kPoints = 2000,
     z_samples: ZSamples = 1e6,
     device: Device = "auto",

@@ -22,6 +22,7 @@ from bihm_app.data.dataset import Dataset
 from bihm_app.engine.semisup import SemiBiHM, SemiEvaluation, evaluate_semisup
 from bihm_app.errors import ConfigError, DataError
 from bihm_app.runner.seeds import generator
+from bihm_app.runner.subsets import subset_indices, subset_record
 
 __all__ = ["Classification", "require_labels", "labelled_split", "classify_split", "classify_run", "ranked", "check_labelled"]
 
@@ -34,7 +35,7 @@ class Classification:
     data: str
     split: str
     image_shape: tuple[int, int] | None
-    wrong_index: np.ndarray  # (w,) indices into the split, most confident mistake first
+    wrong_index: np.ndarray  # (w,) indices into the classified points, most confident mistake first
     wrong_confidence: np.ndarray  # (w,) p̃*(predicted | x)
     wrong_images: np.ndarray  # (w, D) uint8 0/1
     points: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0), np.uint8))  # (N, D) uint8, the split
@@ -42,6 +43,12 @@ class Classification:
     checkpoint: str = ""  # the file the model came from (set by classify_run)
     placement: str = ""  # where the label hangs: top | bottom
     seed: int = 0
+    split_index: np.ndarray | None = None  # (N,) the classified points' indices in the split (None: all of it)
+    subset: dict = field(default_factory=dict)  # {"subset_seed", "subset_of"} when a random subset (runner/subsets.py)
+
+    def index_in_split(self, i: int) -> int:
+        """The split index of the i-th classified point."""
+        return int(i) if self.split_index is None else int(self.split_index[i])
 
     def to_dict(self) -> dict:
         e = self.evaluation
@@ -49,8 +56,9 @@ class Classification:
             "data": self.data,
             "split": self.split,
             **e.to_dict(),
+            **self.subset,
             "confidently_wrong": [
-                {"index": int(i), "true": int(e.y[i]), "predicted": int(e.predicted[i]), "confidence": float(c)}
+                {"index": self.index_in_split(i), "true": int(e.y[i]), "predicted": int(e.predicted[i]), "confidence": float(c)}
                 for i, c in zip(self.wrong_index, self.wrong_confidence)
             ],
         }
@@ -95,8 +103,12 @@ def require_labels(model, where: str) -> SemiBiHM:
     return model
 
 
-def labelled_split(ds: Dataset, split: str, model: SemiBiHM, where: str, n: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x (N, D), y (N,)) of a split, checked against the model (dimension, labels, classes)."""
+def labelled_split(
+    ds: Dataset, split: str, model: SemiBiHM, where: str, n: int = 0, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+    """(x (N, D), y (N,), their indices in the split or None) of a split, checked against the model
+    (dimension, labels, classes): all of it, or ``n`` points drawn at random with ``seed``
+    (:mod:`bihm_app.runner.subsets`: never the first n — bmnist's test split is sorted by class)."""
     check_compatible(ds, model.sizes[0], where)
     if split not in ds.split_names:
         raise ConfigError(f"data set {ds.name} has no split {split!r} (splits: {', '.join(ds.split_names)})")
@@ -107,9 +119,10 @@ def labelled_split(ds: Dataset, split: str, model: SemiBiHM, where: str, n: int 
     if len(y) and int(y.max()) >= model.n_classes:
         raise DataError(f"data set '{ds.name}' split '{split}' has label {int(y.max())}, the model knows {model.n_classes} classes")
     x = as_tensor(ds, split, device=model.device)
-    if n:
-        x, y = x[:n], y[:n]
-    return x, y.to(model.device)
+    idx = subset_indices(len(y), n, seed)
+    if idx is not None:
+        x, y = x[torch.from_numpy(idx).to(x.device)], y[torch.from_numpy(idx)]
+    return x, y.to(model.device), idx
 
 
 def classify_split(
@@ -135,7 +148,7 @@ def classify_split(
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {batch}")
     ds = load_dataset(data)
-    x, y = labelled_split(ds, split, require_labels(model, where), where, n)
+    x, y, idx = labelled_split(ds, split, require_labels(model, where), where, n, seed)
     if on_start is not None:
         on_start(len(y))
     ev = evaluate_semisup(model, zip(x.split(batch), y.split(batch)), K, generator(seed, "eval", model.device, index=K),
@@ -144,7 +157,8 @@ def classify_split(
     conf = ev.log_py_all.gather(1, ev.predicted.unsqueeze(1)).squeeze(1).exp().clamp(max=1.0).numpy()
     points = x.cpu().numpy().astype(np.uint8)
     res = Classification(ev, ds.name, split, ds.image_shape, np.zeros(0, np.int64), np.zeros(0), points[:0],
-                         points=points, confidence=conf, seed=seed)  # fmt: skip
+                         points=points, confidence=conf, seed=seed, split_index=idx,
+                         subset=subset_record(ds.size(split), n, seed))  # fmt: skip
     order = ranked(res)
     order = order[(ev.predicted.numpy() != ev.y.numpy())[order]][:n_wrong]
     res.wrong_index, res.wrong_confidence, res.wrong_images = order, conf[order], points[order]

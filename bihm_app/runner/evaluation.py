@@ -5,14 +5,18 @@
 ``<run>/eval-<split>.json`` (atomic write) so that ``bihm report``, ``bihm repro`` and the
 dashboard show them without recomputing. Cached entries belong to one checkpoint: the cache records
 the checkpoint's file name, epoch, step and parameter digest, and entries of another checkpoint
-(best.h5 rewritten by further training) are dropped, never shown as current.
+(best.h5 rewritten by further training) are dropped, never shown as current. An estimate on fewer
+points than the split holds is on a seeded random subset (:mod:`bihm_app.runner.subsets`; its
+``subset_seed`` is recorded), never on the first points; such entries written before (on the first
+n points, without a seed) are recomputed rather than reused.
 
 Cache file (JSON)::
 
     {"format": "bihm-eval", "version": 1, "split": "test", "data": "adult",
      "checkpoint": "best.h5", "epoch": 120, "step": 6000, "params_sha256": "…",
      "estimates": [{"K": 1000, "n": 26147, "log_ptilde": …, "log_ptilde_se": …, "log_p": …,
-                    "log_p_se": …, "ess": …, "ess_se": …, "seed": 0, "seconds": …}, …],
+                    "log_p_se": …, "ess": …, "ess_se": …, "seed": 0, "seconds": …},
+                   {"K": 10000, "n": 1000, …, "subset_seed": 0, "subset_of": 26147}, …],
      "log_z2": [{"samples": 1000000, "inner": 1, "mean": …, "se": …, "seed": 0, "seconds": …}]}
 """
 
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bihm_app.errors import ConfigError
+from bihm_app.runner.subsets import describe_points, subset_indices, subset_record
 
 CACHE_FORMAT = "bihm-eval"
 CACHE_VERSION = 1
@@ -44,7 +49,8 @@ def no_progress(description: str, total: int) -> Callable[[int], None]:
 
 @dataclass
 class EvalPlan:
-    """What to estimate: (K, points) pairs (points 0 = the whole split) and 2 log Z."""
+    """What to estimate: (K, points) pairs (points 0 = the whole split, fewer: a random subset drawn
+    with ``seed``, :mod:`bihm_app.runner.subsets`) and 2 log Z."""
 
     points: list[tuple[int, int]]
     z_samples: int = 1_000_000
@@ -80,10 +86,11 @@ class EvalCache:
     estimates: list[dict] = field(default_factory=list)
     log_z2: list[dict] = field(default_factory=list)
 
-    def estimate(self, K: int, n: int) -> dict | None:
-        """The entry for K samples on the first n points (n = the whole split's size)."""
+    def estimate(self, K: int, n: int, subset_seed: int | None = None) -> dict | None:
+        """The entry for K samples on n points: the whole split (n = its size, ``subset_seed`` None)
+        or the random subset drawn with ``subset_seed``."""
         for e in self.estimates:
-            if e.get("K") == K and e.get("n") == n:
+            if e.get("K") == K and e.get("n") == n and e.get("subset_seed") == subset_seed:
                 return e
         return None
 
@@ -103,15 +110,19 @@ class EvalCache:
         self.log_z2.sort(key=lambda z: (z["inner"], z["samples"]))
 
     def sweep(self, n: int | None = None) -> list[dict]:
-        """Estimates on the same number of points (default: the number with most K values), by K."""
+        """Estimates on the same points (default: the n with most K values; the same subset seed), by K."""
         if not self.estimates:
             return []
-        if n is None:
-            counts: dict[int, int] = {}
-            for e in self.estimates:
-                counts[e["n"]] = counts.get(e["n"], 0) + 1
-            n = max(counts, key=lambda k: (counts[k], k))
-        return sorted((e for e in self.estimates if e["n"] == n), key=lambda e: e["K"])
+        counts: dict[tuple, int] = {}
+        for e in self.estimates:
+            key = (e["n"], e.get("subset_seed") is None, e.get("subset_seed") or 0)
+            if n is None or e["n"] == n:
+                counts[key] = counts.get(key, 0) + 1
+        if not counts:
+            return []
+        n, whole, seed = max(counts, key=lambda k: (counts[k], k))
+        same = (lambda e: e.get("subset_seed") is None) if whole else (lambda e: e.get("subset_seed") == seed)
+        return sorted((e for e in self.estimates if e["n"] == n and same(e)), key=lambda e: e["K"])
 
     def to_dict(self) -> dict:
         return {
@@ -211,7 +222,8 @@ class EvalResult:
         """The plan's estimates, in the plan's order."""
         out = []
         for K, n in self.plan.points:
-            e = self.cache.estimate(K, _points(n, self.split_size))
+            n_pts = _points(n, self.split_size)
+            e = self.cache.estimate(K, n_pts, subset_record(self.split_size, n_pts, self.plan.seed).get("subset_seed"))
             if e is not None:
                 out.append(e)
         return out
@@ -252,6 +264,8 @@ def evaluate_target(
     finished). Under torchrun (``rank`` of ``world``) the ranks share the samples of every estimate
     (runner/sharding.py) and rank 0 writes the cache. ``threads``: the thread policy's option.
     """
+    import torch
+
     from bihm_app.data import as_tensor, check_compatible, load_dataset
     from bihm_app.runner.models import load_model
     from bihm_app.runner.seeds import derive_seed
@@ -281,15 +295,17 @@ def evaluate_target(
     x_all = None
     for K, n in plan.points:
         n_pts = _points(n, size)
-        if use_cache and cache.estimate(K, n_pts) is not None:
+        subset = subset_record(size, n_pts, plan.seed)  # fewer points than the split: a seeded random subset
+        if use_cache and cache.estimate(K, n_pts, subset.get("subset_seed")) is not None:
             continue
         if x_all is None:
             x_all = as_tensor(ds, plan.split, device=model.device)
-        x = x_all[:n_pts]
-        advance = progress(f"K = {K:,} on {n_pts:,} points", n_pts)
+        idx = subset_indices(size, n_pts, plan.seed)
+        x = x_all if idx is None else x_all[torch.from_numpy(idx).to(x_all.device)]
+        advance = progress(f"K = {K:,} on {describe_points(n_pts, subset)}", n_pts)
         t0 = time.time()
         est = evaluate_sharded(model, x, K, derive_seed(plan.seed, "eval", index=K), plan.batch, advance, rank, world)
-        entry = dict(est.to_dict(), seed=plan.seed, seconds=round(time.time() - t0, 2))
+        entry = dict(est.to_dict(), seed=plan.seed, seconds=round(time.time() - t0, 2), **subset)
         cache.add_estimate(entry)
         result.computed += 1
         if save:

@@ -26,6 +26,7 @@ import numpy as np
 from bihm_app import __version__
 from bihm_app.errors import BihmError, ConfigError
 from bihm_app.runner.formats import flatten
+from bihm_app.runner.subsets import describe_points
 from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, ProgressFactory, evaluate_target, no_progress, run_cache
 from bihm_app.runner.tables import Table, duration, md_escape, pm, to_markdown
 
@@ -322,7 +323,7 @@ def _run_section(r: RunReport) -> list[str]:
                                 "ESS: the effective sample size of q(h|x) as a proposal for p*(h|x), as a fraction of K."), ""]  # fmt: skip
     if r.sweep:
         n = r.sweep[0]["n"]
-        lines += ["### Sensitivity to K", "", f"On the first {n:,} {r.config.get('data', '')} test points, ± 2 SE:", "",
+        lines += ["### Sensitivity to K", "", f"On {describe_points(n, r.sweep[0], (r.config.get('data', '') + ' test points').strip())}, ± 2 SE:", "",
                   f"![{md_escape('log p̃*(x) and log p(x) against K')}]({r.name}/k-sweep.png)", ""]  # fmt: skip
     pics = [(c, p) for c, p in r.figures.items() if p in ("samples.png", "inpaint.png", "layers.png")]
     if pics:

@@ -442,14 +442,15 @@ class ReproResult:
         return {
             "kind": self.kind, "budget_s": self.budget_s,
             "evaluation": {"points": [list(p) for p in self.settings.points], "z_samples": self.settings.z_samples,
-                           "z_inner": self.settings.z_inner, "seed": self.settings.seed},
+                           "z_inner": self.settings.z_inner, "seed": self.settings.seed,
+                           "subset_seed": self.settings.seed},  # points < the split: a random subset (runner/subsets.py)
             "groups": [g.to_dict() for g in self.groups],
         }  # fmt: skip
 
 
 def point_label(K: int, n: int, size: int) -> str:
     n_pts = size if n <= 0 else min(n, size)
-    return f"K={K}" + ("" if n_pts == size else f" (first {n_pts})")
+    return f"K={K}" + ("" if n_pts == size else f" ({n_pts} random)")  # a seeded random subset (runner/subsets.py)
 
 
 def _select(runs: list[RunState]) -> RunState | None:

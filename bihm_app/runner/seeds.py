@@ -24,6 +24,8 @@ eval_z     seed + 1                             2 log Z of ``bihm eval`` and ``b
                                                 per-chunk sub-streams)
 sampling   seed                                 Gibbs chains, resampling, layer-wise pictures
 mask       seed                                 the pixels a ``random`` inpainting mask hides
+subset     104729·seed + 41                     the points a ``--n N`` / ``--k10k-points N`` option
+                                                takes from a split (``runner/subsets.py``; numpy)
 ========== ==================================== ================================================
 
 The formulas are the ones the code used before they were gathered here, so runs written by
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 __all__ = ["STREAMS", "derive_seed", "generator"]
 
-STREAMS = ("init", "training", "rollback", "validation", "z", "eval", "eval_z", "sampling", "mask")
+STREAMS = ("init", "training", "rollback", "validation", "z", "eval", "eval_z", "sampling", "mask", "subset")
 
 
 def derive_seed(seed: int, stream: str, *, rank: int = 0, index: int = 0) -> int:
@@ -54,6 +56,8 @@ def derive_seed(seed: int, stream: str, *, rank: int = 0, index: int = 0) -> int
         return seed * 1009 + index
     if stream == "eval_z":
         return seed + 1
+    if stream == "subset":
+        return seed * 104_729 + 41
     raise ValueError(f"unknown random stream {stream!r} (one of {', '.join(STREAMS)})")
 
 

@@ -82,3 +82,29 @@ def test_k_sweep_bad_input_is_one_line(run, tmp_path):
     (tmp_path / "a-file").write_text("x")
     res = bihm("eval", "sw", "--k-sweep", "-K", "1,2", "--n", "10", "--z-samples", "0", "--plot", tmp_path / "a-file" / "p.png")
     assert res.exit_code == 1 and "Traceback" not in res.output and "a-file" in res.output
+
+
+def test_fewer_points_than_the_split_are_a_seeded_random_subset(run):
+    """`--n 50` evaluates 50 test points drawn at random with --seed, recorded with the estimate
+    (subset_seed, subset_of), not the first 50 (bmnist's test split is sorted by class). An entry
+    cached before on the first 50 points (no subset_seed) is recomputed, not reused; another seed
+    draws other points. Catches the first-n slice and a cache that mixes the two."""
+    from bihm_app.data import load_dataset
+    from bihm_app.runner.evaluation import write_cache
+
+    size = load_dataset("dna").size("test")
+    res = bihm("eval", "sw", "-K", "2", "--n", "50", "--z-samples", "0", "--json")
+    assert res.exit_code == 0, res.output
+    (e,) = json.loads(res.stdout)["estimates"]
+    assert e["n"] == 50 and e["subset_seed"] == 0 and e["subset_of"] == size
+    cache = read_cache(run)
+    old = {k: v for k, v in cache.estimates[0].items() if not k.startswith("subset_")} | {"log_ptilde": 123.0}
+    cache.estimates = [old]  # as bihm-app wrote it before: the first 50 points
+    write_cache(run, cache)
+    res = bihm("eval", "sw", "-K", "2", "--n", "50", "--z-samples", "0", "--reuse", "--json")
+    assert res.exit_code == 0, res.output
+    (again,) = json.loads(res.stdout)["estimates"]
+    assert again["log_ptilde"] == e["log_ptilde"] and again["subset_seed"] == 0  # recomputed: the same points and seed
+    res = bihm("eval", "sw", "-K", "2", "--n", "50", "--z-samples", "0", "--seed", "1", "--json")
+    (other,) = json.loads(res.stdout)["estimates"]
+    assert other["subset_seed"] == 1 and other["log_ptilde"] != e["log_ptilde"]

@@ -160,7 +160,7 @@ def test_adopts_a_finished_run_trained_with_the_queue_scripts_flags(tiny):
     assert len(RunFolder(root() / name).metrics_paths()) == 1
     cache = read_cache(root() / name)
     assert cache is not None and {(e["K"], e["n"]) for e in cache.estimates} == {(5, 60), (20, 30)}
-    assert set(g.comparisons) == {"K=5", "K=20 (first 30)"}
+    assert set(g.comparisons) == {"K=5", "K=20 (30 random)"}
     assert g.comparisons["K=5"]["nll_pstar"].ours == pytest.approx(-g.estimates[0]["log_ptilde"] + g.z["mean"])
 
 
@@ -320,7 +320,7 @@ def test_cli_end_to_end_on_dna_with_a_tiny_budget_then_only_prints(tmp_path):
     data = json.loads((out_dir / "uci.json").read_text())
     (g,) = data["groups"]
     assert g["selected"] == "uci-dna-lr1e-2-s0" and g["runs"][0]["state"] == "budget"
-    assert set(g["comparisons"]) == {"K=5", "K=20 (first 50)"}
+    assert set(g["comparisons"]) == {"K=5", "K=20 (50 random)"}
     assert g["comparisons"]["K=5"]["nll_pstar"]["thesis"] == 86.92
     md = (out_dir / "uci.md").read_text()
     assert "| dna | −log p\\*(x) | 86.92 |" in md and "uci-dna-lr1e-2-s0" in md

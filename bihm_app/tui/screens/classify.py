@@ -68,7 +68,7 @@ class ClassifyScreen(BihmScreen):
         self.split = split
         self.K = K or DEFAULT_K
         self.seed = seed
-        self.n = n  # classify only the first n points of the split (0: all)
+        self.n = n  # classify n points drawn at random from the split (0: all; runner/subsets.py)
         self.results: dict[tuple[str, int], Classification] = {}
         self.result: Classification | None = None
         self.cell: tuple[int | None, int | None] = (None, None)  # (true, predicted) filter of the digits
