@@ -141,9 +141,9 @@ def sir_law(log_p: torch.Tensor, log_target: torch.Tensor, n_proposals: int, n_g
     w = torch.exp(log_target - torch.logsumexp(log_target, 0) - (log_p - torch.logsumexp(log_p, 0))).double().cpu()
     keep = p > 0
     p, w = p[keep], w[keep]
-    t = torch.logspace(-6, 3, n_grid, dtype=torch.float64) / n_proposals
+    t = torch.logspace(-6, 3, n_grid, dtype=torch.float64, device=p.device) / n_proposals
     log_phi = torch.logsumexp(torch.log(p).unsqueeze(1) - t.unsqueeze(0) * w.unsqueeze(1), 0)  # (grid,)
     integrand = torch.exp(-t.unsqueeze(0) * w.unsqueeze(1) + (n_proposals - 1) * log_phi.unsqueeze(0))
-    law = torch.zeros(keep.numel(), dtype=torch.float64)
+    law = torch.zeros(keep.numel(), dtype=torch.float64, device=p.device)
     law[keep] = n_proposals * p * w * torch.trapezoid(integrand, t, dim=1)
     return law

@@ -41,7 +41,7 @@ def _cells(probs: torch.Tensor, n: int, min_expected: float) -> torch.Tensor:
     (smallest first) into one cell until that cell's expectation reaches it (χ²'s approximation)."""
     p = probs.detach().double().cpu()
     order = torch.argsort(p)
-    cell = torch.arange(p.numel())
+    cell = torch.arange(p.numel(), device=p.device)
     pooled, acc = [], 0.0
     for i in order.tolist():
         if n * float(p[i]) >= min_expected and (not pooled or acc >= min_expected):
@@ -66,8 +66,8 @@ def pearson_chi2(index: torch.Tensor, probs: torch.Tensor, min_expected: float =
     p, counts = p[keep], counts[keep]
     cell = _cells(p, n, min_expected)
     n_cells = int(cell.max()) + 1
-    obs = torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, counts)
-    exp = n * torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, p)
+    obs = torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, counts)
+    exp = n * torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, p)
     return float(((obs - exp) ** 2 / exp).sum()), n_cells - 1
 
 
@@ -82,8 +82,8 @@ def chi2_noncentrality(law: torch.Tensor, probs: torch.Tensor, n: int, min_expec
     p, w = p[keep], w[keep]
     cell = _cells(p, n, min_expected)
     n_cells = int(cell.max()) + 1
-    pc = torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, p)
-    wc = torch.zeros(n_cells, dtype=torch.float64).index_add_(0, cell, w)
+    pc = torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, p)
+    wc = torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, w)
     return float(n * ((wc - pc) ** 2 / pc).sum()), n_cells - 1
 
 
