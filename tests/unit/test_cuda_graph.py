@@ -36,7 +36,7 @@ def _exact_mean_log_ptilde(model: BiHM, x: torch.Tensor) -> float:
 def test_on_the_cpu_the_flag_changes_nothing():
     """Catches the graph switch altering CPU training: with and without it, bit-identical updates."""
     torch.set_num_threads(1)
-    x = (torch.rand(16, 6, generator=make_generator(5)) < 0.3).float()
+    x = (torch.rand(16, 6, generator=make_generator(5, "cpu"), device="cpu") < 0.3).float()  # on the CPU under BIHM_TEST_DEVICE too
     a, b = _trainer("cpu", True), _trainer("cpu", False)
     for _ in range(6):
         ra, rb = a.step(x), b.step(x)

@@ -87,8 +87,8 @@ def test_masks_are_the_same_whatever_the_default_device():
     torch.set_default_device("meta")
     try:
         got = [mask_from_spec(*s, seed=4) for s in specs]
-    finally:
-        torch.set_default_device(previous)
+    finally:  # None: no default-device mode left behind (it would slow every later torch call)
+        torch.set_default_device(None if previous.type == "cpu" else previous)
     assert all(m.device.type == "cpu" for m in got)
     assert all(torch.equal(a, b) for a, b in zip(got, want))
     assert mask_from_spec("random:0.3", 50, None, seed=4, device="meta").device.type == "meta"
