@@ -57,7 +57,8 @@ def tiny_semi(placement, seed=0, scale=1.0, proposal="q", gamma=0.0, sizes=(4, 3
 def informative_semi(placement, seed=0, strength=3.0) -> SemiBiHM:
     """:func:`tiny_semi` plus a deterministic structure that makes p*(y|x) depend on x *by
     construction*: on top, x, h_1, h_2 copy one another in p and q (± strength) and each class has its
-    own pattern of h_2 in p(h_2|y) and q(y|h_2); at the bottom, q(y|x,h_1) reads x (± strength)."""
+    own pattern of h_2 in p(h_2|y) and q(y|h_2); at the bottom, q(y|x,h_1) reads x (± strength), or,
+    reading h_1 only, h_1 copies x in p and q and q(y|h_1) reads h_1."""
     m = tiny_semi(placement, seed=seed)
 
     def copy_pattern(n_lo, n_hi):  # +1 where unit i of the lower layer copies unit i mod n_hi, else −1
@@ -73,8 +74,13 @@ def informative_semi(placement, seed=0, strength=3.0) -> SemiBiHM:
             classes = torch.tensor([[1.0, -1.0, 1.0], [-1.0, 1.0, 1.0]], dtype=m.dtype)  # (n_L, C): h_2's pattern per class
             m.y_p_weights.add_(strength * classes)
             m.y_q_weights.add_(strength * classes.t())
-        else:
+        elif m.reads_x:
             m.y_q_weights_x.add_(strength * copy_pattern(m.n_classes, m.sizes[0]))
+        else:  # q(y | h_1) only: h_1 copies x in p and q, and q(y | h_1) reads h_1
+            P = copy_pattern(*m.p_weights[0].shape)
+            m.p_weights[0].add_(strength * P)
+            m.q_weights[0].add_(strength * P.t())
+            m.y_q_weights.add_(strength * copy_pattern(m.n_classes, m.sizes[1]))
     return m
 
 
@@ -341,7 +347,8 @@ def test_training_on_a_tiny_labelled_set_lowers_the_exact_classification_loss(pl
     labelled, every minibatch 10 labelled (cycled) + 40 unlabelled points, as the runner does. The
     label parameters start near zero, so p*(y|x) ≈ 1/3 for every x (the exact −log p*(y|x) ≈ log 3
     and the error ≈ 2/3 by construction, not by the luck of the init); after 220 updates both drop,
-    the error of the label-at-the-bottom model below 0.1. Catches a sign error, an objective that
+    the error of a label-at-the-bottom model to within 0.06 of the Bayes error of the prototypes
+    (6.7 %; 5 SDs of a 600-point error above it). Catches a sign error, an objective that
     ignores the labels, or a trainer that drops the label parameters. (Over 40 seeds the loss
     dropped by ≥ 0.43 and the error by ≥ 0.25 on top, by ≥ 0.81 and ≥ 0.28 at the bottom.)"""
     m = tiny_semi(placement, seed=10, scale=0.3, sizes=(4, 3, 3))
@@ -378,8 +385,10 @@ def test_training_on_a_tiny_labelled_set_lowers_the_exact_classification_loss(pl
     after = exact_loss()
     assert after[0] < before[0] - 0.3, (before, after)
     assert after[1] < before[1] - 0.2, (before, after)
-    if placement != "top":
-        assert after[1] < 0.1, (before, after)
+    if placement != "top":  # (over 16 seeds at most 0.083 reading x and h_1, 0.100 reading h_1 only)
+        log_lik = torch.where(protos.unsqueeze(0) == all_states(4, torch.float32).unsqueeze(1), math.log(0.95), math.log(0.05)).sum(-1)
+        bayes = 1 - float(torch.softmax(log_lik, 1).max(1).values.mul(torch.logsumexp(log_lik, 1).exp() / 3).sum())
+        assert after[1] < bayes + 0.06, (before, after, bayes)
 
 
 @pytest.mark.parametrize("placement,lam_x", [("top", None), ("bottom", None), ("bottom", 2.1), ("bottom:h1", None)])
