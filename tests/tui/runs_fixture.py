@@ -60,13 +60,14 @@ def write_metrics(path: Path, config: dict, epochs: int, per_epoch: int, offset:
 
 def make_run(root: Path, name: str, layers=(8, 4), epochs: int = 4, per_epoch: int = 25, state: str = "finished",
              K: int = 10, lr: float = 1e-3, seed: int = 0, offset: float = 0.0, pid: int | None = None,
-             data: str = "bmnist", n_visible: int = 784, visible_mean: float | None = None) -> RunFolder:
+             data: str = "bmnist", n_visible: int = 784, visible_mean: float | None = None,
+             max_epochs: int = 100) -> RunFolder:
     """A finished-looking run: checkpoint.h5, best.h5, metrics-1.h5 and status.json."""
     run = RunFolder(Path(root) / name)
     run.path.mkdir(parents=True)
     config = {
         "model": {"n_visible": n_visible, "layers": list(layers)},
-        "train": {"method": "bihm", "K": K, "batch_size": 100, "lr": lr, "epochs": 100, "seed": seed},
+        "train": {"method": "bihm", "K": K, "batch_size": 100, "lr": lr, "epochs": max_epochs, "seed": seed},
         "data": data, "device": "cpu",
     }  # fmt: skip
     history = {k: [epoch_row(e + 1, (e + 1) * per_epoch, offset)[k] for e in range(epochs)] for k in epoch_row(1, 1)}

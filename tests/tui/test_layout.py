@@ -131,6 +131,22 @@ async def test_runs_table_at_80x24_shows_age_and_home_end_go_to_the_first_and_la
         assert table.cursor_row == 0
 
 
+async def test_runs_table_at_80x24_shows_long_epoch_counts_whole(tmp_path):
+    """Catches the epoch column cutting "12/25000" to "12/2500" (a UCI protocol allows 25,000
+    epochs; a 7-cell column showed adult's 282/2000 as "282/200", a wrong number, not an ellipsis)."""
+    from tests.tui.runs_fixture import make_run
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    make_run(root, "uci-nips-lr1e-3-s0", epochs=12, per_epoch=2, max_epochs=25000)
+    app = make_app(root)
+    async with app.run_test(size=SMALL) as pilot:
+        await runs_loaded(pilot)
+        await pilot.pause(0.2)
+        text = "\n".join(screen_lines(app))
+        assert "12/25000" in text, text
+
+
 # -- picture grids -----------------------------------------------------------------------------------
 async def test_sample_grid_in_half_blocks_wraps_to_80_columns(runs_root):
     """Catches a 4×4 grid of 28-pixel digits drawn 122 cells wide in half blocks (cut off at the
