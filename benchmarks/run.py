@@ -449,18 +449,11 @@ def main() -> None:
             res[name] = bench_train(layers, device, args.quick)
             print(f"  {name}: {res[name]['ratio']:.2f}x", flush=True)
             save()
-    if want("eval"):
-        res["eval"] = bench_eval(device, args.quick)
-        print(f"  eval: {res['eval']['ratio']:.2f}x", flush=True)
-        save()
-    if want("logz"):
-        res["logz"] = bench_logz(device, args.quick)
-        print(f"  logz: {res['logz']['ratio']:.2f}x", flush=True)
-        save()
-    if want("gibbs"):
-        res["gibbs"] = bench_gibbs(device, args.quick)
-        print(f"  gibbs: {res['gibbs']['ratio']:.2f}x", flush=True)
-        save()
+    for key, bench in (("eval", bench_eval), ("logz", bench_logz), ("gibbs", bench_gibbs)):
+        if want(key):
+            res[key] = bench(device, args.quick)
+            print(f"  {key}: {res[key]['ratio']:.2f}x", flush=True)
+            save()
     if want("memory"):
         res["memory"] = bench_memory(device, args.quick, choice.threads)
     if want("gemm"):

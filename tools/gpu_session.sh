@@ -53,7 +53,7 @@ echo "pytest exit $?" >> "$W/tests-cuda.txt"
 stamp "waiting for the experiments"
 wait "${pids[@]}"
 stamp report
-python tools/semisup_report.py --runs-dir "$BIHM_HOME/runs" --out "$W/semi-report" gpu-semi-top-q gpu-semi-top-mixed gpu-semi-bottom-q gpu-semi-bottom-mixed > "$W/semi-report.log" 2>&1
+python tools/semisup_report.py --runs-dir "$BIHM_HOME/runs" --out "$W"  # reads the <run>-classify/-logz.json written there gpu-semi-top-q gpu-semi-top-mixed gpu-semi-bottom-q gpu-semi-bottom-mixed > "$W/semi-report.log" 2>&1
 (cd "$BIHM_HOME" && tar czf "$OUT/experiments.tgz" --exclude='checkpoint.h5' --exclude='best.h5' --exclude='*.tmp*' --exclude='*.lock' out runs) 2>&1 | tail -2
 stamp done
 ls -la "$OUT"
