@@ -147,6 +147,22 @@ async def test_runs_table_at_80x24_shows_long_epoch_counts_whole(tmp_path):
         assert "12/25000" in text, text
 
 
+async def test_runs_table_marks_a_cut_value_with_an_ellipsis(tmp_path):
+    """Catches a cell cut silently to its column's width (the layers column showed a 9-layer net's
+    "200,150,130,…" as "200,150,13", and "mushrooms" as "mushroom": another value, not a cut one)."""
+    from tests.tui.runs_fixture import make_run
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    make_run(root, "deep", layers=(20, 15, 13, 10, 7, 5, 3, 2, 1), epochs=2, per_epoch=2)
+    app = make_app(root)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.pause(0.2)
+        text = "\n".join(screen_lines(app))
+        assert "20,15,13,…" in text and "20,15,13,1 " not in text, text
+
+
 # -- picture grids -----------------------------------------------------------------------------------
 async def test_sample_grid_in_half_blocks_wraps_to_80_columns(runs_root):
     """Catches a 4×4 grid of 28-pixel digits drawn 122 cells wide in half blocks (cut off at the

@@ -76,7 +76,8 @@ class RunsTable(DataTable):
 
     def _visible(self, cells: list) -> list:
         keep = {c[1] for c in self.shown}
-        return [cell for (_, key, _), cell in zip(self.all_columns, cells) if key in keep]
+        name_width = self._layout[1] if self._layout else None
+        return [_clip(cell, name_width if w is None else w) for (_, key, w), cell in zip(self.all_columns, cells) if key in keep]
 
     def on_resize(self) -> None:
         self._relayout()
@@ -103,7 +104,8 @@ class RunsTable(DataTable):
         if row in self._rows:
             self._rows[row][index] = value
         if any(c[1] == column for c in self.shown) and row in self._rows:
-            self.update_cell(row, column, value)
+            width = self.all_columns[index][2] if self.all_columns[index][2] is not None else (self._layout or (0, None))[1]
+            self.update_cell(row, column, _clip(value, width))
 
     def selected_key(self) -> str | None:
         """The key of the run under the cursor (None in an empty table)."""
@@ -123,3 +125,11 @@ class RunsTable(DataTable):
     def action_last_row(self) -> None:
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
+
+
+def _clip(cell: Any, width: int | None) -> Any:
+    """A text cell longer than its column ends in '…': a value cut silently reads as another value
+    ("282/2000" as "282/200", "mushrooms" as "mushroom")."""
+    if isinstance(cell, str) and width and len(cell) > width:
+        return cell[: max(0, width - 1)] + "…"
+    return cell
