@@ -39,7 +39,7 @@ from torch import Tensor
 
 from bihm_app.engine.estimators import chunk_rows
 from bihm_app.engine.model import BiHM, bernoulli_log_prob
-from bihm_app.engine.passes import Workspace, bern_logp_sum, log_weights_pass
+from bihm_app.engine.passes import Products, Workspace, bern_logp_sum, log_weights_pass
 
 #: log p̃*(x) for a batch of visible vectors, (n, D) -> (n,): the exact oracle in tests.
 LogPtildeFn = Callable[[Tensor], Tensor]
@@ -158,10 +158,11 @@ def _latent_terms(
     lq_up = _blp_shared(cand, a_q)
     rest = torch.zeros_like(lp_up)
     flat = cand.reshape(B * K, n)
-    below = model.p_logits(l, flat).view(B, K, -1)  # p(h_{l-1} | h_l), at the top too
+    prod = Products(model, int8=True)  # candidates are binary: the exact int8 path may take them
+    below = prod.logits("p", l, flat, binary=True).view(B, K, -1)  # p(h_{l-1} | h_l), at the top too
     rest += bern_logp_sum(below, hs[l - 1].unsqueeze(1), ws)
     if l < L:  # q(h_{l+1} | h_l)
-        above = model.q_logits(l + 1, flat).view(B, K, -1)
+        above = prod.logits("q", l + 1, flat, binary=True).view(B, K, -1)
         rest += bern_logp_sum(above, hs[l + 1].unsqueeze(1), ws)
     return lp_up, lq_up, rest
 
@@ -274,7 +275,8 @@ def resample_visible_layer(
     if keep_current:
         cand = torch.cat([x.unsqueeze(1), cand], 1)  # (B, K, D)
     flat = cand.reshape(-1, D)
-    u1 = model.q_logits(1, flat)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
+    binary = clamp is None or bool(((clamp.x == 0) | (clamp.x == 1)).all())  # then the exact int8 path may take it
+    u1 = Products(model, int8=True).logits("q", 1, flat, binary=binary)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
     new = slice(1, None) if keep_current else slice(None)
     u1_new = u1.view(B, K, -1)[:, new].reshape(-1, u1.shape[-1])
     log_sqrt_pt = _log_sqrt_ptilde(model, cand[:, new].reshape(-1, D), inner_K, generator, log_ptilde_fn, u1_new, ws)
