@@ -39,11 +39,14 @@ Z_MISS = z_one_sided(BETA)  # a planted error's expected z must exceed Z + Z_MIS
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
+def _cpu_one_thread():
+    """The fast path is the CPU's: new tensors on the CPU (also under BIHM_TEST_DEVICE=cuda), one thread."""
+    n, device = torch.get_num_threads(), torch.get_default_device()
     torch.set_num_threads(1)
+    torch.set_default_device("cpu")
     yield
     torch.set_num_threads(n)
+    torch.set_default_device(device)
 
 
 @pytest.fixture(scope="module")
