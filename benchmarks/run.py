@@ -154,6 +154,31 @@ def bench_train(layers, device, quick: bool, B: int = 100, K: int = 10) -> dict:
     return out
 
 
+def _with_fp32_products(fns: dict, name: str) -> None:
+    """Add ``name + "-fp32prod"``: the same engine call with the exact int8 products off (where they
+    are on), to show what they bring."""
+    from bihm_app.engine import passes
+
+    if not passes.int8_products_available():
+        return
+    fn, units = fns[name]
+
+    def without() -> None:
+        passes.set_int8_products(False)
+        try:
+            fn()
+        finally:
+            passes.set_int8_products(None)
+
+    fns[name + "-fp32prod"] = (without, units)
+
+
+def _int8_note(med: dict, name: str, ref: str) -> dict:
+    if name + "-fp32prod" not in med:
+        return {}
+    return {"ratio_fp32prod": med[ref] / med[name + "-fp32prod"], "int8_gain": med[name + "-fp32prod"] / med[name]}
+
+
 def bench_eval(device, quick: bool, K: int = 1000) -> dict:
     from bihm_app.engine.estimators import evaluate
 
@@ -166,13 +191,15 @@ def bench_eval(device, quick: bool, K: int = 1000) -> dict:
         "engine-fp32": (lambda: evaluate(model, [x], K, g), n),
         "plain": (lambda: ref.evaluate(x, K), n),
     }
+    _with_fp32_products(fns, "engine-fp32")
     med = interleaved(fns, 3 if quick else 5, device)
     cpu_ratio = LAST_CPU["plain"] / LAST_CPU["engine-fp32"]
     # the two implementations estimate the same quantity (a sanity check, not a test)
     a = evaluate(model, [x], K, g).log_ptilde.mean
     b = float(ref.evaluate(x, K)[0].mean())
     return {"unit": "points/s", **{k: 1 / v for k, v in med.items()}, "ratio": med["plain"] / med["engine-fp32"],
-            "ratio_cpu": cpu_ratio, "K": K, "engine_log_ptilde": a, "plain_log_ptilde": b}  # fmt: skip
+            "ratio_cpu": cpu_ratio, "K": K, "engine_log_ptilde": a, "plain_log_ptilde": b,
+            **_int8_note(med, "engine-fp32", "plain")}  # fmt: skip
 
 
 def bench_logz(device, quick: bool) -> dict:
@@ -186,12 +213,14 @@ def bench_logz(device, quick: bool) -> dict:
         "engine-fp32": (lambda: estimate_log_z2(model, n, g, chunk=10_000), n),
         "plain": (lambda: ref.log_z2(n, chunk=10_000), n),
     }
+    _with_fp32_products(fns, "engine-fp32")
     med = interleaved(fns, 3 if quick else 3, device, warmup=0 if not quick else 1)
     cpu_ratio = LAST_CPU["plain"] / LAST_CPU["engine-fp32"]
     z = estimate_log_z2(model, n, g)
     zr = ref.log_z2(n)
     return {"unit": "samples/s", **{k: 1 / v for k, v in med.items()}, "ratio": med["plain"] / med["engine-fp32"],
-            "ratio_cpu": cpu_ratio, "samples": n, "engine_log_z2": [z.mean, z.se], "plain_log_z2": list(zr)}  # fmt: skip
+            "ratio_cpu": cpu_ratio, "samples": n, "engine_log_z2": [z.mean, z.se], "plain_log_z2": list(zr),
+            **_int8_note(med, "engine-fp32", "plain")}  # fmt: skip
 
 
 def bench_gibbs(device, quick: bool, chains: int = 64, K: int = 100, inner_K: int = 10) -> dict:
@@ -217,9 +246,11 @@ def bench_gibbs(device, quick: bool, chains: int = 64, K: int = 100, inner_K: in
         "engine": (lambda: [engine_sweep() for _ in range(n)], n),
         "before": (lambda: [ref_sweep() for _ in range(n)], n),
     }
+    _with_fp32_products(fns, "engine")
     med = interleaved(fns, 2 if quick else 3, device)
     return {"unit": "sweeps/s", **{k: 1 / v for k, v in med.items()}, "ratio": med["before"] / med["engine"],
-            "ratio_cpu": LAST_CPU["before"] / LAST_CPU["engine"], "chains": chains, "K": K, "inner_K": inner_K}  # fmt: skip
+            "ratio_cpu": LAST_CPU["before"] / LAST_CPU["engine"], "chains": chains, "K": K, "inner_K": inner_K,
+            **_int8_note(med, "engine", "before")}  # fmt: skip
 
 
 def _memory_child(K: int, n_points: int, device: str) -> dict:
@@ -380,7 +411,9 @@ def print_table(res: dict) -> None:
         if "ratio_tuned" in r:
             note += f"vs tuned autograd {r['ratio_tuned']:.2f}x"
         if name == "gibbs":
-            note = "reference: the engine before this work"
+            note = "reference: the engine before this work; "
+        if "int8_gain" in r:
+            note += f"int8 products {r['int8_gain']:.2f}x the fp32 products (engine without them: {r['ratio_fp32prod']:.2f}x)"
         tgt = TARGETS.get(name)
         print(f"{name:18} {r['unit']:10} {eng:11.2f} {r[refk]:11.2f} {r['ratio']:6.2f}x {r.get('ratio_cpu', math.nan):7.2f}x "
               f"{('≥' + str(tgt)) if tgt else '':>7}   {note}")  # fmt: skip

@@ -40,6 +40,7 @@ from torch import Tensor
 from bihm_app.engine.estimators import chunk_rows
 from bihm_app.engine.model import BiHM, bernoulli_log_prob
 from bihm_app.engine.passes import Products, Workspace, bern_logp_sum, log_weights_pass
+from bihm_app.engine.uniform import uniform_
 
 #: log p̃*(x) for a batch of visible vectors, (n, D) -> (n,): the exact oracle in tests.
 LogPtildeFn = Callable[[Tensor], Tensor]
@@ -183,7 +184,7 @@ def latent_log_target(model: BiHM, hs: list[Tensor], l: int, cand: Tensor) -> Te
 def _draw_bernoulli(probs: Tensor, shape: tuple[int, ...], generator, ws: Workspace | None, name: str) -> Tensor:
     """Draws of B(probs) (broadcast to ``shape``) into a fresh buffer of uniforms, compared in place."""
     u = ws.get(name, shape, probs.dtype, probs.device) if ws is not None else torch.empty(shape, dtype=probs.dtype, device=probs.device)
-    return u.uniform_(generator=generator).lt_(probs)
+    return uniform_(u, generator).lt_(probs)
 
 
 def resample_latent_layer(

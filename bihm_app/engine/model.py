@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bihm_app.engine.uniform import uniform_
+
 #: The thesis' 12-layer binarized-MNIST architecture (section 3.6), bottom-up, excluding x.
 PAPER12 = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10)
 
@@ -97,7 +99,7 @@ def bernoulli_log_prob(v: Tensor, logits: Tensor) -> Tensor:
 
 def bernoulli_sample(logits: Tensor, generator: torch.Generator | None) -> Tensor:
     """Draw v ~ B(σ(a)) with an explicit generator; same shape and dtype as ``logits``."""
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    u = uniform_(torch.empty(logits.shape, device=logits.device, dtype=logits.dtype), generator)
     return (u < torch.sigmoid(logits)).to(logits.dtype)
 
 

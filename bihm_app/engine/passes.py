@@ -49,6 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
+from bihm_app.engine.uniform import uniform_
+
 PRECISIONS = ("fp32", "bf16")
 #: Products smaller than this (multiply-adds) stay in fp32 under ``precision="bf16"``.
 BF16_MIN_WORK = 1 << 24
@@ -236,6 +238,18 @@ def int8_products_available() -> bool:
     return _INT8["available"]
 
 
+def set_int8_products(enabled: bool | None) -> None:
+    """Turn the exact int8 products on or off for this process (None: back to automatic, as
+    :func:`int8_products_available` decides). For A/B measurements; ``True`` where they are not
+    supported raises ValueError."""
+    if enabled is None:
+        _INT8.pop("available", None)
+    elif enabled and not int8_products_supported():
+        raise ValueError("exact int8 products are not supported here (torch without oneDNN int8 linear)")
+    else:
+        _INT8["available"] = bool(enabled)
+
+
 class Products:
     """The matrix products of a pass: logits ``h Wᵀ + b`` and gradients ``rᵀ h``, fp32 or bf16.
 
@@ -378,7 +392,7 @@ def sample_q_pass(
     N = B * K
     lay = Layout(model.sizes)
     L, n1, S = lay.L, lay.sizes[1], lay.width
-    H = _buf(ws, "H", (N, S), x).uniform_(generator=generator)
+    H = uniform_(_buf(ws, "H", (N, S), x), generator)
     if u1 is None:
         u1 = prod.logits("q", 1, x)  # (B, n1)
     s1 = torch.sigmoid(u1)
@@ -458,7 +472,7 @@ def z2_terms_pass(
     nL = lay.sizes[L]
     ref = model.p_prior
     # (x, h) ~ p: G = [x | h_1 | … | h_L], logits AP aligned with G[:, :D + S − n_L]
-    G = _buf(ws, "Gz", (n, D + S), ref).uniform_(generator=generator)
+    G = uniform_(_buf(ws, "Gz", (n, D + S), ref), generator)
 
     def gcols(l: int) -> slice:  # columns of h_l in G (l = 0 is x)
         return slice(0, D) if l == 0 else slice(D + lay.start[l], D + lay.start[l + 1])
@@ -494,7 +508,7 @@ def _q_from_u1(model, x: Tensor, u1: Tensor, generator, prod: Products, ws: Work
     M = x.shape[0]
     lay = Layout(model.sizes)
     L, n1, S = lay.L, lay.sizes[1], lay.width
-    H = _buf(ws, "H", (M, S), x).uniform_(generator=generator)
+    H = uniform_(_buf(ws, "H", (M, S), x), generator)
     AQ = _buf(ws, "AQ1", (M, S), x)  # layer 1 included, for one log-probability pass
     AQ[:, :n1].copy_(u1)
     SQ = _buf(ws, "SQ", (M, S - n1), x)

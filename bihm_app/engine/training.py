@@ -25,7 +25,6 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from bihm_app.engine.graphs import WARMUP_STEPS, StepGraph, graphs_available
@@ -130,17 +129,6 @@ class StepResult:
 
     objective: Tensor  # (B,) log p̃*(x) estimates (bihm) or log p(x) estimates (rws), before the step
     finite: bool
-
-
-def _bernoulli_(out: Tensor, probs: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Fill ``out`` with draws of B(probs) (broadcast), reusing its buffer for the uniforms."""
-    out.uniform_(generator=generator)
-    return torch.lt(out, probs, out=out)
-
-
-def _bern_logp(v: Tensor, a: Tensor) -> Tensor:
-    """Σ_i [v_i a_i − softplus(a_i)] over the last axis (log B(v | σ(a)))."""
-    return (v * a - F.softplus(a)).sum(-1)
 
 
 @torch.no_grad()

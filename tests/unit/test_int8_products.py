@@ -117,7 +117,8 @@ def test_paper12_log_weights_and_z2_terms_equal_the_fp32_path_draw_for_draw(monk
     """The int8 path draws the same random numbers as the fp32 path, so with the same seed both see
     the same samples: log p(x, h), log q(h | x) of K = 40 samples of 8 binary points through the
     paper12 net (its products large enough to take the int8 path at the default threshold), and 700
-    terms of the Z² estimator, agree to 2·10⁻⁴ nats (fp32 rounding over ~2,500 units). Catches any
+    terms of the Z² estimator, agree to 10⁻³ nats (fp32 rounding of sums of ~2,500 terms, totals
+    near −1,000, where one fp32 step is 6·10⁻⁵). Catches any
     product of the passes wired to the wrong layer, weight or bias on the int8 path, and a binary
     flag set on a product whose input is not binary (the logits of q(h_1 | x) are fp32 for data x)."""
     if not passes.int8_products_available():
@@ -134,8 +135,8 @@ def test_paper12_log_weights_and_z2_terms_equal_the_fp32_path_draw_for_draw(monk
 
     (lp8, lq8), z8 = run(True)
     (lp, lq), z = run(False)
-    assert torch.allclose(lp8, lp, atol=2e-4, rtol=0) and torch.allclose(lq8, lq, atol=2e-4, rtol=0)
-    assert torch.allclose(z8, z, atol=2e-4, rtol=0)
+    assert torch.allclose(lp8, lp, atol=1e-3, rtol=0) and torch.allclose(lq8, lq, atol=1e-3, rtol=0)
+    assert torch.allclose(z8, z, atol=1e-3, rtol=0)
     assert float((lp8 - lp).abs().max()) > 0  # the int8 path was taken (its rounding differs)
 
 
