@@ -311,9 +311,12 @@ class Products:
         i = l - 1
         w = (self.model.p_weights if kind == "p" else self.model.q_weights)[i]
         if binary and self.int8 and h.shape[0] * w.shape[0] * w.shape[1] >= INT8_MIN_WORK:
-            pk = self._int8_weight(kind, i)
-            if pk is not None:
-                return int8_logits(pk, h, out, self._in8(h))
+            try:
+                pk = self._int8_weight(kind, i)
+                if pk is not None:
+                    return int8_logits(pk, h, out, self._in8(h))
+            except RuntimeError:  # oneDNN refused this product (a shape, a build): fp32 from now on
+                _INT8["available"] = self.int8 = False
         if self._big(h.shape[0], w.shape[1], w.shape[0]):
             w16, b16 = self._weights16(kind, i)
             res = torch.addmm(b16, self._in16(h), w16.t())

@@ -184,3 +184,20 @@ def test_a_gibbs_sweep_through_int8_products_draws_what_the_fp32_sweep_draws(mon
     assert torch.allclose(means8, means, atol=1e-6)
     assert torch.allclose(s8.log_sqrt_ptilde, s.log_sqrt_ptilde, atol=2e-4)
     assert not torch.equal(s8.log_sqrt_ptilde, s.log_sqrt_ptilde)  # the int8 path was taken
+
+
+def test_a_refused_int8_product_falls_back_to_fp32_for_good(int8_everywhere, monkeypatch):
+    """If oneDNN raises on a product (an unusual shape, a build without the kernel), the logits come
+    from the fp32 product and the int8 path stays off: catches an estimate that dies halfway with a
+    RuntimeError from an optional speed-up."""
+    m = BiHM(ModelConfig(20, (12, 6)), make_generator(0))
+    h = (torch.rand(50, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("onednn: unsupported")
+
+    monkeypatch.setattr(passes, "int8_logits", refuse)
+    with torch.no_grad():
+        got = Products(m, int8=True).logits("p", 1, h, binary=True)
+    assert torch.allclose(got, m.p_logits(1, h).detach(), atol=1e-6)
+    assert not passes.int8_products_available()
