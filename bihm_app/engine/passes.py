@@ -174,17 +174,14 @@ def int8_logits(pk: Int8Weight, h: Tensor, out: Tensor | None = None, h8: Tensor
     """``h Wᵀ + b`` for binary h (M, n) from the packed terms: out (M, m) fp32 (a contiguous ``out``
     is written in place, another one gets a copy). ``h8``: h as uint8 if the caller has it."""
     x8 = h8 if h8 is not None else h.to(torch.uint8)
-    terms = list(zip(pk.packed, pk.scales))
     if out is not None and out.is_contiguous():
-        acc = out.zero_()
+        acc, first = out.zero_(), 0
     else:  # the first term makes the buffer (no zero fill: a strided out gets a copy anyway)
-        wt, st = terms.pop(0)
-        acc = torch.ops.onednn.qlinear_pointwise(
-            x8, 1.0, 0, wt, st, pk.zero_points, pk.bias, 1.0, 0, torch.float32, "none", [], ""
-        )  # fmt: skip
-    for wt, st in terms:
-        bias = pk.bias if len(terms) == len(pk.packed) and wt is pk.packed[0] else None
-        res = _qlinear_sum(x8, wt, st, pk.zero_points, acc, bias)
+        acc, first = torch.ops.onednn.qlinear_pointwise(
+            x8, 1.0, 0, pk.packed[0], pk.scales[0], pk.zero_points, pk.bias, 1.0, 0, torch.float32, "none", [], ""
+        ), 1  # fmt: skip
+    for t in range(first, len(pk.packed)):
+        res = _qlinear_sum(x8, pk.packed[t], pk.scales[t], pk.zero_points, acc, pk.bias if t == 0 else None)
         if res.data_ptr() != acc.data_ptr():  # not accumulated in place: never seen, but keep it right
             acc.copy_(res)
     if out is not None and acc is not out:
