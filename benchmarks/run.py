@@ -1,6 +1,6 @@
 """The benchmark suite: every workload of the engine against a plain PyTorch implementation.
 
-    python benchmarks/run.py [--device cpu|cuda] [--quick] [--json OUT] [--threads auto|N] [--only NAME,…]
+    python benchmarks/run.py [--device cpu|cuda] [--quick] [--repeats N] [--json OUT] [--threads auto|N] [--only NAME,…]
 
 For each workload the engine and its reference run in the same process on the same data,
 interleaved (engine, reference, engine, reference, …), and the table shows the median of the
@@ -59,11 +59,14 @@ def _sync(device: torch.device) -> None:
 #: CPU seconds per unit of the last :func:`interleaved` call (process time: on a loaded machine it
 #: does not count the time the process waited for a core, so its ratios are steadier than wall time's).
 LAST_CPU: dict[str, float] = {}
+#: ``--repeats N``: every workload's number of interleaved repeats (default: its own, 2 … 7).
+REPEATS: int | None = None
 
 
 def interleaved(fns: dict, repeats: int, device: torch.device, warmup: int = 1) -> dict[str, float]:
     """``fns``: name -> (callable doing ``units`` units of work, units). Median wall seconds per unit
     (median CPU seconds per unit in :data:`LAST_CPU`)."""
+    repeats = REPEATS or repeats
     for fn, _ in fns.values():
         for _ in range(warmup):
             fn()
@@ -441,6 +444,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller workloads (a few minutes)")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--threads", default="auto", help="intra-op threads: auto (the runner's policy) or N")
+    ap.add_argument("--repeats", type=int, help="interleaved repeats of every workload (default: 2-7 by workload; more: steadier medians)")
     ap.add_argument("--only", default="", help="comma-separated workloads (train,eval,logz,gibbs,memory,gemm,concurrency)")
     ap.add_argument("--_memory", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--_points", type=int, default=10, help=argparse.SUPPRESS)
@@ -448,6 +452,8 @@ def main() -> None:
     ap.add_argument("--_dim", type=int, default=D, help=argparse.SUPPRESS)
     ap.add_argument("--_updates", type=int, default=10, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global REPEATS
+    REPEATS = args.repeats
 
     if args._train:
         from bihm_app.engine.model import parse_layers
