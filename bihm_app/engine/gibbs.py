@@ -159,7 +159,7 @@ def _latent_terms(
     lq_up = _blp_shared(cand, a_q)
     rest = torch.zeros_like(lp_up)
     flat = cand.reshape(B * K, n)
-    prod = Products(model, int8=True)  # candidates are binary: the exact int8 path may take them
+    prod = Products(model, int8=True, ws=ws)  # candidates are binary: the exact int8 path may take them
     below = prod.logits("p", l, flat, binary=True).view(B, K, -1)  # p(h_{l-1} | h_l), at the top too
     rest += bern_logp_sum(below, hs[l - 1].unsqueeze(1), ws)
     if l < L:  # q(h_{l+1} | h_l)
@@ -277,7 +277,7 @@ def resample_visible_layer(
         cand = torch.cat([x.unsqueeze(1), cand], 1)  # (B, K, D)
     flat = cand.reshape(-1, D)
     binary = clamp is None or bool(((clamp.x == 0) | (clamp.x == 1)).all())  # then the exact int8 path may take it
-    u1 = Products(model, int8=True).logits("q", 1, flat, binary=binary)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
+    u1 = Products(model, int8=True, ws=ws).logits("q", 1, flat, binary=binary)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
     new = slice(1, None) if keep_current else slice(None)
     u1_new = u1.view(B, K, -1)[:, new].reshape(-1, u1.shape[-1])
     log_sqrt_pt = _log_sqrt_ptilde(model, cand[:, new].reshape(-1, D), inner_K, generator, log_ptilde_fn, u1_new, ws)

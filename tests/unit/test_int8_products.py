@@ -72,7 +72,7 @@ def test_split_reconstructs_every_weight_within_the_last_terms_half_step():
 @pytest.mark.parametrize("density", [0.05, 0.5, 0.95])
 def test_int8_logits_match_float64_within_the_fp32_sized_bound(density):
     """h Wᵀ + b for binary h at three densities, into a fresh tensor, a contiguous buffer and a
-    strided column slice of a wider buffer (as the passes use it): every logit within
+    strided column slice of a wider buffer (as the passes use it, with and without a dirty scratch buffer): every logit within
     ``want_int8_bound`` of the float64 product, a bound of the size of fp32's own error (checked:
     within 30× the largest error an fp32 product makes on the same data, and that error is not
     zero). Catches a missing bias, a term scaled by the wrong step, a wrong zero point or an output
@@ -86,9 +86,12 @@ def test_int8_logits_match_float64_within_the_fp32_sized_bound(density):
     wide = torch.full((257, 130 + 96), float("nan"))
     outs = {"new": int8_logits(pk, h), "contiguous": int8_logits(pk, h, torch.empty(257, 96))}
     outs["strided"] = int8_logits(pk, h, wide[:, 100:196])
+    wide2 = torch.full((257, 130 + 96), float("nan"))
+    outs["strided, scratch"] = int8_logits(pk, h, wide2[:, 100:196], scratch=torch.full((257, 96), 7.0))
     for name, got in outs.items():
         assert bool(((got.double() - want).abs() <= bound).all()), name
-    assert torch.isnan(wide[:, :100]).all() and torch.isnan(wide[:, 196:]).all()  # nothing written beside
+    for buf in (wide, wide2):
+        assert torch.isnan(buf[:, :100]).all() and torch.isnan(buf[:, 196:]).all()  # nothing written beside
 
 
 def test_a_changed_weight_is_packed_again_and_a_nan_weight_falls_back_to_fp32(int8_everywhere):
