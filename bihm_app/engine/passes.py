@@ -284,10 +284,15 @@ class Products:
         return pk
 
     def _in8(self, h: Tensor) -> Tensor:
-        """A uint8 copy of a binary input, made once per pass (inputs feed a q and a p product)."""
+        """A uint8 copy of a binary input, made once per pass (inputs feed a q and a p product), in
+        the workspace's buffers when there is one (fresh memory each chunk costs page faults)."""
         key = (h.data_ptr(), tuple(h.shape), tuple(h.stride()))
         if key not in self._h8:
-            self._h8[key] = h.to(torch.uint8)
+            if self.ws is None:
+                self._h8[key] = h.to(torch.uint8)
+            else:  # the passes convert the same inputs in the same order every chunk: one buffer each
+                buf = self.ws.get(f"u8.{len(self._h8)}", tuple(h.shape), torch.uint8, h.device)
+                self._h8[key] = buf.copy_(h)
         return self._h8[key]
 
     def _big(self, m: int, k: int, n: int) -> bool:
@@ -493,7 +498,7 @@ def z2_terms_pass(
     AP = _buf(ws, "APz", (n, D + S - nL), ref)
     for l in range(L, 0, -1):
         a = prod.logits("p", l, G[:, gcols(l)], out=AP[:, gcols(l - 1)], binary=True)
-        G[:, gcols(l - 1)].lt_(torch.sigmoid(a))
+        G[:, gcols(l - 1)].lt_(torch.sigmoid(a, out=_buf(ws, "Sz", tuple(a.shape), a)))
     log_pxh += bern_logp_sum(AP, G[:, : D + S - nL], ws)
     x = G[:, :D]
     # log q(h | x): logits of every layer given the p-sample below, aligned with G[:, D:]
