@@ -1,30 +1,20 @@
-"""`bihm train` under torchrun: two CPU ranks (gloo) train one model data-parallel."""
+"""`bihm train`, `bihm eval` and `bihm logz` under torchrun: two CPU ranks (gloo) train one model
+data-parallel, and share the samples of the estimators."""
 
+import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from bihm_app.cli.app import app
 from bihm_app.store.checkpoint import load_checkpoint
 
-
-def test_torchrun_two_ranks_train_one_consistent_model(tmp_path):
-    torchrun = Path(sys.executable).with_name("torchrun")
-    if not torchrun.exists() and shutil.which("torchrun") is None:
-        pytest.skip("torchrun not installed")
-    cmd = [str(torchrun if torchrun.exists() else shutil.which("torchrun")), "--standalone", "--nnodes=1",
-           "--nproc_per_node=2", "-m", "bihm_app", "train", "--data", "dna", "--layers", "12,6", "--epochs", "2",
-           "--valid-max", "200", "--z-samples", "2000", "--device", "cpu", "--runs-dir", str(tmp_path),
-           "--name", "ddp", "--quiet"]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    # the run ends with a check that every rank holds identical parameters
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count("run ddp") == 1  # only rank 0 reports
-    ck = load_checkpoint(tmp_path / "ddp" / "checkpoint.h5")
-    hist = ck.meta["history"]["valid_log_ptilde"]
-    assert len(hist) == 2 and hist[1] > hist[0]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _torchrun() -> str:
@@ -36,36 +26,50 @@ def _torchrun() -> str:
     return shutil.which("torchrun")
 
 
-def test_eval_and_logz_shard_samples_across_ranks_with_the_single_process_result(tmp_path):
-    """Two gloo ranks split the chunks of `bihm eval` / `bihm logz` and merge the log-moments: the
-    estimates and standard errors must be those of one process drawing the same samples (to the
-    order of double-precision sums). Catches a rank that repeats or drops chunks (its samples would
-    change the means), a wrong merge (lse of means instead of moments, SE not recombined), and
-    ranks other than 0 printing. (The single-process runs go in-process, to save interpreter starts.)"""
-    import json
+def _segments(stdout: str) -> list[str]:
+    """The output of each command of one ``tests.cli._bihm_commands`` launch (rank 0's markers)."""
+    parts = stdout.split("@@ command ")
+    assert parts[0].strip() == "", stdout  # nothing printed before the first command
+    return [p.partition("\n")[2] for p in parts[1:]]
 
-    from typer.testing import CliRunner
 
-    from bihm_app.cli.app import app
+def test_torchrun_ranks_train_one_model_and_shard_eval_and_logz_like_one_process(tmp_path):
+    """Two ranks train 2 epochs (the run ends with a check that every rank holds identical
+    parameters); then, in the same ranks, `bihm eval`, and in a second launch `bihm logz`, split the
+    chunks of their estimators and merge the log-moments: the estimates and standard errors must be
+    those of one process drawing the same samples (to the order of double-precision sums).
 
+    Catches ranks that drift apart or all report (the run line printed once), data-parallel
+    training that does not learn (the validation bound must rise), a rank that repeats or drops
+    chunks (its samples would change the means), a wrong merge (lse of means instead of moments, SE
+    not recombined), and ranks other than 0 printing. `eval` and `logz` each destroy the process
+    group when done, so logz gets a launch of its own (and joins the group from scratch there). The
+    single-process runs go in-process, to save interpreter starts."""
     common = ["--runs-dir", str(tmp_path), "--device", "cpu"]
-    res = CliRunner().invoke(app, ["train", "--data", "dna", "--layers", "12,6", "--epochs", "1", "--valid-max", "100",
-                                   "--z-samples", "0", "--name", "r", "--quiet", "--threads", "1", *common])  # fmt: skip
-    assert res.exit_code == 0, res.output
+    train = ["train", "--data", "dna", "--layers", "12,6", "--epochs", "2", "--valid-max", "200", "--z-samples", "2000",
+             "--name", "ddp", "--quiet", *common]  # fmt: skip
     # chunks: K = 20 in one chunk per batch of 100 points (6 batches of the valid split, dealt to the
     # ranks in turn); 2 log Z in chunks of 20,000 outer samples (2 and 3 chunks, uneven for logz)
-    ev = ["eval", "r", "--split", "valid", "-K", "1,20", "--z-samples", "40000", "--json", "--threads", "1", *common]
-    lz = ["logz", "r", "--samples", "50000", "--json", "--threads", "1", *common]
-    dist = [_torchrun(), "--standalone", "--nnodes=1", "--nproc_per_node=2", "-m", "bihm_app"]
-    out = {}
+    ev = ["eval", "ddp", "--split", "valid", "-K", "1,20", "--z-samples", "40000", "--json", "--threads", "1", *common]
+    lz = ["logz", "ddp", "--samples", "50000", "--json", "--threads", "1", *common]
+    dist = [_torchrun(), "--standalone", "--nnodes=1", "--nproc_per_node=2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([*dist, "-m", "tests.cli._bihm_commands", *train, "--then", *ev], capture_output=True, text=True,
+                       timeout=300, cwd=ROOT, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    out_train, out_eval = _segments(r.stdout)
+    assert r.stdout.count("run ddp") == 1 and "run ddp" in out_train  # only rank 0 reports
+    assert r.stdout.count('"checkpoint"') == 1, r.stdout  # one rank printed
+    hist = load_checkpoint(tmp_path / "ddp" / "checkpoint.h5").meta["history"]["valid_log_ptilde"]
+    assert len(hist) == 2 and hist[1] > hist[0]
+    r = subprocess.run([*dist, "-m", "bihm_app", *lz], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count('"checkpoint"') == 1, r.stdout  # one rank printed
+    out = {"dist": json.loads(out_eval), "dist_z": json.loads(r.stdout)}
     for name, args in (("", ev), ("_z", lz)):
         single = CliRunner().invoke(app, args)
         assert single.exit_code == 0, single.output
         out["single" + name] = json.loads(single.stdout)
-        r = subprocess.run(dist + args, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, name + r.stdout + r.stderr
-        assert r.stdout.count('"checkpoint"') == 1, r.stdout  # one rank printed
-        out["dist" + name] = json.loads(r.stdout)
     a, b = out["single"], out["dist"]
     for ea, eb in zip(a["estimates"], b["estimates"]):
         for key in ("log_ptilde", "log_ptilde_se", "log_p", "log_p_se", "ess", "ess_se"):
