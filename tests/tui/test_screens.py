@@ -8,12 +8,13 @@ import signal
 import subprocess
 import sys
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
 from textual.widgets import Button, DataTable, Input, Select
 
-from bihm_app.runner.pictures import INPAINTING
+from bihm_app.runner.pictures import INPAINTING, SAMPLING
 from bihm_app.tui import launcher
 from bihm_app.tui.app import make_app
 from bihm_app.tui.screens.compare import CompareScreen
@@ -213,7 +214,11 @@ async def test_resume_launches_the_train_command_as_a_child(runs_root, monkeypat
 
 
 # -- pictures ---------------------------------------------------------------------------------------
-async def test_samples_screen_draws_regenerates_switches_method_and_saves_png(runs_root):
+async def test_samples_screen_draws_regenerates_switches_method_and_saves_png(runs_root, monkeypatch):
+    """Catches a samples screen that draws the wrong grid, redraws the same picture for a new seed,
+    ignores the method key or the half-block key, or saves no PNG into the run's pictures folder.
+    (Short Gibbs chains: the chain itself is the engine's and tests/unit's business.)"""
+    monkeypatch.setattr("bihm_app.tui.screens.samples.SAMPLING", replace(SAMPLING, steps=5))
     app = make_app(runs_root)
     async with app.run_test(size=SIZE) as pilot:
         screen = await runs_loaded(pilot)
@@ -325,11 +330,12 @@ async def test_compare_highlights_config_differences_and_shows_errors(runs_root)
         assert len(s.query_one("#compare-chart", MetricChart).curves) == 2
 
 
-async def test_compare_shows_the_cached_test_estimate_and_writes_a_report(runs_root):
+async def test_compare_shows_the_cached_test_estimate_and_writes_a_report(runs_root, monkeypatch):
     """Catches a compare screen that ignores `bihm eval`'s cached results, shows a stale cache, or
     whose report key writes nothing."""
     from PIL import Image
 
+    from bihm_app.runner import report
     from bihm_app.runner.evaluation import EvalCache, write_cache
     from bihm_app.store.checkpoint import read_meta
 
@@ -341,6 +347,8 @@ async def test_compare_shows_the_cached_test_estimate_and_writes_a_report(runs_r
     write_cache(runs_root / "alpha", cache)
     stale = EvalCache("test", "bmnist", "best.h5", 999, 99999, estimates=list(cache.estimates))
     write_cache(runs_root / "beta", stale)  # another checkpoint's numbers: must not be shown
+    # short Gibbs chains for the report's pictures (what the pictures show is tests/runner/test_report.py's)
+    monkeypatch.setattr(report, "ReportOptions", partial(report.ReportOptions, gibbs_steps=2, K_pictures=10))
     app = make_app(runs_root)
     async with app.run_test(size=SIZE) as pilot:
         app.open_compare(["alpha", "beta"])
