@@ -29,9 +29,8 @@ class Pane:
         return res.stdout
 
     def keys(self, *keys: str) -> None:
-        for k in keys:
-            subprocess.run([*self.tmux, "send-keys", "-t", self.name, k], check=True)
-            time.sleep(0.15)
+        """Type ``keys`` in order (one tmux call: the terminal delivers them in that order)."""
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def wait(self, what: str, timeout: float = 30.0) -> str:
         end = time.monotonic() + timeout
@@ -39,7 +38,7 @@ class Pane:
             text = self.text()
             if what in text:
                 return text
-            time.sleep(0.2)
+            time.sleep(0.05)
         raise AssertionError(f"{what!r} not on screen after {timeout:.0f} s:\n{self.text()}")
 
     def close(self) -> None:
