@@ -17,8 +17,12 @@ import os
 import signal
 import sys
 
-import torch  # noqa: F401  (imported once here, inherited by every child)
+import h5py  # noqa: F401
+import torch  # noqa: F401  (imported once here, inherited by every child, as are the modules below)
+import typer._adapters  # noqa: F401  (pydantic, which typer converts options with)
 
+import bihm_app.cli.train_report  # noqa: F401
+import bihm_app.runner.preflight  # noqa: F401
 import bihm_app.runner.train_loop  # noqa: F401
 import bihm_app.store.checkpoint  # noqa: F401
 from bihm_app.cli.app import main as bihm_main
