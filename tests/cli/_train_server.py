@@ -30,9 +30,17 @@ from bihm_app.cli.app import main as bihm_main
 _PR_SET_PDEATHSIG = 1
 
 
-def _child(log: str, args: list[str]) -> None:
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when the server exits (elsewhere: nothing)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (AttributeError, OSError):
+        pass
+
+
+def _child(log: str, args: list[str]) -> None:
+    try:
+        _die_with_parent()
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, 0)
         os.dup2(null, 1)
