@@ -39,7 +39,7 @@ async def wait_for(pilot, cond, timeout: float = 20.0) -> None:
     while not cond():
         if loop.time() > end:
             raise AssertionError("condition not reached in time")
-        await pilot.pause(0.05)
+        await pilot.pause(0.01)
 
 
 async def runs_loaded(pilot) -> RunsScreen:
