@@ -42,7 +42,7 @@ async def _until(pilot, cond, timeout: float = 30.0) -> None:
     end = loop.time() + timeout
     while not cond():
         assert loop.time() < end, "screen did not get ready"
-        await pilot.pause(0.05)
+        await pilot.pause(0.01)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.2)
 
