@@ -17,6 +17,7 @@ pickled. The checks run in order in ``store/checkpoint_reader.py``; every proble
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -246,6 +247,9 @@ def verify_checkpoint(path: Path, within: Path | None = None) -> VerifyReport:
 
 #: (path, size, mtime_ns, inode, ctime_ns) of files whose seal was verified in this process.
 _SEAL_VERIFIED: dict[tuple, str] = {}
+#: The same key -> (seal SHA-256, meta) of files whose meta was read and checked in this process:
+#: the meta is a function of the file's bytes, which the seal names.
+_META_READ: dict[tuple, tuple[str, dict]] = {}
 
 
 def _seal_key(path: Path) -> tuple | None:
@@ -261,23 +265,32 @@ def read_meta(path: Path, within: Path | None = None) -> dict:
 
     Checks existence, the seal (size and whole-file SHA-256, remembered per process for an
     unchanged file, so polling is cheap), schema and meta. The seal is checked so that damaged
-    bytes never reach the HDF5 parser.
+    bytes never reach the HDF5 parser. The checked meta of an unchanged file (same key and seal as
+    a verified read in this process) is remembered too: the dashboard's polling then opens no HDF5
+    file. Returns a copy the caller may change.
     """
     path = Path(path)
     reader = CheckpointReader(path, verify=True, within=within)
     try:
         guarded(reader, reader.check_file)
         key = _seal_key(path)
-        known = key is not None and reader.seal is not None and _SEAL_VERIFIED.get(key) == reader.seal["sha256"]
+        sha = reader.seal["sha256"] if reader.seal is not None else None
+        known = key is not None and sha is not None and _SEAL_VERIFIED.get(key) == sha
         reader.verify = not known  # same bytes as last time: only the size check
         guarded(reader, reader.check_seal)
-        if key is not None and reader.seal is not None and not known:
+        if known and _META_READ.get(key, ("", None))[0] == sha:
+            return copy.deepcopy(_META_READ[key][1])
+        if key is not None and sha is not None and not known:
             if len(_SEAL_VERIFIED) > 4096:
                 _SEAL_VERIFIED.clear()
-            _SEAL_VERIFIED[key] = reader.seal["sha256"]
+            _SEAL_VERIFIED[key] = sha
         reader.verify = True
         for step in (reader.open, reader.check_schema, reader.check_meta):
             guarded(reader, step)
+        if key is not None and sha is not None:
+            if len(_META_READ) > 4096:
+                _META_READ.clear()
+            _META_READ[key] = (sha, copy.deepcopy(reader.meta))
         return reader.meta
     finally:
         reader.close()

@@ -101,6 +101,42 @@ def test_read_meta_is_meta_only_and_verify_reports_all_ok(tmp_path):
     assert all(c.ok for c in report.checks)
 
 
+def test_read_meta_of_an_unchanged_file_opens_no_hdf5_and_a_changed_file_is_read_again(tmp_path, monkeypatch):
+    """The dashboard polls read_meta every 2 s per checkpoint: an unchanged file (same key and seal
+    as a checked read) gives its meta without opening HDF5, as a copy the caller may change; a new
+    save is read again; bytes changed in place (size and mtime kept) are caught by the seal.
+    Catches a cache that serves a stale meta after a save, lets damaged bytes pass, or hands out
+    its own dict."""
+    import time
+
+    from bihm_app.store.checkpoint_reader import CheckpointReader
+
+    path = tmp_path / "ck.h5"
+    save_checkpoint(path, make_arrays(), make_meta(epoch=1, step=10))
+    first = read_meta(path)
+    real_open = CheckpointReader.open
+    opened = []
+    monkeypatch.setattr(CheckpointReader, "open", lambda self: opened.append(1) or real_open(self))
+    again = read_meta(path)
+    assert again == first and not opened  # no HDF5 file opened
+    again["progress"]["epoch"] = 99
+    assert read_meta(path)["progress"]["epoch"] == 1
+    save_checkpoint(path, make_arrays(), make_meta(epoch=2, step=20))  # a new file under the name
+    assert read_meta(path)["progress"]["epoch"] == 2 and len(opened) == 1
+    # one byte after the seal changed in place, size and mtime restored: ctime moves, the seal catches it
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    with open(path, "r+b") as fh:
+        fh.write(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    while path.stat().st_ctime_ns == st.st_ctime_ns:  # a coarse clock: wait for the next tick
+        time.sleep(0.005)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+        read_meta(path)
+
+
 def test_overwrite_replaces_and_leaves_no_temp_files(tmp_path):
     path = tmp_path / "ck.h5"
     save_checkpoint(path, make_arrays(seed=0), make_meta(step=1))
