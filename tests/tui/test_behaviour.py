@@ -412,6 +412,36 @@ async def test_repeated_keys_without_a_run_give_one_toast_and_the_empty_state_is
         assert not screen.query_one("#runs-table", DataTable).display
 
 
+async def test_a_worker_result_arriving_while_the_app_shuts_down_is_dropped(runs_root, monkeypatch):
+    """Shutdown stops the app, then removes each screen's widgets before the screen itself: a
+    runs-list refresh finishing in between reached a RunsScreen still on the stack but without its
+    table (NoMatches, re-raised as WorkerFailed when the test or the app exits; seen in CI). The
+    late result must be dropped. Replays that order: the app stopped, the table removed, then the
+    worker's result delivered from a thread."""
+    import asyncio
+
+    from textual.app import App
+
+    delivered = []
+    real_close_all = App._close_all
+
+    async def close_all(self):
+        screen = next(s for s in self.screen_stack if isinstance(s, RunsScreen))
+        await screen.query_one("#runs-table").remove()
+
+        def late_result():  # a worker thread's call, as BihmScreen.in_thread makes it
+            screen.call_ui(lambda rows: delivered.append(rows) or screen._show_rows(rows), [])
+
+        await asyncio.to_thread(late_result)  # raised NoMatches here before the fix
+        await real_close_all(self)
+
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        monkeypatch.setattr(App, "_close_all", close_all)
+    assert delivered == []
+
+
 # -- 8. help and palette -----------------------------------------------------------------------------
 async def test_help_and_palette_use_human_names_without_duplicates(runs_root):
     """Catches the help heading "RunsScreen" and palette entries such as "Compare (screen)" or

@@ -68,10 +68,12 @@ class BihmScreen(Screen):
 
     def call_ui(self, fn: Callable[..., Any], *args: Any) -> None:
         """From a thread worker: ``fn(*args)`` on the UI thread, unless this screen has been closed
-        meanwhile (a result arriving after ``escape`` must not touch the removed widgets)."""
+        meanwhile (a result arriving after ``escape`` must not touch the removed widgets) or the
+        application is shutting down (it stops running, then removes each screen's widgets before
+        the screen leaves the stack)."""
 
         def guarded() -> None:
-            if self.is_attached and self in self.app.screen_stack:  # popped screens lose widgets
+            if self.app.is_running and self.is_attached and self in self.app.screen_stack:  # popped screens lose widgets
                 fn(*args)
 
         self.app.call_from_thread(guarded)
