@@ -8,6 +8,17 @@ import pytest
 os.environ["COLUMNS"] = os.environ.get("BIHM_TEST_COLUMNS", "120")
 
 
+def pytest_configure(config):
+    """`-n auto` without ``--dist``: work stealing instead of xdist's default ``load``. With
+    ``load`` each worker keeps a queue of tests it was sent; at the end one worker could still run
+    its queue (the exact Gibbs tests, 18 s) while the other was idle. A worker that runs out steals
+    half of the other's pending tests, so both finish within about one test of each other. An
+    explicit ``--dist`` is left alone."""
+    explicit = any(a == "-d" or a.startswith("--dist") for a in config.invocation_params.args)
+    if getattr(config.option, "dist", "no") == "load" and not explicit:
+        config.option.dist = "worksteal"
+
+
 @pytest.fixture(autouse=True)
 def _bihm_home(tmp_path, monkeypatch):
     """Every test gets its own BIHM_HOME, so nothing is written outside tmp dirs."""
