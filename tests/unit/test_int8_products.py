@@ -25,14 +25,6 @@ from tests.unit.tiny import tiny_model
 pytestmark = pytest.mark.skipif(not passes.int8_products_supported(), reason="torch has no oneDNN int8 linear here")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def int8_everywhere(monkeypatch):
     """The int8 path on for every product of binary inputs (also on CPUs without AMX, where it is

@@ -32,14 +32,6 @@ PLACEMENTS = ["top", "bottom", "bottom:h1"]  # "bottom:h1": the label layer read
 CASES = [("top", "q"), ("top", "mixed"), ("top", "sum"), ("bottom", "q"), ("bottom:h1", "q")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_semi(placement, seed=0, scale=1.0, proposal="q", gamma=0.0, sizes=(4, 3, 2), C=3) -> SemiBiHM:
     """A float64 semi-supervised BiHM with random parameters (Glorot init plus noise); placement
     "bottom:h1" is the label at the bottom reading h_1 only."""
