@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -91,6 +92,11 @@ class Clamp:
 
     x: Tensor
     known: Tensor
+
+    @cached_property
+    def binary(self) -> bool:
+        """x̃ is 0/1 everywhere (then clamped candidates are binary: the exact int8 path may take them)."""
+        return bool(((self.x == 0) | (self.x == 1)).all())
 
     def apply(self, x: Tensor) -> Tensor:
         """Set the known units of x ((B, D) or (B, K, D)) back to x̃."""
@@ -276,7 +282,7 @@ def resample_visible_layer(
     if keep_current:
         cand = torch.cat([x.unsqueeze(1), cand], 1)  # (B, K, D)
     flat = cand.reshape(-1, D)
-    binary = clamp is None or bool(((clamp.x == 0) | (clamp.x == 1)).all())  # then the exact int8 path may take it
+    binary = clamp is None or clamp.binary
     u1 = Products(model, int8=True, ws=ws).logits("q", 1, flat, binary=binary)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
     new = slice(1, None) if keep_current else slice(None)
     u1_new = u1.view(B, K, -1)[:, new].reshape(-1, u1.shape[-1])

@@ -53,6 +53,16 @@ def _cells(probs: torch.Tensor, n: int, min_expected: float) -> torch.Tensor:
     return torch.unique(cell, return_inverse=True)[1]
 
 
+def _pooled(p: torch.Tensor, n: int, min_expected: float, *values: torch.Tensor) -> tuple[list[torch.Tensor], int]:
+    """Sum each of ``values`` (S,) over the cells that pool the states of positive probability ``p``
+    (expected count ≥ ``min_expected`` in n draws); returns the pooled sums and the χ² df."""
+    keep = p > 0
+    cell = _cells(p[keep], n, min_expected)
+    n_cells = int(cell.max()) + 1
+    pooled = [torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, v[keep]) for v in values]
+    return pooled, n_cells - 1
+
+
 def pearson_chi2(index: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0) -> tuple[float, int]:
     """Pearson's χ² of i.i.d. draws (state indices, (n,)) against the exact law ``probs`` (S,), with
     rare states pooled (expected count ≥ ``min_expected`` per cell). Returns (statistic, df); a draw
@@ -62,13 +72,8 @@ def pearson_chi2(index: torch.Tensor, probs: torch.Tensor, min_expected: float =
     counts = torch.bincount(index.cpu(), minlength=p.numel()).double()
     if bool((counts[p == 0] > 0).any()):
         return math.inf, 1
-    keep = p > 0
-    p, counts = p[keep], counts[keep]
-    cell = _cells(p, n, min_expected)
-    n_cells = int(cell.max()) + 1
-    obs = torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, counts)
-    exp = n * torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, p)
-    return float(((obs - exp) ** 2 / exp).sum()), n_cells - 1
+    (obs, pc), df = _pooled(p, n, min_expected, counts, p)
+    return float(((obs - n * pc) ** 2 / (n * pc)).sum()), df
 
 
 def chi2_noncentrality(law: torch.Tensor, probs: torch.Tensor, n: int, min_expected: float = 5.0) -> tuple[float, int]:
@@ -78,13 +83,8 @@ def chi2_noncentrality(law: torch.Tensor, probs: torch.Tensor, n: int, min_expec
     p, w = probs.detach().double().cpu(), law.detach().double().cpu()
     if float(w[p == 0].sum()) > 0:
         return math.inf, 1
-    keep = p > 0
-    p, w = p[keep], w[keep]
-    cell = _cells(p, n, min_expected)
-    n_cells = int(cell.max()) + 1
-    pc = torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, p)
-    wc = torch.zeros(n_cells, dtype=torch.float64, device=p.device).index_add_(0, cell, w)
-    return float(n * ((wc - pc) ** 2 / pc).sum()), n_cells - 1
+    (wc, pc), df = _pooled(p, n, min_expected, w, p)
+    return float(n * ((wc - pc) ** 2 / pc).sum()), df
 
 
 def chi2_detects(lam: float, df: int, alpha: float = ALPHA, beta: float = BETA, margin: float = 1.0) -> bool:
