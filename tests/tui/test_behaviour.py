@@ -219,7 +219,8 @@ async def test_a_launch_that_exits_shows_its_last_log_line_at_once(runs_root, mo
         info = str(screen.query_one("#run-info").render())
         assert "the specific reason" in info
         assert "exited with code 1" in info and "waiting" not in info
-        assert any("exited with code 1: error: the specific reason" in m for m in messages(app))
+        # the toast is posted from the watcher right after the info line: wait for it, don't race it
+        await wait_for(pilot, lambda: any("exited with code 1: error: the specific reason" in m for m in messages(app)), timeout=8)
 
 
 async def test_a_resume_that_exits_shows_its_last_log_line_on_the_run_view(runs_root, monkeypatch):
