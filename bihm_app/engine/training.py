@@ -177,7 +177,7 @@ def _closed_form(
     B, D = x.shape
     L = model.n_layers
     N = B * K
-    prod = Products(model, precision)
+    prod = Products(model, precision, ws=ws)
     # --- h_k ~ q(h | x) and log q; log p(x, h) with the logits kept for the residuals ----------
     q = sample_q_pass(model, x, K, generator, prod, ws)
     pp = p_pass(model, x, q, prod, ws)
@@ -289,9 +289,13 @@ class Trainer:
         G.mul_(-1.0 / (B * world))  # Adam minimises: gradient of −mean objective
         # per data point: λ/B_global ("batch", the authors' Σ_b objective − λΣ|W|) or λ ("point")
         l1 = cfg.l1 / (B * world) if cfg.l1_per == "batch" else cfg.l1
-        if l1 > 0:
+        if l1 > 0:  # + λ' sign(W), the signs in the workspace (fresh ~1 MB tensors each step cost page faults)
             names = [n for n in self.params if "weights" in n]
-            torch._foreach_add_([g[n] for n in names], torch._foreach_sign([self.params[n].detach() for n in names]), alpha=l1)
+            signs = []
+            for n in names:
+                w = self.params[n].detach()
+                signs.append(torch.sign(w, out=ws.get(f"sign.{n}", tuple(w.shape), w.dtype, w.device)))
+            torch._foreach_add_([g[n] for n in names], signs, alpha=l1)
         # One scalar check: a NaN or inf anywhere makes the sum non-finite (huge finite values
         # that overflow the sum count as divergence too). Adam's step is bounded by lr, so
         # finite gradients keep the parameters finite.
