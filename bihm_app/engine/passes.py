@@ -24,8 +24,8 @@ Everything here runs without autograd (samples are held fixed; gradients are clo
 Precision: :class:`Products` runs the matrix products in fp32 or, with ``precision="bf16"``, the
 large ones (≥ :data:`BF16_MIN_WORK` multiply-adds, where bf16 matrix units pay for the casts) in
 bf16: the fp32 parameters stay the master copy, bf16 copies are made once per pass, products
-accumulate in fp32 inside the matrix unit and are rounded once to bf16 (bias included), and every
-log-probability and sum is fp32. Binary samples are exact in bf16.
+accumulate in fp32 inside the matrix unit and are rounded once to bf16, the bias is added in fp32
+(cheaper than bf16's broadcast accumulate, and one rounding fewer), and every log-probability and sum is fp32. Binary samples are exact in bf16.
 
 Exact int8 products (fp32 accuracy, for passes with fixed weights: the estimators and the sampler):
 the input of almost every product is a binary sample h, exact in uint8. Split each fp32 weight row
@@ -265,7 +265,7 @@ class Products:
         self.model = model
         self.ws = ws  # scratch for int8 products into strided buffers
         self.bf16 = check_precision(precision) == "bf16"
-        self._w16: dict[tuple[str, int], tuple[Tensor, Tensor]] = {}
+        self._w16: dict[tuple[str, int], Tensor] = {}
         self._h16: dict[tuple, Tensor] = {}
         self._h8: dict[tuple, Tensor] = {}
         self.int8 = (
@@ -298,12 +298,12 @@ class Products:
     def _big(self, m: int, k: int, n: int) -> bool:
         return self.bf16 and m * k * n >= BF16_MIN_WORK
 
-    def _weights16(self, kind: str, i: int) -> tuple[Tensor, Tensor]:
+    def _weights16(self, kind: str, i: int) -> Tensor:
         key = (kind, i)
         if key not in self._w16:
             w = (self.model.p_weights if kind == "p" else self.model.q_weights)[i]
             b = (self.model.p_biases if kind == "p" else self.model.q_biases)[i]
-            self._w16[key] = (self._cast16(w.detach(), f"w16.{kind}{i}"), self._cast16(b.detach(), f"b16.{kind}{i}"))
+            self._w16[key] = self._cast16(w.detach(), f"w16.{kind}{i}")
         return self._w16[key]
 
     def _cast16(self, t: Tensor, name: str) -> Tensor:
@@ -336,12 +336,11 @@ class Products:
                     return int8_logits(pk, h, out, self._in8(h), scratch)
             except RuntimeError:  # oneDNN refused this product (a shape, a build): fp32 from now on
                 _INT8["available"] = self.int8 = False
-        if self._big(h.shape[0], w.shape[1], w.shape[0]):
-            w16, b16 = self._weights16(kind, i)
-            res16 = None if self.ws is None else self.ws.get("mm16", (h.shape[0], w.shape[0]), torch.bfloat16, h.device)
-            res = torch.addmm(b16, self._in16(h), w16.t(), out=res16)
-            return out.copy_(res) if out is not None else res.float()
         bias = (self.model.p_biases if kind == "p" else self.model.q_biases)[i]
+        if self._big(h.shape[0], w.shape[1], w.shape[0]):
+            res16 = None if self.ws is None else self.ws.get("mm16", (h.shape[0], w.shape[0]), torch.bfloat16, h.device)
+            res = torch.mm(self._in16(h), self._weights16(kind, i).t(), out=res16)
+            return (out.copy_(res) if out is not None else res.float()).add_(bias)
         return torch.addmm(bias, h, w.t(), out=out) if out is not None else torch.addmm(bias, h, w.t())
 
     def grad(self, r: Tensor, h: Tensor, out: Tensor) -> Tensor:
