@@ -166,11 +166,12 @@ def _latent_terms(
     rest = torch.zeros_like(lp_up)
     flat = cand.reshape(B * K, n)
     prod = Products(model, int8=True, ws=ws)  # candidates are binary: the exact int8 path may take them
-    below = prod.logits("p", l, flat, binary=True).view(B, K, -1)  # p(h_{l-1} | h_l), at the top too
-    rest += bern_logp_sum(below, hs[l - 1].unsqueeze(1), ws)
-    if l < L:  # q(h_{l+1} | h_l)
-        above = prod.logits("q", l + 1, flat, binary=True).view(B, K, -1)
-        rest += bern_logp_sum(above, hs[l + 1].unsqueeze(1), ws)
+    # p(h_{l-1} | h_l) (at the top too) and q(h_{l+1} | h_l): their logits are used up by the log-probability
+    below = lambda: prod.logits("p", l, flat, binary=True).view(B, K, -1)  # noqa: E731
+    rest += bern_logp_sum(below(), hs[l - 1].unsqueeze(1), ws, below)
+    if l < L:
+        above = lambda: prod.logits("q", l + 1, flat, binary=True).view(B, K, -1)  # noqa: E731
+        rest += bern_logp_sum(above(), hs[l + 1].unsqueeze(1), ws, above)
     return lp_up, lq_up, rest
 
 
@@ -283,7 +284,8 @@ def resample_visible_layer(
         cand = torch.cat([x.unsqueeze(1), cand], 1)  # (B, K, D)
     flat = cand.reshape(-1, D)
     binary = clamp is None or clamp.binary
-    u1 = Products(model, int8=True, ws=ws).logits("q", 1, flat, binary=binary)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
+    prod = Products(model, int8=True, ws=ws)
+    u1 = prod.logits("q", 1, flat, binary=binary)  # (B·K, n_1): U_1 x^(k) + d_1, once for both uses
     new = slice(1, None) if keep_current else slice(None)
     u1_new = u1.view(B, K, -1)[:, new].reshape(-1, u1.shape[-1])
     log_sqrt_pt = _log_sqrt_ptilde(model, cand[:, new].reshape(-1, D), inner_K, generator, log_ptilde_fn, u1_new, ws)
@@ -293,7 +295,8 @@ def resample_visible_layer(
         if current is None:  # first step from an arbitrary start: a fresh estimate
             current = _log_sqrt_ptilde(model, x, inner_K, generator, log_ptilde_fn, u1.view(B, K, -1)[:, 0], ws)
         log_sqrt_pt = torch.cat([current.unsqueeze(1), log_sqrt_pt], 1)
-    log_q_h1 = bern_logp_sum(u1.view(B, K, -1), h1.unsqueeze(1), ws)  # (B, K)
+    again = lambda: prod.logits("q", 1, flat, binary=binary).view(B, K, -1)  # noqa: E731
+    log_q_h1 = bern_logp_sum(u1.view(B, K, -1), h1.unsqueeze(1), ws, again)  # (B, K); uses u1 up
     log_p_x = _blp_shared(cand, a)  # (B, K)
     log_w = log_sqrt_pt + 0.5 * (log_q_h1 - log_p_x)
     idx = _pick(log_w, generator)

@@ -15,6 +15,8 @@ Log-probabilities of binary v under logits a use
 with softplus(ζ) = log(1 + exp ζ) computed as exp, add, log in place (cheaper than torch's softplus
 kernel on CPUs); a row whose sum came out infinite (some ζ > 88.7, where exp overflows float32) is
 recomputed with the softplus kernel (a check of the (rows,) result, not another pass over the buffer).
+Passes that need the logits only for this sum form ζ over them (``recompute=``: one buffer fewer to
+stream through the cache, 7 % of an evaluation) and recompute them for that rare fallback.
 
 Shapes: B data points, K samples each, N = B·K rows (samples of a point contiguous); layer sizes
 ``sizes = (D, n_1, …, n_L)``. ``Layout.cols(l)`` is h_l's column slice in H.
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -87,20 +90,25 @@ def _buf(ws: Workspace | None, name: str, shape: tuple[int, ...], like: Tensor) 
     return ws.get(name, shape, like.dtype, like.device)
 
 
-def bern_logp_sum(a: Tensor, v: Tensor, ws: Workspace | None = None) -> Tensor:
+def bern_logp_sum(
+    a: Tensor, v: Tensor, ws: Workspace | None = None, recompute: Callable[[], Tensor] | None = None
+) -> Tensor:
     """Σ_i log B(v_i | σ(a_i)) over the last axis for binary v (broadcasts like ``a * v``).
 
     Exact to rounding; see the module docstring for the formula. Differentiable (out of place) when
-    autograd records.
+    autograd records. ``recompute``: a function that returns the same logits again; then ``a`` is
+    overwritten (ζ is formed over it) and the function is called only if exp overflowed.
     """
     if torch.is_grad_enabled() and (a.requires_grad or v.requires_grad):
         return -F.softplus(torch.addcmul(a, a, v, value=-2.0)).sum(-1)
-    z = torch.addcmul(a, a, v, value=-2.0, out=_buf(ws, "zeta", tuple(a.shape), a))  # ζ = (1 − 2v) a
+    zeta = a if recompute is not None else _buf(ws, "zeta", tuple(a.shape), a)
+    z = torch.addcmul(a, a, v, value=-2.0, out=zeta)  # ζ = (1 − 2v) a
     if z.device.type != "cpu":
         return F.softplus(z).sum(-1).neg_()  # GPUs fuse it
     out = z.exp_().add_(1.0).log_().sum(-1).neg_()
     if bool(torch.isinf(out).any()):  # some ζ > 88.7 overflowed exp (rare): the softplus kernel
-        return F.softplus(torch.addcmul(a, a, v, value=-2.0, out=z)).sum(-1).neg_()
+        a = recompute() if recompute is not None else a
+        return F.softplus(torch.addcmul(a, a, v, value=-2.0, out=_buf(ws, "zeta", tuple(a.shape), a))).sum(-1).neg_()
     return out
 
 
@@ -402,13 +410,14 @@ class QPass:
 @torch.no_grad()
 def sample_q_pass(
     model, x: Tensor, K: int, generator: torch.Generator | None, prod: Products | None = None,
-    ws: Workspace | None = None, u1: Tensor | None = None,
+    ws: Workspace | None = None, u1: Tensor | None = None, keep_logits: bool = True,
 ) -> QPass:  # fmt: skip
     """Draw K samples h ~ q(h | x) for every row of x (B, D), layer by layer (Algorithm 1, line 2).
 
     The uniforms of all layers are drawn in one call, row by row; the first layer's logits U_1 x are
     computed once per data point (or given as ``u1`` (B, n_1) by a caller that has them). log q(h | x)
-    of the draws comes with them.
+    of the draws comes with them. ``keep_logits=False``: ``AQ`` is used up by the log-probability
+    (callers that need only ``SQ``, the samples and log q).
     """
     prod = prod or Products(model)
     B = x.shape[0]
@@ -428,8 +437,18 @@ def sample_q_pass(
         u = prod.logits("q", l, H[:, lay.cols(l - 1)], out=AQ[:, lay.qcols(l)], binary=True)
         H[:, lay.cols(l)].lt_(torch.sigmoid(u, out=SQ[:, lay.qcols(l)]))
     if L > 1:
-        log_q += bern_logp_sum(AQ, H[:, n1:], ws).view(B, K)
+        again = None if keep_logits else (lambda: _layer_logits(prod, "q", H, AQ, lay, range(2, L + 1), lay.cols, lay.qcols))
+        log_q += bern_logp_sum(AQ, H[:, n1:], ws, again).view(B, K)
     return QPass(lay, B, K, H, u1, s1, AQ, SQ, log_q)
+
+
+def _layer_logits(prod: Products, kind: str, G: Tensor, A: Tensor, lay: Layout, layers, inp, outp) -> Tensor:
+    """The logits of ``layers`` again from the samples in G (for the overflow fallback of
+    :func:`bern_logp_sum`): layer l reads G[:, inp(l)] and writes A[:, outp(l)] (l − 1 for p, l for q
+    as in the pass that first made them). Returns A."""
+    for l in layers:
+        prod.logits(kind, l, G[:, inp(l)], out=A[:, outp(l)], binary=True)
+    return A
 
 
 @dataclass
@@ -443,11 +462,14 @@ class PPass:
 
 
 @torch.no_grad()
-def p_pass(model, x: Tensor, q: QPass, prod: Products | None = None, ws: Workspace | None = None) -> PPass:
+def p_pass(
+    model, x: Tensor, q: QPass, prod: Products | None = None, ws: Workspace | None = None, keep_logits: bool = True
+) -> PPass:
     """log p(x, h) = log p(h_L) + Σ_l log p(h_{l-1} | h_l) for the samples of ``q`` (eq. 3.1).
 
     The logits are returned (the training step turns them into residuals in place); with a
-    workspace they live in its buffers until the next pass.
+    workspace they live in its buffers until the next pass. ``keep_logits=False``: they are used up
+    by the log-probabilities (estimators).
     """
     prod = prod or Products(model)
     lay, B, K = q.layout, q.B, q.K
@@ -459,11 +481,13 @@ def p_pass(model, x: Tensor, q: QPass, prod: Products | None = None, ws: Workspa
     AP = None
     if L > 1:
         AP = _buf(ws, "AP", (N, S - nL), x)
-        for l in range(2, L + 1):
-            prod.logits("p", l, q.h(l), out=AP[:, lay.cols(l - 1)], binary=True)
-        log_p += bern_logp_sum(AP, q.H[:, : S - nL], ws).view(B, K)
+        prev = lambda l: lay.cols(l - 1)  # noqa: E731 (p(h_{l-1} | h_l) is aligned with h_{l-1})
+        _layer_logits(prod, "p", q.H, AP, lay, range(2, L + 1), lay.cols, prev)
+        again = None if keep_logits else (lambda: _layer_logits(prod, "p", q.H, AP, lay, range(2, L + 1), lay.cols, prev))
+        log_p += bern_logp_sum(AP, q.H[:, : S - nL], ws, again).view(B, K)
     a1 = prod.logits("p", 1, q.h(1), out=_buf(ws, "a1", (N, D), x), binary=True)  # (N, D): the expensive layer
-    log_p += bern_logp_sum(a1.view(B, K, D), x.unsqueeze(1), ws)
+    again = None if keep_logits else (lambda: prod.logits("p", 1, q.h(1), out=a1, binary=True).view(B, K, D))
+    log_p += bern_logp_sum(a1.view(B, K, D), x.unsqueeze(1), ws, again)
     return PPass(log_p, a1, AP)
 
 
@@ -474,8 +498,8 @@ def log_weights_pass(
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """(log p(x, h_k), log q(h_k | x)) for K fresh samples h_k ~ q(h | x): x (B, D) -> two (B, K)."""
     prod = prod or Products(model, int8=True, ws=ws)
-    q = sample_q_pass(model, x, K, generator, prod, ws, u1)
-    return p_pass(model, x, q, prod, ws).log_p, q.log_q
+    q = sample_q_pass(model, x, K, generator, prod, ws, u1, keep_logits=False)
+    return p_pass(model, x, q, prod, ws, keep_logits=False).log_p, q.log_q
 
 
 @torch.no_grad()
@@ -507,19 +531,21 @@ def z2_terms_pass(
     for l in range(L, 0, -1):
         a = prod.logits("p", l, G[:, gcols(l)], out=AP[:, gcols(l - 1)], binary=True)
         G[:, gcols(l - 1)].lt_(torch.sigmoid(a, out=_buf(ws, "Sz", tuple(a.shape), a)))
-    log_pxh += bern_logp_sum(AP, G[:, : D + S - nL], ws)
+    below = lambda l: gcols(l - 1)  # noqa: E731 (p(h_{l-1} | h_l) is aligned with h_{l-1})
+    again = lambda: _layer_logits(prod, "p", G, AP, lay, range(L, 0, -1), gcols, below)  # noqa: E731
+    log_pxh += bern_logp_sum(AP, G[:, : D + S - nL], ws, again)
     x = G[:, :D]
     # log q(h | x): logits of every layer given the p-sample below, aligned with G[:, D:]
     AQ = _buf(ws, "AQz", (n, S), ref)
-    for l in range(1, L + 1):
-        prod.logits("q", l, G[:, gcols(l - 1)], out=AQ[:, lay.cols(l)], binary=True)
-    log_q_h = bern_logp_sum(AQ, G[:, D:], ws)
-    # h' ~ q(h | x), n_inner per outer sample, sharing U_1 x
+    _layer_logits(prod, "q", G, AQ, lay, range(1, L + 1), below, lay.cols)
+    # h' ~ q(h | x), n_inner per outer sample, sharing U_1 x (drawn before log q(h | x) uses AQ up)
     u1 = AQ[:, :n1]
     xs = x if n_inner == 1 else x.repeat_interleave(n_inner, 0)
     u1r = u1 if n_inner == 1 else u1.repeat_interleave(n_inner, 0)
     q = _q_from_u1(model, xs, u1r, generator, prod, ws)
-    log_p2 = p_pass(model, xs, q, prod, ws).log_p.view(n, n_inner)
+    again = lambda: _layer_logits(prod, "q", G, AQ, lay, range(1, L + 1), below, lay.cols)  # noqa: E731
+    log_q_h = bern_logp_sum(AQ, G[:, D:], ws, again)
+    log_p2 = p_pass(model, xs, q, prod, ws, keep_logits=False).log_p.view(n, n_inner)
     log_q2 = q.log_q.view(n, n_inner)
     t = (log_p2 - log_q2).add_((log_q_h - log_pxh).unsqueeze(1)).mul_(0.5)
     return torch.logsumexp(t, 1) - math.log(n_inner)
@@ -540,5 +566,11 @@ def _q_from_u1(model, x: Tensor, u1: Tensor, generator, prod: Products, ws: Work
     for l in range(2, L + 1):
         u = prod.logits("q", l, H[:, lay.cols(l - 1)], out=AQ[:, lay.cols(l)], binary=True)
         H[:, lay.cols(l)].lt_(torch.sigmoid(u, out=SQ[:, lay.qcols(l)]))
-    log_q = bern_logp_sum(AQ, H, ws).view(M, 1)
+
+    def again() -> Tensor:
+        AQ[:, :n1].copy_(u1)
+        prev = lambda l: lay.cols(l - 1)  # noqa: E731
+        return _layer_logits(prod, "q", H, AQ, lay, range(2, L + 1), prev, lay.cols)
+
+    log_q = bern_logp_sum(AQ, H, ws, again).view(M, 1)  # uses AQ up (callers need only SQ)
     return QPass(lay, M, 1, H, u1, s1, AQ[:, n1:], SQ, log_q)

@@ -179,7 +179,7 @@ def _closed_form(
     N = B * K
     prod = Products(model, precision, ws=ws)
     # --- h_k ~ q(h | x) and log q; log p(x, h) with the logits kept for the residuals ----------
-    q = sample_q_pass(model, x, K, generator, prod, ws)
+    q = sample_q_pass(model, x, K, generator, prod, ws, keep_logits=False)  # the q-residuals use SQ
     pp = p_pass(model, x, q, prod, ws)
     lay = q.layout
     S, n1, nL = lay.width, lay.sizes[1], lay.sizes[L]

@@ -26,3 +26,76 @@ def test_bern_logp_sum_is_exact_where_exp_overflows_and_where_it_does_not():
         assert torch.allclose(got[ok], want[ok], rtol=1e-5, atol=1e-4), (got, want)
         assert torch.isnan(got[4]) and float(got[5]) <= -1e30
         assert abs(float(got[1]) - float(want[1])) < 1e-3 and float(got[1]) < -150
+
+
+def test_bern_logp_sum_over_the_logits_recomputes_them_only_when_exp_overflows():
+    """With ``recompute`` the sum forms ζ over the logits (they are used up) and calls ``recompute``
+    for the exact fallback only when a row overflowed: same sums as the out-of-place path with and
+    without an overflowing entry, the function called 0 and 1 times. Catches the fallback reading the
+    consumed buffer (it would take log(1 + e^ζ) of garbage: −inf or a wrong sum) and a recompute on
+    every call (no saving)."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(5, 40, generator=g) * 6
+    v = (torch.rand(5, 40, generator=g) < 0.5).float()
+    for overflow in (False, True):
+        a0 = base.clone()
+        if overflow:
+            a0[2, 4], v[2, 4] = 120.0, 0.0  # ζ = 120
+        want = bern_logp_sum(a0, v).double()
+        calls = []
+
+        def again(a0=a0):
+            calls.append(1)
+            return a0.clone()
+
+        a = a0.clone()
+        got = bern_logp_sum(a, v, Workspace(), again).double()
+        assert torch.allclose(got, want, rtol=1e-6, atol=1e-5), (got, want)
+        assert len(calls) == int(overflow)
+        assert not torch.equal(a, a0)  # the logits were used up
+
+
+def test_estimator_passes_stay_exact_when_the_logits_overflow_exp():
+    """log_weights_pass and z2_terms_pass (logits used up by their log-probabilities, recomputed on
+    overflow) against the model's own out-of-place log p / log q for a net with huge weights, where
+    many ζ exceed 88.7: equal to 1e-5 relative. Catches a recompute that reads the wrong samples or
+    writes the wrong columns (a layer's logits shifted), which would change the sums by many nats."""
+    from bihm_app.engine.model import BiHM, ModelConfig, make_generator
+    from bihm_app.engine.passes import Products, log_weights_pass, p_pass, sample_q_pass
+
+    model = BiHM(ModelConfig(12, (8, 6, 4)), make_generator(0))
+    with torch.no_grad():
+        for w in [*model.p_weights, *model.q_weights]:
+            w.mul_(60.0)  # logits of ±100s: exp overflows in many entries
+    x = (torch.rand(3, 12, generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    lp, lq = log_weights_pass(model, x, 7, make_generator(5), ws=Workspace())
+    q = sample_q_pass(model, x, 7, make_generator(5), Products(model), None)  # the same draws, logits kept
+    want_p = p_pass(model, x, q, Products(model), None).log_p
+    assert torch.isfinite(lp).all() and torch.isfinite(lq).all()
+    assert torch.allclose(lq, q.log_q, rtol=1e-5), (lq, q.log_q)
+    assert torch.allclose(lp, want_p, rtol=1e-5), (lp, want_p)
+    hs = [x.unsqueeze(1).expand(3, 7, 12)] + [q.h(l).view(3, 7, -1) for l in (1, 2, 3)]
+    ref_p = model.log_p([x] + hs[1:])
+    assert torch.allclose(lp.double(), ref_p.double(), rtol=1e-5), (lp, ref_p)
+
+
+def test_z2_terms_with_logits_used_up_equal_the_out_of_place_sums(monkeypatch):
+    """z2_terms_pass (every log-probability formed over its logits, recomputed on overflow) equals the
+    same pass with out-of-place sums (``recompute`` dropped) for the same draws, on a net whose logits
+    overflow exp and on a mild one: exactly the same terms to 1e-5. Catches the inner draws reading
+    q's first-layer logits after log q(h | x) used them up, and a wrong recompute."""
+    from bihm_app.engine import passes
+    from bihm_app.engine.model import BiHM, ModelConfig, make_generator
+
+    for scale, n_inner in ((1.0, 1), (60.0, 1), (60.0, 2)):
+        model = BiHM(ModelConfig(12, (8, 6, 4)), make_generator(0))
+        with torch.no_grad():
+            for w in [*model.p_weights, *model.q_weights]:
+                w.mul_(scale)
+        got = passes.z2_terms_pass(model, 50, n_inner, make_generator(3), ws=Workspace())
+        with monkeypatch.context() as m:
+            plain = passes.bern_logp_sum
+            m.setattr(passes, "bern_logp_sum", lambda a, v, ws=None, recompute=None: plain(a, v, ws))
+            want = passes.z2_terms_pass(model, 50, n_inner, make_generator(3), ws=Workspace())
+        assert torch.isfinite(got).all()
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (scale, (got - want).abs().max())
