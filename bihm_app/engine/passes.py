@@ -276,14 +276,23 @@ class Products:
         self._w16: dict[tuple[str, int], Tensor] = {}
         self._h16: dict[tuple, Tensor] = {}
         self._h8: dict[tuple, Tensor] = {}
+        self._params: tuple[tuple[Tensor, ...], ...] | None = None
         self.int8 = (
             int8 and not self.bf16 and model.p_prior.dtype == torch.float32 and model.p_prior.device.type == "cpu"
             and int8_products_available()
         )  # fmt: skip
 
+    def _wb(self, kind: str, i: int) -> tuple[Tensor, Tensor]:
+        """(weights, biases) of p's (``"p"``) or q's (``"q"``) layer i + 1; the lists are read once per
+        pass (indexing a ParameterList costs ~2 µs, a pass makes ~50 products)."""
+        if self._params is None:
+            m = self.model
+            lists = (m.p_weights, m.p_biases, m.q_weights, m.q_biases)
+            self._params = tuple(tuple(pl.parameters(recurse=False)) for pl in lists)
+        return (self._params[0][i], self._params[1][i]) if kind == "p" else (self._params[2][i], self._params[3][i])
+
     def _int8_weight(self, kind: str, i: int) -> Int8Weight | None:
-        w = (self.model.p_weights if kind == "p" else self.model.q_weights)[i]
-        b = (self.model.p_biases if kind == "p" else self.model.q_biases)[i]
+        w, b = self._wb(kind, i)
         pk = _PACKED.get(w)
         if pk is None or not pk.current(w, b):
             pk = pack_int8(w, b)
@@ -309,8 +318,7 @@ class Products:
     def _weights16(self, kind: str, i: int) -> Tensor:
         key = (kind, i)
         if key not in self._w16:
-            w = (self.model.p_weights if kind == "p" else self.model.q_weights)[i]
-            b = (self.model.p_biases if kind == "p" else self.model.q_biases)[i]
+            w = self._wb(kind, i)[0]
             self._w16[key] = self._cast16(w.detach(), f"w16.{kind}{i}")
         return self._w16[key]
 
@@ -333,7 +341,7 @@ class Products:
 
         ``binary``: the caller guarantees h ∈ {0, 1} (a sample), which allows the exact int8 path."""
         i = l - 1
-        w = (self.model.p_weights if kind == "p" else self.model.q_weights)[i]
+        w, bias = self._wb(kind, i)
         if binary and self.int8 and h.shape[0] * w.shape[0] * w.shape[1] >= INT8_MIN_WORK:
             try:
                 pk = self._int8_weight(kind, i)
@@ -344,7 +352,6 @@ class Products:
                     return int8_logits(pk, h, out, self._in8(h), scratch)
             except RuntimeError:  # oneDNN refused this product (a shape, a build): fp32 from now on
                 _INT8["available"] = self.int8 = False
-        bias = (self.model.p_biases if kind == "p" else self.model.q_biases)[i]
         if self._big(h.shape[0], w.shape[1], w.shape[0]):
             res16 = None if self.ws is None else self.ws.get("mm16", (h.shape[0], w.shape[0]), torch.bfloat16, h.device)
             res = torch.mm(self._in16(h), self._weights16(kind, i).t(), out=res16)
