@@ -470,14 +470,19 @@ class PPass:
 
 @torch.no_grad()
 def p_pass(
-    model, x: Tensor, q: QPass, prod: Products | None = None, ws: Workspace | None = None, keep_logits: bool = True
-) -> PPass:
+    model, x: Tensor, q: QPass, prod: Products | None = None, ws: Workspace | None = None, keep_logits: bool = True,
+    scratch: str | None = None,
+) -> PPass:  # fmt: skip
     """log p(x, h) = log p(h_L) + Σ_l log p(h_{l-1} | h_l) for the samples of ``q`` (eq. 3.1).
 
     The logits are returned (the training step turns them into residuals in place); with a
     workspace they live in its buffers until the next pass. ``keep_logits=False``: they are used up
-    by the log-probabilities (estimators).
+    by the log-probabilities (estimators), and ``scratch`` names a workspace buffer the caller no
+    longer needs, which then holds them (the layers ≥ 2 first, then the first layer's: a smaller
+    working set stays in the cache; measured 4 % of an evaluation).
     """
+    if scratch is not None and keep_logits:
+        raise ValueError("scratch buffers hold logits that are used up: pass keep_logits=False")
     prod = prod or Products(model)
     lay, B, K = q.layout, q.B, q.K
     L, D, S = lay.L, lay.sizes[0], lay.width
@@ -487,12 +492,12 @@ def p_pass(
     log_p = (q.h(L) @ c).sub_(F.softplus(c).sum()).view(B, K)  # log p(h_L)
     AP = None
     if L > 1:
-        AP = _buf(ws, "AP", (N, S - nL), x)
+        AP = _buf(ws, scratch or "AP", (N, S - nL), x)
         prev = lambda l: lay.cols(l - 1)  # noqa: E731 (p(h_{l-1} | h_l) is aligned with h_{l-1})
         _layer_logits(prod, "p", q.H, AP, lay, range(2, L + 1), lay.cols, prev)
         again = None if keep_logits else (lambda: _layer_logits(prod, "p", q.H, AP, lay, range(2, L + 1), lay.cols, prev))
         log_p += bern_logp_sum(AP, q.H[:, : S - nL], ws, again).view(B, K)
-    a1 = prod.logits("p", 1, q.h(1), out=_buf(ws, "a1", (N, D), x), binary=True)  # (N, D): the expensive layer
+    a1 = prod.logits("p", 1, q.h(1), out=_buf(ws, scratch or "a1", (N, D), x), binary=True)  # (N, D): the expensive layer
     again = None if keep_logits else (lambda: prod.logits("p", 1, q.h(1), out=a1, binary=True).view(B, K, D))
     log_p += bern_logp_sum(a1.view(B, K, D), x.unsqueeze(1), ws, again)
     return PPass(log_p, a1, AP)
@@ -506,7 +511,7 @@ def log_weights_pass(
     """(log p(x, h_k), log q(h_k | x)) for K fresh samples h_k ~ q(h | x): x (B, D) -> two (B, K)."""
     prod = prod or Products(model, int8=True, ws=ws)
     q = sample_q_pass(model, x, K, generator, prod, ws, u1, keep_logits=False)
-    return p_pass(model, x, q, prod, ws, keep_logits=False).log_p, q.log_q
+    return p_pass(model, x, q, prod, ws, keep_logits=False, scratch="AQ").log_p, q.log_q  # q's logits are used up
 
 
 @torch.no_grad()
@@ -543,7 +548,7 @@ def z2_terms_pass(
     log_pxh += bern_logp_sum(AP, G[:, : D + S - nL], ws, again)
     x = G[:, :D]
     # log q(h | x): logits of every layer given the p-sample below, aligned with G[:, D:]
-    AQ = _buf(ws, "AQz", (n, S), ref)
+    AQ = _buf(ws, "APz", (n, S), ref)  # in the buffer of p's logits, used up above
     _layer_logits(prod, "q", G, AQ, lay, range(1, L + 1), below, lay.cols)
     # h' ~ q(h | x), n_inner per outer sample, sharing U_1 x (drawn before log q(h | x) uses AQ up)
     u1 = AQ[:, :n1]
@@ -552,7 +557,7 @@ def z2_terms_pass(
     q = _q_from_u1(model, xs, u1r, generator, prod, ws)
     again = lambda: _layer_logits(prod, "q", G, AQ, lay, range(1, L + 1), below, lay.cols)  # noqa: E731
     log_q_h = bern_logp_sum(AQ, G[:, D:], ws, again)
-    log_p2 = p_pass(model, xs, q, prod, ws, keep_logits=False).log_p.view(n, n_inner)
+    log_p2 = p_pass(model, xs, q, prod, ws, keep_logits=False, scratch="APz").log_p.view(n, n_inner)
     log_q2 = q.log_q.view(n, n_inner)
     t = (log_p2 - log_q2).add_((log_q_h - log_pxh).unsqueeze(1)).mul_(0.5)
     return torch.logsumexp(t, 1) - math.log(n_inner)
