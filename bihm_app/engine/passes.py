@@ -479,7 +479,7 @@ def p_pass(
     workspace they live in its buffers until the next pass. ``keep_logits=False``: they are used up
     by the log-probabilities (estimators), and ``scratch`` names a workspace buffer the caller no
     longer needs, which then holds them (the layers ≥ 2 first, then the first layer's: a smaller
-    working set stays in the cache; measured 4 % of an evaluation).
+    working set stays in the cache; measured: 2 log Z 1.07–1.12× faster).
     """
     if scratch is not None and keep_logits:
         raise ValueError("scratch buffers hold logits that are used up: pass keep_logits=False")
