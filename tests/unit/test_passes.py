@@ -69,7 +69,7 @@ def test_estimator_passes_stay_exact_when_the_logits_overflow_exp():
             w.mul_(60.0)  # logits of ±100s: exp overflows in many entries
     x = (torch.rand(3, 12, generator=torch.Generator().manual_seed(2)) < 0.5).float()
     lp, lq = log_weights_pass(model, x, 7, make_generator(5), ws=Workspace())
-    q = sample_q_pass(model, x, 7, make_generator(5), Products(model), None)  # the same draws, logits kept
+    q = sample_q_pass(model, x, 7, make_generator(5), Products(model), None, layer_major=True)  # the same draws, logits kept
     want_p = p_pass(model, x, q, Products(model), None).log_p
     assert torch.isfinite(lp).all() and torch.isfinite(lq).all()
     assert torch.allclose(lq, q.log_q, rtol=1e-5), (lq, q.log_q)
@@ -95,7 +95,7 @@ def test_z2_terms_with_logits_used_up_equal_the_out_of_place_sums(monkeypatch):
         got = passes.z2_terms_pass(model, 50, n_inner, make_generator(3), ws=Workspace())
         with monkeypatch.context() as m:
             plain = passes.bern_logp_sum
-            m.setattr(passes, "bern_logp_sum", lambda a, v, ws=None, recompute=None: plain(a, v, ws))
+            m.setattr(passes, "bern_logp_sum", lambda a, v, ws=None, recompute=None, rows=None: plain(a, v, ws, None, rows))
             want = passes.z2_terms_pass(model, 50, n_inner, make_generator(3), ws=Workspace())
         assert torch.isfinite(got).all()
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (scale, (got - want).abs().max())
