@@ -3,13 +3,13 @@
 The samples of every latent layer of one batch live in one buffer H, and so do the logits of the
 layers (A_q, A_p), aligned unit for unit with the samples they predict. The element-wise work of
 all layers is then a few passes over whole buffers instead of a dozen small ones per layer, and a
-pass draws its uniforms in one call. Two layouts (:class:`Blocks`): row-major (rows, n_1 + … + n_L),
-row r holding sample r's h_1 … h_L — the training step's, whose residuals are weighted row by row
-and whose log-probabilities are one row sum — and layer-major, each layer's (rows, n_l) block
-contiguous — the estimators' and the sampler's, where every matrix product reads and writes whole
-blocks (row-major products go through strided views and copies; layer-major measured 1.17× an
-evaluation, 1.12× 2 log Z, 1.08× a Gibbs sweep). The buffers come from a :class:`Workspace`, so a
-training step or the chunks of an estimate reuse the same memory.
+pass draws its uniforms in one call. The buffers are layer-major (:class:`Blocks`): each layer's
+(rows, n_l) block is contiguous, so every matrix product reads and writes whole blocks (a row-major
+buffer, row r holding sample r's h_1 … h_L, made the products go through strided views and copies:
+layer-major measured 1.17× an evaluation, 1.12× 2 log Z, 1.08× a Gibbs sweep and 1.085× a training
+step); only the row sums of log-probabilities and the training step's row weights go block by
+block. The buffers come from a :class:`Workspace`, so a training step or the chunks of an estimate
+reuse the same memory.
 
 Log-probabilities of binary v under logits a use
 
@@ -22,7 +22,7 @@ Passes that need the logits only for this sum form ζ over them (``recompute=``:
 stream through the cache, 7 % of an evaluation) and recompute them for that rare fallback.
 
 Shapes: B data points, K samples each, N = B·K rows (samples of a point contiguous); layer sizes
-``sizes = (D, n_1, …, n_L)``. ``Layout.cols(l)`` is h_l's column slice in H.
+``sizes = (D, n_1, …, n_L)``; ``Blocks(H, N, sizes, 1, L)[l]`` is h_l's (N, n_l) block of H.
 
 Everything here runs without autograd (samples are held fixed; gradients are closed-form).
 
@@ -373,42 +373,18 @@ class Products:
 
 
 class Layout:
-    """Column offsets of h_1 … h_L in a row of H."""
+    """Layer sizes of a pass: ``sizes`` (D, n_1, …, n_L) and the number of latent layers ``L``."""
 
     def __init__(self, sizes: tuple[int, ...]) -> None:
         self.sizes = tuple(int(n) for n in sizes)
         self.L = len(self.sizes) - 1
-        self.start = [0] * (self.L + 2)
-        c = 0
-        for l in range(1, self.L + 1):
-            self.start[l] = c
-            c += self.sizes[l]
-        self.start[self.L + 1] = c
-        self.width = c  # S = n_1 + … + n_L
-
-    def cols(self, l: int) -> slice:
-        """Columns of h_l (l = 1 … L)."""
-        return slice(self.start[l], self.start[l + 1])
-
-    def qcols(self, l: int) -> slice:
-        """Columns of layer l ≥ 2 in a buffer aligned with H[:, n_1:] (logits of q above the first)."""
-        n1 = self.sizes[1]
-        return slice(self.start[l] - n1, self.start[l + 1] - n1)
 
 
 class Blocks:
-    """Layers ``first`` … ``last`` (0 is x) of N rows in one buffer, in one of two layouts:
-
-    * row-major, ``buf`` (N, width): row r holds sample r's layers side by side — the training
-      step's layout (its residuals are weighted row by row over several layers at once);
-    * layer-major, ``buf`` (N · width,): each layer's (N, n_l) block is contiguous, one after the
-      other — the estimators' layout: every product reads and writes whole blocks (no strided
-      outputs to copy, no scratch for the int8 products; measured 1.1× an evaluation pass).
-
-    Element-wise work over several layers is one call either way (:meth:`span`: a 2-D view or a
-    flat range, aligned between buffers that hold the same layers); only row sums differ
-    (:meth:`row_sums`).
-    """
+    """Layers ``first`` … ``last`` (0 is x) of N rows in one flat buffer, layer-major: layer l is the
+    contiguous (N, n_l) block ``self[l]``, the blocks one after the other. Element-wise work over
+    several layers is one call on :meth:`span` (flat, aligned between buffers that hold the same
+    layers); row sums go block by block (:meth:`row_sums`)."""
 
     def __init__(self, buf: Tensor, N: int, sizes: tuple[int, ...], first: int, last: int) -> None:
         self.buf, self.N, self.sizes, self.first, self.last = buf, N, sizes, first, last
@@ -418,30 +394,21 @@ class Blocks:
             self.off[l] = o
             o += sizes[l]
         self.off[last + 1] = o
-        self.layer_major = buf.dim() == 1
 
     @classmethod
-    def alloc(
-        cls, ws: Workspace | None, name: str, N: int, sizes: tuple[int, ...], first: int, last: int, like: Tensor,
-        layer_major: bool,
-    ) -> "Blocks":  # fmt: skip
-        width = sum(sizes[first : last + 1])
-        return cls(_buf(ws, name, (N * width,) if layer_major else (N, width), like), N, sizes, first, last)
+    def alloc(cls, ws: Workspace | None, name: str, N: int, sizes: tuple[int, ...], first: int, last: int, like: Tensor) -> "Blocks":
+        return cls(_buf(ws, name, (N * sum(sizes[first : last + 1]),), like), N, sizes, first, last)
 
     def __getitem__(self, l: int) -> Tensor:
-        """Layer l as (N, n_l): a contiguous block (layer-major) or a column slice (row-major)."""
-        o, e = self.off[l], self.off[l] + self.sizes[l]
-        return self.buf[self.N * o : self.N * e].view(self.N, e - o) if self.layer_major else self.buf[:, o:e]
+        """Layer l as a contiguous (N, n_l) block."""
+        return self.buf[self.N * self.off[l] : self.N * self.off[l + 1]].view(self.N, self.sizes[l])
 
     def span(self, a: int, b: int) -> Tensor:
-        """Layers a … b together: (N, Σ n_l) row-major or a flat range layer-major."""
-        o, e = self.off[a], self.off[b + 1]
-        return self.buf[self.N * o : self.N * e] if self.layer_major else self.buf[:, o:e]
+        """Layers a … b together, flat."""
+        return self.buf[self.N * self.off[a] : self.N * self.off[b + 1]]
 
     def row_sums(self, a: int, b: int) -> Callable[[Tensor], Tensor]:
         """A function t ↦ (N,) sums of t's rows, t laid out like ``span(a, b)``."""
-        if not self.layer_major:
-            return lambda t: t.sum(-1)
         N, sizes = self.N, self.sizes
 
         def sums(t: Tensor) -> Tensor:
@@ -459,10 +426,10 @@ class Blocks:
 class QPass:
     """K samples h ~ q(h | x) per point (every layer of a batch in one buffer) and what made them.
 
-    ``H`` the samples' buffer and ``Hb`` its :class:`Blocks` (row-major: H is (N, S)); ``u1`` (B, n_1)
-    the first layer's logits (once per point) and ``s1`` = σ(u1); ``AQ``/``SQ`` the logits and
-    probabilities of layers 2 … L laid out like H's (row-major (N, S − n_1), aligned with
-    ``H[:, n_1:]``; ``SQ`` None where the pass did not keep them); ``log_q`` (B, K) = log q(h | x).
+    ``H`` the samples' flat buffer (N · S) and ``Hb`` its :class:`Blocks`; ``u1`` (B, n_1) the first
+    layer's logits (once per point) and ``s1`` = σ(u1); ``AQ``/``SQ`` the flat buffers of the logits
+    and probabilities of layers 2 … L (``Blocks(AQ, N, sizes, 2, L)``; ``SQ`` None where the pass did
+    not keep them); ``log_q`` (B, K) = log q(h | x).
     """
 
     layout: Layout
@@ -484,22 +451,21 @@ class QPass:
 @torch.no_grad()
 def sample_q_pass(
     model, x: Tensor, K: int, generator: torch.Generator | None, prod: Products | None = None,
-    ws: Workspace | None = None, u1: Tensor | None = None, keep_logits: bool = True, layer_major: bool = False,
+    ws: Workspace | None = None, u1: Tensor | None = None, keep_logits: bool = True,
 ) -> QPass:  # fmt: skip
     """Draw K samples h ~ q(h | x) for every row of x (B, D), layer by layer (Algorithm 1, line 2).
 
     The uniforms of all layers are drawn in one call; the first layer's logits U_1 x are computed
     once per data point (or given as ``u1`` (B, n_1) by a caller that has them). log q(h | x) of the
     draws comes with them. ``keep_logits=False``: ``AQ`` is used up by the log-probability (callers
-    that need only ``SQ``, the samples and log q); ``layer_major``: the buffers' layout
-    (:class:`Blocks`; row-major by default, as the training step needs).
+    that need only ``SQ``, the samples and log q).
     """
     prod = prod or Products(model)
     B = x.shape[0]
     N = B * K
     lay = Layout(model.sizes)
     L, n1, sizes = lay.L, lay.sizes[1], lay.sizes
-    H = Blocks.alloc(ws, "H", N, sizes, 1, L, x, layer_major)
+    H = Blocks.alloc(ws, "H", N, sizes, 1, L, x)
     uniform_(H.buf, generator)
     if u1 is None:
         u1 = prod.logits("q", 1, x)  # (B, n1)
@@ -507,8 +473,8 @@ def sample_q_pass(
     h1 = H[1].view(B, K, n1).lt_(s1.unsqueeze(1))  # (B, K, n1), in place over its uniforms
     # log q(h_1 | x) = h_1 · u_1 − Σ softplus(u_1): one dot product per sample
     log_q = torch.bmm(h1, u1.unsqueeze(2)).squeeze(2).sub_(F.softplus(u1).sum(1, keepdim=True))
-    AQ = Blocks.alloc(ws, "AQ", N, sizes, 2, L, x, layer_major)
-    SQ = Blocks.alloc(ws, "SQ", N, sizes, 2, L, x, layer_major)
+    AQ = Blocks.alloc(ws, "AQ", N, sizes, 2, L, x)
+    SQ = Blocks.alloc(ws, "SQ", N, sizes, 2, L, x)
     for l in range(2, L + 1):
         u = prod.logits("q", l, H[l - 1], out=AQ[l], binary=True)
         H[l].lt_(torch.sigmoid(u, out=SQ[l]))
@@ -533,8 +499,8 @@ def _layer_logits(prod: Products, kind: str, src: Blocks, dst: Blocks, layers) -
 @dataclass
 class PPass:
     """log p(x, h) (B, K) of a :class:`QPass`'s samples, and the logits: ``a1`` (N, D) of p(x | h_1)
-    and ``AP`` of p(h_{l-1} | h_l), l = 2 … L, laid out like the samples' buffer (row-major
-    (N, S − n_L), aligned with ``H[:, :S − n_L]``)."""
+    and ``AP`` of p(h_{l-1} | h_l), l = 2 … L, a flat buffer aligned with the samples of layers
+    1 … L − 1 (``Blocks(AP, N, sizes, 1, L - 1)``)."""
 
     log_p: Tensor
     a1: Tensor
@@ -564,7 +530,7 @@ def p_pass(
     log_p = (H[L] @ c).sub_(F.softplus(c).sum()).view(B, K)  # log p(h_L)
     AP = None
     if L > 1:
-        AP = Blocks.alloc(ws, scratch or "AP", N, lay.sizes, 1, L - 1, x, H.layer_major)
+        AP = Blocks.alloc(ws, scratch or "AP", N, lay.sizes, 1, L - 1, x)
         _layer_logits(prod, "p", H, AP, range(2, L + 1))
         again = None if keep_logits else (lambda: _layer_logits(prod, "p", H, AP, range(2, L + 1)))
         log_p += bern_logp_sum(AP.span(1, L - 1), H.span(1, L - 1), ws, again, AP.row_sums(1, L - 1)).view(B, K)
@@ -581,7 +547,7 @@ def log_weights_pass(
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """(log p(x, h_k), log q(h_k | x)) for K fresh samples h_k ~ q(h | x): x (B, D) -> two (B, K)."""
     prod = prod or Products(model, int8=True, ws=ws)
-    q = sample_q_pass(model, x, K, generator, prod, ws, u1, keep_logits=False, layer_major=True)
+    q = sample_q_pass(model, x, K, generator, prod, ws, u1, keep_logits=False)
     return p_pass(model, x, q, prod, ws, keep_logits=False, scratch="AQ").log_p, q.log_q  # q's logits are used up
 
 
@@ -594,18 +560,18 @@ def z2_terms_pass(
 
     Each term is log mean_{h'} sqrt(p(x, h') q(h | x) / (p(x, h) q(h' | x))). The ancestral draw keeps
     the logits it sampled with, so log p(x, h) costs no second pass; q's first layer U_1 x serves
-    both log q(h | x) and the inner draws. Buffers are layer-major (:class:`Blocks`).
+    both log q(h | x) and the inner draws.
     """
     prod = prod or Products(model, int8=True, ws=ws)
     sizes, L = tuple(model.sizes), len(model.sizes) - 1
     ref = model.p_prior
     # (x, h) ~ p: G holds x, h_1, …, h_L; AP the logits of p(h_{l-1} | h_l), l = 1 … L
-    G = Blocks.alloc(ws, "Gz", n, sizes, 0, L, ref, layer_major=True)
+    G = Blocks.alloc(ws, "Gz", n, sizes, 0, L, ref)
     uniform_(G.buf, generator)
     c = model.p_prior
     hL = G[L].lt_(torch.sigmoid(c))
     log_pxh = (hL @ c).sub_(F.softplus(c).sum())
-    AP = Blocks.alloc(ws, "APz", n, sizes, 0, L - 1, ref, layer_major=True)
+    AP = Blocks.alloc(ws, "APz", n, sizes, 0, L - 1, ref)
     for l in range(L, 0, -1):
         a = prod.logits("p", l, G[l], out=AP[l - 1], binary=True)
         G[l - 1].lt_(torch.sigmoid(a, out=_buf(ws, "Sz", tuple(a.shape), a)))
@@ -613,7 +579,7 @@ def z2_terms_pass(
     log_pxh += bern_logp_sum(AP.span(0, L - 1), G.span(0, L - 1), ws, again, AP.row_sums(0, L - 1))
     x = G[0]
     # log q(h | x): logits of every layer given the p-sample below, in the buffer of p's (used up above)
-    AQ = Blocks.alloc(ws, "APz", n, sizes, 1, L, ref, layer_major=True)
+    AQ = Blocks.alloc(ws, "APz", n, sizes, 1, L, ref)
     _layer_logits(prod, "q", G, AQ, range(1, L + 1))
     # h' ~ q(h | x), n_inner per outer sample, sharing U_1 x (drawn before log q(h | x) uses AQ up)
     u1 = AQ[1]
@@ -630,14 +596,14 @@ def z2_terms_pass(
 
 @torch.no_grad()
 def _q_from_u1(model, x: Tensor, u1: Tensor, generator, prod: Products, ws: Workspace | None = None) -> QPass:
-    """One sample h ~ q(h | x) per row when U_1 x + d_1 (``u1``, (M, n_1)) is known already
-    (layer-major buffers; the logits are used up by log q, the probabilities not kept)."""
+    """One sample h ~ q(h | x) per row when U_1 x + d_1 (``u1``, (M, n_1)) is known already (the
+    logits are used up by log q, the probabilities not kept)."""
     M = x.shape[0]
     lay = Layout(model.sizes)
     L, sizes = lay.L, lay.sizes
-    H = Blocks.alloc(ws, "H", M, sizes, 1, L, x, layer_major=True)
+    H = Blocks.alloc(ws, "H", M, sizes, 1, L, x)
     uniform_(H.buf, generator)
-    AQ = Blocks.alloc(ws, "AQ1", M, sizes, 1, L, x, layer_major=True)  # layer 1 included: one log-probability pass
+    AQ = Blocks.alloc(ws, "AQ1", M, sizes, 1, L, x)  # layer 1 included: one log-probability pass
     AQ[1].copy_(u1)
     s1 = torch.sigmoid(u1)
     H[1].lt_(s1)

@@ -30,7 +30,7 @@ from torch import Tensor
 from bihm_app.engine.graphs import WARMUP_STEPS, StepGraph, graphs_available
 from bihm_app.engine.model import BiHM
 from bihm_app.engine.optim import Adam
-from bihm_app.engine.passes import PRECISIONS, Products, Workspace, p_pass, sample_q_pass
+from bihm_app.engine.passes import PRECISIONS, Blocks, Products, Workspace, p_pass, sample_q_pass
 
 METHODS = ("bihm", "rws")
 L1_SCALINGS = ("batch", "point")
@@ -181,8 +181,8 @@ def _closed_form(
     # --- h_k ~ q(h | x) and log q; log p(x, h) with the logits kept for the residuals ----------
     q = sample_q_pass(model, x, K, generator, prod, ws, keep_logits=False)  # the q-residuals use SQ
     pp = p_pass(model, x, q, prod, ws)
-    lay = q.layout
-    S, n1, nL = lay.width, lay.sizes[1], lay.sizes[L]
+    lay, H = q.layout, q.Hb
+    sizes, n1 = lay.sizes, lay.sizes[1]
 
     # --- weights (3.7) and the objective -------------------------------------------------------
     log_w = pp.log_p - q.log_q
@@ -205,25 +205,24 @@ def _closed_form(
     prod.grad(r1, q.h(1), out=g["p_weights.0"])
     torch.sum(r1, 0, out=g["p_biases.0"])
     # q(h_1 | x): sum the K weighted residuals first, then one (n1, B) × (B, D) product
-    h1 = q.H[:, :n1].view(B, K, n1)
+    h1 = q.h(1).view(B, K, n1)
     rq1 = torch.bmm(v.unsqueeze(1), h1).squeeze(1).sub_(q.s1 * v.sum(1, keepdim=True))  # (B, n1)
     torch.mm(rq1.t(), x, out=g["q_weights.0"])
     torch.sum(rq1, 0, out=g["q_biases.0"])
     if L > 1:
-        # p(h_{l-1} | h_l), l ≥ 2, all layers at once: ω (h_{l-1} − σ(a)) in the logits' buffer
-        RP = pp.AP.sigmoid_()
-        torch.sub(q.H[:, : S - nL], RP, out=RP).mul_(w_flat)
-        for l in range(2, L + 1):
-            prod.grad(RP[:, lay.cols(l - 1)], q.h(l), out=g[f"p_weights.{l - 1}"])
-        b0 = off["p_biases.1"]
-        torch.sum(RP, 0, out=G[b0 : b0 + S - nL])  # p_biases.1 … p_biases.{L-1}
+        # p(h_{l-1} | h_l), l ≥ 2: ω (h_{l-1} − σ(a)) in the logits' buffer (the element-wise part
+        # over all layers at once, the row weights and bias sums block by block)
+        RP = Blocks(pp.AP, N, sizes, 1, L - 1)
+        torch.sub(H.span(1, L - 1), RP.span(1, L - 1).sigmoid_(), out=RP.span(1, L - 1))
         # q(h_l | h_{l-1}), l ≥ 2: v (h_l − σ(u)) in the probabilities' buffer
-        RQ = q.SQ
-        torch.sub(q.H[:, n1:], RQ, out=RQ).mul_(v_flat)
+        RQ = Blocks(q.SQ, N, sizes, 2, L)
+        torch.sub(H.span(2, L), RQ.span(2, L), out=RQ.span(2, L))
         for l in range(2, L + 1):
-            prod.grad(RQ[:, lay.qcols(l)], q.h(l - 1), out=g[f"q_weights.{l - 1}"])
-        b0 = off["q_biases.1"]
-        torch.sum(RQ, 0, out=G[b0 : b0 + S - n1])  # q_biases.1 … q_biases.{L-1}
+            rp, rq = RP[l - 1].mul_(w_flat), RQ[l].mul_(v_flat)
+            prod.grad(rp, H[l], out=g[f"p_weights.{l - 1}"])
+            torch.sum(rp, 0, out=g[f"p_biases.{l - 1}"])
+            prod.grad(rq, H[l - 1], out=g[f"q_weights.{l - 1}"])
+            torch.sum(rq, 0, out=g[f"q_biases.{l - 1}"])
     return objective, G, g
 
 

@@ -69,7 +69,7 @@ def test_estimator_passes_stay_exact_when_the_logits_overflow_exp():
             w.mul_(60.0)  # logits of ±100s: exp overflows in many entries
     x = (torch.rand(3, 12, generator=torch.Generator().manual_seed(2)) < 0.5).float()
     lp, lq = log_weights_pass(model, x, 7, make_generator(5), ws=Workspace())
-    q = sample_q_pass(model, x, 7, make_generator(5), Products(model), None, layer_major=True)  # the same draws, logits kept
+    q = sample_q_pass(model, x, 7, make_generator(5), Products(model), None)  # the same draws, logits kept
     want_p = p_pass(model, x, q, Products(model), None).log_p
     assert torch.isfinite(lp).all() and torch.isfinite(lq).all()
     assert torch.allclose(lq, q.log_q, rtol=1e-5), (lq, q.log_q)
