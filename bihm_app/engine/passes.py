@@ -277,7 +277,7 @@ class Products:
 
     def __init__(self, model, precision: str = "fp32", int8: bool = False, ws: Workspace | None = None) -> None:
         self.model = model
-        self.ws = ws  # scratch for int8 products into strided buffers
+        self.ws = ws  # buffers for bf16 casts, uint8 inputs and int8 products into strided outputs
         self.bf16 = check_precision(precision) == "bf16"
         self._w16: dict[tuple[str, int], Tensor] = {}
         self._h16: dict[tuple, Tensor] = {}

@@ -148,18 +148,17 @@ def closed_form_gradients(
     return objective, g
 
 
-def _gradient_buffer(model: BiHM, like: Tensor, ws: Workspace | None) -> tuple[Tensor, dict[str, Tensor], dict[str, int]]:
+def _gradient_buffer(model: BiHM, like: Tensor, ws: Workspace | None) -> tuple[Tensor, dict[str, Tensor]]:
     """One flat buffer for the gradients of every parameter of the BiHM, in ``named_parameters`` order,
-    with a view per name and each name's offset (biases of layers ≥ 2 sit side by side)."""
+    and a view of it per name."""
     names = [(n, p) for n, p in model.named_parameters() if n.split(".")[0] in _BIHM_PARAMS]
     total = sum(p.numel() for _, p in names)
     G = ws.get("grad", (total,), like.dtype, like.device) if ws is not None else torch.empty(total, dtype=like.dtype, device=like.device)
-    views, offsets, off = {}, {}, 0
+    views, off = {}, 0
     for n, p in names:
         views[n] = G[off : off + p.numel()].view(p.shape)
-        offsets[n] = off
         off += p.numel()
-    return G, views, offsets
+    return G, views
 
 
 _BIHM_PARAMS = ("p_prior", "p_weights", "p_biases", "q_weights", "q_biases")
@@ -196,7 +195,7 @@ def _closed_form(
     v = omega - 1.0 / K if baseline else omega  # weights of the q-updates
     v_flat = v.reshape(N, 1)
 
-    G, g, off = _gradient_buffer(model, x, ws)
+    G, g = _gradient_buffer(model, x, ws)
     c = model.p_prior
     # p(h_L): Σ_bk ω (h_L − σ(c)) = Σ_bk ω h_L − B σ(c) since Σ_k ω = 1
     torch.mv(q.h(L).t(), w_flat.view(N), out=g["p_prior"]).sub_(torch.sigmoid(c), alpha=B)
