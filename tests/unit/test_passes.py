@@ -99,3 +99,24 @@ def test_z2_terms_with_logits_used_up_equal_the_out_of_place_sums(monkeypatch):
             want = passes.z2_terms_pass(model, 50, n_inner, make_generator(3), ws=Workspace())
         assert torch.isfinite(got).all()
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (scale, (got - want).abs().max())
+
+
+def test_blocks_are_the_layers_of_a_row_major_table_rearranged():
+    """Blocks over layers 1 … 3 of sizes (4, 3, 2, 5) and N = 6 rows: each layer's block, the flat
+    span of layers 2 … 3 and the row sums of a span equal the row-major table's columns, column
+    ranges and row sums (layer by layer, the blocks one after the other). Catches an offset off by a
+    layer, a block read across rows (view of the wrong width) and row sums that mix rows."""
+    from bihm_app.engine.passes import Blocks
+
+    sizes, N = (4, 3, 2, 5), 6
+    table = torch.arange(N * 10, dtype=torch.float32).view(N, 10)  # columns: h1 (3) | h2 (2) | h3 (5)
+    cols = {1: slice(0, 3), 2: slice(3, 5), 3: slice(5, 10)}
+    flat = torch.cat([table[:, cols[l]].reshape(-1) for l in (1, 2, 3)])
+    b = Blocks(flat, N, sizes, 1, 3)
+    for l in (1, 2, 3):
+        assert torch.equal(b[l], table[:, cols[l]]) and b[l].is_contiguous()
+    assert torch.equal(b.span(2, 3), torch.cat([table[:, cols[2]].reshape(-1), table[:, cols[3]].reshape(-1)]))
+    assert torch.equal(b.row_sums(2, 3)(b.span(2, 3)), table[:, 3:].sum(1))
+    assert torch.equal(b.row_sums(1, 3)(b.span(1, 3)), table.sum(1))
+    c = Blocks.alloc(None, "x", N, sizes, 0, 1, table)  # x included: D = 4, then h1
+    assert c.buf.shape == (N * 7,) and c[0].shape == (N, 4) and c[1].shape == (N, 3)
