@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from bihm_app.engine.model import BiHM
-from bihm_app.engine.passes import Workspace, log_weights_pass, z2_terms_pass
+from bihm_app.engine.passes import Products, Workspace, log_weights_pass, z2_terms_pass
 
 #: Numbers per (rows, D + Σ n_l) buffer in a chunk of an estimator (8 MB in float32). Measured on
 #: paper12 with the layer-major buffers: 2²¹ beat 2²⁰ by 4–15 % (eval, 2 log Z, Gibbs), 2²² and 2²³
@@ -122,10 +122,21 @@ class PointEstimates:
 
 @torch.no_grad()
 def log_weights(
-    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, ws: Workspace | None = None
-) -> tuple[Tensor, Tensor]:
-    """(log p(x, h_k), log q(h_k | x)) for K fresh samples h_k ~ q(h | x).  x (B, D) -> two (B, K)."""
-    return log_weights_pass(model, x, K, generator, ws=ws)
+    model: BiHM, x: Tensor, K: int, generator: torch.Generator | None, ws: Workspace | None = None,
+    u1: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """(log p(x, h_k), log q(h_k | x)) for K fresh samples h_k ~ q(h | x).  x (B, D) -> two (B, K).
+
+    ``u1``: q's first-layer logits of x (:func:`first_layer_logits`) when the caller draws several
+    chunks of samples for the same points (computed once instead of once per chunk)."""
+    return log_weights_pass(model, x, K, generator, ws=ws, u1=u1)
+
+
+def first_layer_logits(model: BiHM, x: Tensor) -> Tensor:
+    """U_1 x + d_1 (B, n_1): q's first-layer logits, the same numbers the sampling pass computes.
+    Evaluating many points at large K draws one sample per point per chunk (chunks hold ≤
+    :func:`chunk_rows` rows); recomputing these each chunk cost ~30 % of such an evaluation."""
+    return Products(model).logits("q", 1, x)
 
 
 @torch.no_grad()
@@ -145,9 +156,10 @@ def point_estimates(
     half = LogMoments()  # over log w = ½(log p − log q): p̃* and ESS
     full = LogMoments()  # over 2 log w = log p − log q: p(x)
     done = 0
+    u1 = first_layer_logits(model, x) if K > k_chunk else None
     while done < K:
         k = min(k_chunk, K - done)
-        add_log_weights(half, full, *log_weights(model, x, k, generator, ws))
+        add_log_weights(half, full, *log_weights(model, x, k, generator, ws, u1))
         done += k
     return point_estimates_from(half, full)
 

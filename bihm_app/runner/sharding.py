@@ -24,6 +24,7 @@ from bihm_app.engine.estimators import (
     add_log_weights,
     chunk_rows,
     data_estimates,
+    first_layer_logits,
     log_weights,
     log_z2_estimate,
     log_z2_terms,
@@ -93,10 +94,12 @@ def local_moments(
             xs = x[sub].to(device=model.device, dtype=model.dtype)
             k_chunk = max(1, rows // xs.shape[0])
             h, f = LogMoments(), LogMoments()
+            u1 = None  # q's first-layer logits of xs, once for all its chunks
             for k0 in range(0, K, k_chunk):
                 if chunk % world == rank:
                     k = min(k_chunk, K - k0)
-                    lp, lq = log_weights(model, xs, k, chunk_generator(seed, chunk, model.device), ws)
+                    u1 = first_layer_logits(model, xs) if u1 is None else u1
+                    lp, lq = log_weights(model, xs, k, chunk_generator(seed, chunk, model.device), ws, u1)
                     add_log_weights(h, f, lp.double(), lq.double())
                 chunk += 1
             for acc, part in ((half, h), (full, f)):
