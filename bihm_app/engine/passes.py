@@ -30,7 +30,8 @@ Precision: :class:`Products` runs the matrix products in fp32 or, with ``precisi
 large ones (≥ :data:`BF16_MIN_WORK` multiply-adds, where bf16 matrix units pay for the casts) in
 bf16: the fp32 parameters stay the master copy, bf16 copies are made once per pass, products
 accumulate in fp32 inside the matrix unit and are rounded once to bf16, the bias is added in fp32
-(cheaper than bf16's broadcast accumulate, and one rounding fewer), and every log-probability and sum is fp32. Binary samples are exact in bf16.
+(cheaper than bf16's broadcast accumulate, and one rounding fewer), and every log-probability and
+sum is fp32. Binary samples are exact in bf16.
 
 Exact int8 products (fp32 accuracy, for passes with fixed weights: the estimators and the sampler):
 the input of almost every product is a binary sample h, exact in uint8. Split each fp32 weight row
@@ -396,7 +397,9 @@ class Blocks:
         self.off[last + 1] = o
 
     @classmethod
-    def alloc(cls, ws: Workspace | None, name: str, N: int, sizes: tuple[int, ...], first: int, last: int, like: Tensor) -> "Blocks":
+    def alloc(
+        cls, ws: Workspace | None, name: str, N: int, sizes: tuple[int, ...], first: int, last: int, like: Tensor
+    ) -> "Blocks":
         return cls(_buf(ws, name, (N * sum(sizes[first : last + 1]),), like), N, sizes, first, last)
 
     def __getitem__(self, l: int) -> Tensor:
