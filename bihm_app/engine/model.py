@@ -179,13 +179,12 @@ class BiHM(nn.Module):
         of the training step for the same generator state (both use
         :func:`bihm_app.engine.passes.sample_q_pass`); the ``h_l`` are views of one buffer.
         """
-        from bihm_app.engine.passes import Blocks, sample_q_pass
+        from bihm_app.engine.passes import sample_q_pass
 
         q = sample_q_pass(self, x, K, generator)
         B, L = x.shape[0], self.n_layers
-        AQ = Blocks(q.AQ, B * K, self.sizes, 2, L)
         hs = [x] + [q.h(l).view(B, K, -1) for l in range(1, L + 1)]
-        logits = [q.u1.unsqueeze(1)] + [AQ[l].view(B, K, -1) for l in range(2, L + 1)]
+        logits = [q.u1.unsqueeze(1)] + [q.AQ[l].view(B, K, -1) for l in range(2, L + 1)]
         return hs, logits, q.log_q
 
     def log_q(self, hs: list[Tensor]) -> Tensor:

@@ -278,7 +278,7 @@ class Products:
 
     def __init__(self, model, precision: str = "fp32", int8: bool = False, ws: Workspace | None = None) -> None:
         self.model = model
-        self.ws = ws  # buffers for bf16 casts, uint8 inputs and int8 products into strided outputs
+        self.ws = ws  # buffers for bf16 casts and uint8 inputs
         self.bf16 = check_precision(precision) == "bf16"
         self._w16: dict[tuple[str, int], Tensor] = {}
         self._h16: dict[tuple, Tensor] = {}
@@ -353,10 +353,7 @@ class Products:
             try:
                 pk = self._int8_weight(kind, i)
                 if pk is not None:
-                    scratch = None
-                    if self.ws is not None and out is not None and not out.is_contiguous():
-                        scratch = self.ws.get("int8acc", tuple(out.shape), torch.float32, out.device)
-                    return int8_logits(pk, h, out, self._in8(h), scratch)
+                    return int8_logits(pk, h, out, self._in8(h))
             except RuntimeError:  # oneDNN refused this product (a shape, a build): fp32 from now on
                 _INT8["available"] = self.int8 = False
         if self._big(h.shape[0], w.shape[1], w.shape[0]):
@@ -371,14 +368,6 @@ class Products:
             g16 = None if self.ws is None else self.ws.get("grad16", tuple(out.shape), torch.bfloat16, out.device)
             return out.copy_(torch.mm(self._cast16(r, "r16").t(), self._in16(h), out=g16))
         return torch.mm(r.t(), h, out=out)
-
-
-class Layout:
-    """Layer sizes of a pass: ``sizes`` (D, n_1, …, n_L) and the number of latent layers ``L``."""
-
-    def __init__(self, sizes: tuple[int, ...]) -> None:
-        self.sizes = tuple(int(n) for n in sizes)
-        self.L = len(self.sizes) - 1
 
 
 class Blocks:
@@ -429,26 +418,24 @@ class Blocks:
 class QPass:
     """K samples h ~ q(h | x) per point (every layer of a batch in one buffer) and what made them.
 
-    ``H`` the samples' flat buffer (N · S) and ``Hb`` its :class:`Blocks`; ``u1`` (B, n_1) the first
-    layer's logits (once per point) and ``s1`` = σ(u1); ``AQ``/``SQ`` the flat buffers of the logits
-    and probabilities of layers 2 … L (``Blocks(AQ, N, sizes, 2, L)``; ``SQ`` None where the pass did
-    not keep them); ``log_q`` (B, K) = log q(h | x).
+    ``H`` the samples (:class:`Blocks` of layers 1 … L, N = B·K rows); ``u1`` (B, n_1) the first
+    layer's logits (once per point) and ``s1`` = σ(u1); ``AQ``/``SQ`` the logits and probabilities of
+    layers 2 … L (None where the pass used them up or did not keep them); ``log_q`` (B, K) = log q(h | x).
     """
 
-    layout: Layout
+    sizes: tuple[int, ...]
     B: int
     K: int
-    H: Tensor
-    Hb: Blocks
+    H: Blocks
     u1: Tensor
     s1: Tensor
-    AQ: Tensor
-    SQ: Tensor | None
+    AQ: Blocks | None
+    SQ: Blocks | None
     log_q: Tensor
 
     def h(self, l: int) -> Tensor:
         """h_l as (N, n_l)."""
-        return self.Hb[l]
+        return self.H[l]
 
 
 @torch.no_grad()
@@ -466,8 +453,8 @@ def sample_q_pass(
     prod = prod or Products(model)
     B = x.shape[0]
     N = B * K
-    lay = Layout(model.sizes)
-    L, n1, sizes = lay.L, lay.sizes[1], lay.sizes
+    sizes = tuple(model.sizes)
+    L, n1 = len(sizes) - 1, sizes[1]
     H = Blocks.alloc(ws, "H", N, sizes, 1, L, x)
     uniform_(H.buf, generator)
     if u1 is None:
@@ -484,7 +471,7 @@ def sample_q_pass(
     if L > 1:
         again = None if keep_logits else (lambda: _layer_logits(prod, "q", H, AQ, range(2, L + 1)))
         log_q += bern_logp_sum(AQ.span(2, L), H.span(2, L), ws, again, AQ.row_sums(2, L)).view(B, K)
-    return QPass(lay, B, K, H.buf, H, u1, s1, AQ.buf, SQ.buf, log_q)
+    return QPass(sizes, B, K, H, u1, s1, AQ if keep_logits else None, SQ, log_q)
 
 
 def _layer_logits(prod: Products, kind: str, src: Blocks, dst: Blocks, layers) -> Tensor:
@@ -502,12 +489,12 @@ def _layer_logits(prod: Products, kind: str, src: Blocks, dst: Blocks, layers) -
 @dataclass
 class PPass:
     """log p(x, h) (B, K) of a :class:`QPass`'s samples, and the logits: ``a1`` (N, D) of p(x | h_1)
-    and ``AP`` of p(h_{l-1} | h_l), l = 2 … L, a flat buffer aligned with the samples of layers
-    1 … L − 1 (``Blocks(AP, N, sizes, 1, L - 1)``)."""
+    and ``AP`` of p(h_{l-1} | h_l), l = 2 … L, as :class:`Blocks` of layers 1 … L − 1 (aligned with
+    the samples of those layers; None for one latent layer)."""
 
     log_p: Tensor
     a1: Tensor
-    AP: Tensor | None
+    AP: Blocks | None
 
 
 @torch.no_grad()
@@ -526,21 +513,21 @@ def p_pass(
     if scratch is not None and keep_logits:
         raise ValueError("scratch buffers hold logits that are used up: pass keep_logits=False")
     prod = prod or Products(model)
-    lay, B, K, H = q.layout, q.B, q.K, q.Hb
-    L, D = lay.L, lay.sizes[0]
+    B, K, H, sizes = q.B, q.K, q.H, q.sizes
+    L, D = len(sizes) - 1, sizes[0]
     N = B * K
     c = model.p_prior
     log_p = (H[L] @ c).sub_(F.softplus(c).sum()).view(B, K)  # log p(h_L)
     AP = None
     if L > 1:
-        AP = Blocks.alloc(ws, scratch or "AP", N, lay.sizes, 1, L - 1, x)
+        AP = Blocks.alloc(ws, scratch or "AP", N, sizes, 1, L - 1, x)
         _layer_logits(prod, "p", H, AP, range(2, L + 1))
         again = None if keep_logits else (lambda: _layer_logits(prod, "p", H, AP, range(2, L + 1)))
         log_p += bern_logp_sum(AP.span(1, L - 1), H.span(1, L - 1), ws, again, AP.row_sums(1, L - 1)).view(B, K)
     a1 = prod.logits("p", 1, H[1], out=_buf(ws, scratch or "a1", (N, D), x), binary=True)  # (N, D): the expensive layer
     again = None if keep_logits else (lambda: prod.logits("p", 1, H[1], out=a1, binary=True).view(B, K, D))
     log_p += bern_logp_sum(a1.view(B, K, D), x.unsqueeze(1), ws, again)
-    return PPass(log_p, a1, None if AP is None else AP.buf)
+    return PPass(log_p, a1, AP)
 
 
 @torch.no_grad()
@@ -602,8 +589,8 @@ def _q_from_u1(model, x: Tensor, u1: Tensor, generator, prod: Products, ws: Work
     """One sample h ~ q(h | x) per row when U_1 x + d_1 (``u1``, (M, n_1)) is known already (the
     logits are used up by log q, the probabilities not kept)."""
     M = x.shape[0]
-    lay = Layout(model.sizes)
-    L, sizes = lay.L, lay.sizes
+    sizes = tuple(model.sizes)
+    L = len(sizes) - 1
     H = Blocks.alloc(ws, "H", M, sizes, 1, L, x)
     uniform_(H.buf, generator)
     AQ = Blocks.alloc(ws, "AQ1", M, sizes, 1, L, x)  # layer 1 included: one log-probability pass
@@ -619,4 +606,4 @@ def _q_from_u1(model, x: Tensor, u1: Tensor, generator, prod: Products, ws: Work
         return _layer_logits(prod, "q", H, AQ, range(2, L + 1)) if L > 1 else AQ.span(1, L)
 
     log_q = bern_logp_sum(AQ.span(1, L), H.span(1, L), ws, again, AQ.row_sums(1, L)).view(M, 1)
-    return QPass(lay, M, 1, H.buf, H, u1, s1, AQ.span(2, L), None, log_q)
+    return QPass(sizes, M, 1, H, u1, s1, None, None, log_q)

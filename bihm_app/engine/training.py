@@ -30,7 +30,7 @@ from torch import Tensor
 from bihm_app.engine.graphs import WARMUP_STEPS, StepGraph, graphs_available
 from bihm_app.engine.model import BiHM
 from bihm_app.engine.optim import Adam
-from bihm_app.engine.passes import PRECISIONS, Blocks, Products, Workspace, p_pass, sample_q_pass
+from bihm_app.engine.passes import PRECISIONS, Products, Workspace, p_pass, sample_q_pass
 
 METHODS = ("bihm", "rws")
 L1_SCALINGS = ("batch", "point")
@@ -180,8 +180,7 @@ def _closed_form(
     # --- h_k ~ q(h | x) and log q; log p(x, h) with the logits kept for the residuals ----------
     q = sample_q_pass(model, x, K, generator, prod, ws, keep_logits=False)  # the q-residuals use SQ
     pp = p_pass(model, x, q, prod, ws)
-    lay, H = q.layout, q.Hb
-    sizes, n1 = lay.sizes, lay.sizes[1]
+    H, n1 = q.H, q.sizes[1]
 
     # --- weights (3.7) and the objective -------------------------------------------------------
     log_w = pp.log_p - q.log_q
@@ -211,10 +210,10 @@ def _closed_form(
     if L > 1:
         # p(h_{l-1} | h_l), l ≥ 2: ω (h_{l-1} − σ(a)) in the logits' buffer (the element-wise part
         # over all layers at once, the row weights and bias sums block by block)
-        RP = Blocks(pp.AP, N, sizes, 1, L - 1)
+        RP = pp.AP
         torch.sub(H.span(1, L - 1), RP.span(1, L - 1).sigmoid_(), out=RP.span(1, L - 1))
         # q(h_l | h_{l-1}), l ≥ 2: v (h_l − σ(u)) in the probabilities' buffer
-        RQ = Blocks(q.SQ, N, sizes, 2, L)
+        RQ = q.SQ
         torch.sub(H.span(2, L), RQ.span(2, L), out=RQ.span(2, L))
         for l in range(2, L + 1):
             rp, rq = RP[l - 1].mul_(w_flat), RQ[l].mul_(v_flat)
