@@ -220,9 +220,9 @@ class BihmApp(App):
                 self.child_exits[name] = (rc, line)
                 self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",
                             timeout=15, markup=False)  # fmt: skip
-            for screen in self.screen_stack:
-                if getattr(screen, "run_name", None) == name and hasattr(screen, "child_exited"):
-                    screen.child_exited(rc)
+            views = [s for s in self.screen_stack if getattr(s, "run_name", None) == name and hasattr(s, "child_exited")]
+            for screen in views if self.is_running else ():  # shutting down: their widgets may be gone
+                screen.child_exited(rc)
 
     # -- command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

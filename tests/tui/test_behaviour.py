@@ -443,6 +443,39 @@ async def test_a_worker_result_arriving_while_the_app_shuts_down_is_dropped(runs
     assert delivered == []
 
 
+async def test_a_child_exit_reaped_while_the_app_shuts_down_leaves_the_run_view_alone(runs_root, monkeypatch):
+    """The same shutdown order for the process watcher: a training child that exits while the app
+    shuts down was reported to a RunScreen whose buttons were already gone (NoMatches '#stop' from
+    `_update_side`, failing the live-training test in CI). Replays it: the app stopped, the run
+    view's buttons removed, then the watcher reaps the exited child — it must still collect it."""
+    from textual.app import App
+
+    class ExitedChild:
+        pid, returncode = 4242, 130
+
+        def poll(self):
+            return 130
+
+    set_status(RunFolder(runs_root / "beta"), "stopped", epoch=6, step=150)
+    real_close_all = App._close_all
+
+    async def close_all(self):
+        screen = next(s for s in self.screen_stack if isinstance(s, RunScreen))
+        await screen.query_one("#run-buttons").remove()
+        self.children_procs["beta"] = ExitedChild()
+        self.reap_children()  # raised NoMatches here before the fix
+        assert "beta" not in self.children_procs
+        await real_close_all(self)
+
+    app = make_app(runs_root, cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        app.open_run("beta")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+        monkeypatch.setattr(App, "_close_all", close_all)
+    assert app.children_procs == {}
+
+
 # -- 8. help and palette -----------------------------------------------------------------------------
 async def test_help_and_palette_use_human_names_without_duplicates(runs_root):
     """Catches the help heading "RunsScreen" and palette entries such as "Compare (screen)" or
