@@ -77,15 +77,41 @@ class Workspace:
 
     def __init__(self) -> None:
         self._bufs: dict[str, Tensor] = {}
+        self._views: dict[tuple, Tensor] = {}  # (name, shape) -> the view last returned
+        self._blocks: dict[tuple, "Blocks"] = {}
+        self.memo: dict = {}  # what callers derive from the buffers (views by parameter name)
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-        """A buffer of this shape (contents undefined), reusing the storage of an earlier call."""
+        """A buffer of this shape (contents undefined), reusing the storage of an earlier call.
+
+        The same shape gets the same view object again (a step makes ~30 of them: views cost ~1 µs
+        each); callers must not change a view's shape in place (``resize_``, a mismatched ``out=``)."""
+        key = (name, shape)
+        view = self._views.get(key)
+        if view is not None and view.dtype == dtype and view.device == device:
+            return view
+        if len(self._views) > 512:  # many shapes (a sampler's varying chains): start again
+            self._views.clear()
         n = math.prod(shape)
         buf = self._bufs.get(name)
         if buf is None or buf.dtype != dtype or buf.device != device or buf.numel() < n:
             buf = torch.empty(n, dtype=dtype, device=device)
             self._bufs[name] = buf
-        return buf[:n].view(shape)
+            self._views = {k: v for k, v in self._views.items() if k[0] != name}  # views of the old storage
+        view = self._views[key] = buf[:n].view(shape)
+        return view
+
+    def blocks(self, name: str, N: int, sizes: tuple[int, ...], first: int, last: int, like: Tensor) -> "Blocks":
+        """:class:`Blocks` over the buffer ``name``, the same object (its views made once) while that
+        buffer keeps its storage."""
+        buf = self.get(name, (N * sum(sizes[first : last + 1]),), like.dtype, like.device)
+        key = (name, N, sizes, first, last)
+        blk = self._blocks.get(key)
+        if blk is None or blk.buf is not buf:
+            if len(self._blocks) > 64:
+                self._blocks.clear()
+            blk = self._blocks[key] = Blocks(buf, N, sizes, first, last)
+        return blk
 
 
 def _buf(ws: Workspace | None, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -384,33 +410,54 @@ class Blocks:
             self.off[l] = o
             o += sizes[l]
         self.off[last + 1] = o
+        self._layers = {l: self._slice(buf, l, l).view(N, sizes[l]) for l in range(first, last + 1)}
+        self._spans: dict[tuple[int, int], Tensor] = {}
+        self._sums: dict[tuple[int, int], Callable[[Tensor], Tensor]] = {}
 
     @classmethod
     def alloc(
         cls, ws: Workspace | None, name: str, N: int, sizes: tuple[int, ...], first: int, last: int, like: Tensor
     ) -> "Blocks":
-        return cls(_buf(ws, name, (N * sum(sizes[first : last + 1]),), like), N, sizes, first, last)
+        if ws is not None:
+            return ws.blocks(name, N, sizes, first, last, like)
+        return cls(_buf(None, name, (N * sum(sizes[first : last + 1]),), like), N, sizes, first, last)
+
+    def _slice(self, t: Tensor, a: int, b: int) -> Tensor:
+        return t[self.N * self.off[a] : self.N * self.off[b + 1]]
 
     def __getitem__(self, l: int) -> Tensor:
         """Layer l as a contiguous (N, n_l) block."""
-        return self.buf[self.N * self.off[l] : self.N * self.off[l + 1]].view(self.N, self.sizes[l])
+        return self._layers[l]
 
     def span(self, a: int, b: int) -> Tensor:
         """Layers a … b together, flat."""
-        return self.buf[self.N * self.off[a] : self.N * self.off[b + 1]]
+        view = self._spans.get((a, b))
+        if view is None:
+            view = self._spans[(a, b)] = self._slice(self.buf, a, b)
+        return view
 
     def row_sums(self, a: int, b: int) -> Callable[[Tensor], Tensor]:
-        """A function t ↦ (N,) sums of t's rows, t laid out like ``span(a, b)``."""
+        """A function t ↦ (N,) sums of t's rows, t laid out like ``span(a, b)`` (the blocks' views of
+        the last t are kept: the passes sum the same buffers chunk after chunk)."""
+        if (a, b) in self._sums:
+            return self._sums[(a, b)]
         N, sizes = self.N, self.sizes
+        last: list = [None, []]  # t, its blocks
 
         def sums(t: Tensor) -> Tensor:
-            out, o = None, 0
-            for l in range(a, b + 1):
-                s = t[N * o : N * (o + sizes[l])].view(N, sizes[l]).sum(1)
+            if last[0] is not t:
+                o, views = 0, []
+                for l in range(a, b + 1):
+                    views.append(t[N * o : N * (o + sizes[l])].view(N, sizes[l]))
+                    o += sizes[l]
+                last[0], last[1] = t, views
+            out = None
+            for v in last[1]:
+                s = v.sum(1)
                 out = s if out is None else out.add_(s)
-                o += sizes[l]
             return out
 
+        self._sums[(a, b)] = sums
         return sums
 
 

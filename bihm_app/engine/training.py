@@ -150,7 +150,10 @@ def closed_form_gradients(
 
 def _gradient_buffer(model: BiHM, like: Tensor, ws: Workspace | None) -> tuple[Tensor, dict[str, Tensor]]:
     """One flat buffer for the gradients of every parameter of the BiHM, in ``named_parameters`` order,
-    and a view of it per name."""
+    and a view of it per name (made once per model and workspace)."""
+    memo = ws.memo.get("grad") if ws is not None else None
+    if memo is not None and memo[0] is model and memo[1].device == like.device and memo[1].dtype == like.dtype:
+        return memo[1], memo[2]
     names = [(n, p) for n, p in model.named_parameters() if n.split(".")[0] in _BIHM_PARAMS]
     total = sum(p.numel() for _, p in names)
     G = ws.get("grad", (total,), like.dtype, like.device) if ws is not None else torch.empty(total, dtype=like.dtype, device=like.device)
@@ -158,6 +161,8 @@ def _gradient_buffer(model: BiHM, like: Tensor, ws: Workspace | None) -> tuple[T
     for n, p in names:
         views[n] = G[off : off + p.numel()].view(p.shape)
         off += p.numel()
+    if ws is not None:
+        ws.memo["grad"] = (model, G, views)
     return G, views
 
 

@@ -120,3 +120,29 @@ def test_blocks_are_the_layers_of_a_row_major_table_rearranged():
     assert torch.equal(b.row_sums(1, 3)(b.span(1, 3)), table.sum(1))
     c = Blocks.alloc(None, "x", N, sizes, 0, 1, table)  # x included: D = 4, then h1
     assert c.buf.shape == (N * 7,) and c[0].shape == (N, 4) and c[1].shape == (N, 3)
+
+
+def test_workspace_views_and_blocks_are_reused_and_follow_a_grown_buffer():
+    """The workspace hands out the same view and the same Blocks again while a buffer keeps its
+    storage, and new ones on the new storage once a larger request grew it. Catches stale views: a
+    pass writing through a view of the freed storage (results lost, or memory of another tensor
+    overwritten) after a bigger chunk or batch reallocated the buffer; and row sums kept for an
+    earlier tensor applied to another one."""
+    from bihm_app.engine.passes import Blocks
+
+    ws, like, sizes = Workspace(), torch.empty(0), (4, 3, 2)
+    a = ws.get("buf", (2, 3), like.dtype, like.device)
+    assert ws.get("buf", (2, 3), like.dtype, like.device) is a
+    b = Blocks.alloc(ws, "H", 6, sizes, 1, 2, like)
+    assert Blocks.alloc(ws, "H", 6, sizes, 1, 2, like) is b and b.buf.numel() == 30
+    b[1].fill_(1.0)
+    b[2].fill_(2.0)
+    assert torch.equal(b.row_sums(1, 2)(b.span(1, 2)), torch.full((6,), 7.0))
+    other = torch.arange(30, dtype=torch.float32)  # the same layout, another tensor: summed afresh
+    assert torch.equal(b.row_sums(1, 2)(other), torch.cat([other[:18].view(6, 3), other[18:].view(6, 2)], 1).sum(1))
+    big = ws.get("buf", (4, 50), like.dtype, like.device)  # grows "buf": new storage
+    again = ws.get("buf", (2, 3), like.dtype, like.device)
+    assert again is not a and again.data_ptr() == big.data_ptr()
+    grown = Blocks.alloc(ws, "H", 60, sizes, 1, 2, like)  # grows "H"
+    b2 = Blocks.alloc(ws, "H", 6, sizes, 1, 2, like)
+    assert b2 is not b and b2.buf.data_ptr() == grown.buf.data_ptr() and b2[2].data_ptr() == grown.buf.data_ptr() + 4 * 18
