@@ -65,6 +65,7 @@ class Adam:
                 self._fused = True
                 if found_inf is not None:  # a skipped update does not count
                     torch._foreach_sub_(steps, [found_inf] * len(steps))
+                _changed_in_place(self.params)
                 return
             except (RuntimeError, NotImplementedError, TypeError):
                 if self._fused:  # it worked before: a real error
@@ -100,3 +101,13 @@ class Adam:
                 "exp_avg": torch.as_tensor(st["exp_avg"]).to(device=p.device, dtype=p.dtype).clone(),
                 "exp_avg_sq": torch.as_tensor(st["exp_avg_sq"]).to(device=p.device, dtype=p.dtype).clone(),
             }
+
+
+def _changed_in_place(params: list[Tensor]) -> None:
+    """Bump the parameters' version counters: torch's fused Adam kernel writes them without doing so
+    (measured), and caches keyed on versions — the packed int8 weights of the estimators — would
+    otherwise keep serving the weights of before the update."""
+    bump = getattr(torch.autograd.graph, "increment_version", None)
+    if bump is not None:
+        for p in params:
+            bump(p)

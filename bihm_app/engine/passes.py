@@ -175,7 +175,9 @@ def split_int8(w: Tensor, terms: int = INT8_TERMS) -> tuple[list[Tensor], list[T
 @dataclass
 class Int8Weight:
     """One weight matrix split by :func:`split_int8` and packed for the matrix unit, with what it was
-    made from (the bias and both version counters: a changed parameter invalidates it)."""
+    made from: the bias, both version counters, and a fingerprint of the weights (their float64 sum:
+    writes that bypass the version counters — torch's fused Adam kernel, numpy views, collectives —
+    change it too), so a changed parameter invalidates it."""
 
     b: Tensor
     versions: tuple[int, int]
@@ -183,9 +185,15 @@ class Int8Weight:
     scales: list[Tensor]
     zero_points: Tensor
     bias: Tensor
+    fingerprint: tuple[float, float]
 
     def current(self, w: Tensor, b: Tensor) -> bool:
-        return self.b is b and self.versions == (w._version, b._version)
+        return self.b is b and self.versions == (w._version, b._version) and self.fingerprint == _fingerprint(w, b)
+
+
+def _fingerprint(w: Tensor, b: Tensor) -> tuple[float, float]:
+    """Float64 sums of w and b (~15 µs for 784×300): equal after a real update only by accident."""
+    return float(w.detach().sum(dtype=torch.float64)), float(b.detach().sum(dtype=torch.float64))
 
 
 #: Packed weights by weight tensor (weak keys: they go with the model). Weights that stay fixed —
@@ -208,7 +216,7 @@ def pack_int8(w: Tensor, b: Tensor) -> Int8Weight | None:
     ints, scales = split_int8(w)
     packed = [torch.ops.onednn.qlinear_prepack(i, None) for i in ints]
     zp = torch.zeros(w.shape[0], dtype=torch.int64, device=w.device)
-    return Int8Weight(b, (w._version, b._version), packed, scales, zp, b.detach().float().contiguous())
+    return Int8Weight(b, (w._version, b._version), packed, scales, zp, b.detach().float().contiguous(), _fingerprint(w, b))
 
 
 def int8_logits(
@@ -309,6 +317,7 @@ class Products:
         self._w16: dict[tuple[str, int], Tensor] = {}
         self._h16: dict[tuple, Tensor] = {}
         self._h8: dict[tuple, Tensor] = {}
+        self._i8: dict[tuple[str, int], Int8Weight | None] = {}
         self._params: tuple[tuple[Tensor, ...], ...] | None = None
         self.int8 = (
             int8 and not self.bf16 and model.p_prior.dtype == torch.float32 and model.p_prior.device.type == "cpu"
@@ -325,12 +334,16 @@ class Products:
         return (self._params[0][i], self._params[1][i]) if kind == "p" else (self._params[2][i], self._params[3][i])
 
     def _int8_weight(self, kind: str, i: int) -> Int8Weight | None:
+        """The packed weights of the layer, checked against the parameters once per pass."""
+        if (kind, i) in self._i8:
+            return self._i8[(kind, i)]
         w, b = self._wb(kind, i)
         pk = _PACKED.get(w)
         if pk is None or not pk.current(w, b):
             pk = pack_int8(w, b)
             if pk is not None:
                 _PACKED[w] = pk
+        self._i8[(kind, i)] = pk
         return pk
 
     def _in8(self, h: Tensor) -> Tensor:

@@ -108,6 +108,31 @@ def test_a_changed_weight_is_packed_again_and_a_nan_weight_falls_back_to_fp32(in
     assert torch.isfinite(bad[:, [j for j in range(20) if j != 3]]).all()
 
 
+def test_packed_weights_follow_training_steps_and_writes_that_bypass_version_counters(int8_everywhere):
+    """Estimates between training steps use the weights of now: torch's fused Adam kernel writes the
+    parameters without bumping their version counters, so packed terms keyed on versions alone kept
+    the first epoch's weights — every validation and 2 log Z after it in the same process was
+    computed for the epoch-1 model (seen: validation log p~* falling while the bound rose; best.h5,
+    early stopping and repro's lr choice followed). Also a write through a numpy view (no version
+    bump at all). Catches packed weights that outlive a change of the parameters."""
+    from bihm_app.engine.training import Trainer, TrainConfig
+
+    m = BiHM(ModelConfig(20, (12, 6)), make_generator(0))
+    x = (torch.rand(16, 20, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    h = (torch.rand(50, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    before = Products(m, int8=True).logits("p", 1, h, binary=True)  # packs the weights
+    trainer = Trainer(m, TrainConfig(K=4, batch_size=16, lr=0.05), make_generator(3))
+    for _ in range(3):
+        trainer.step(x)
+    after = Products(m, int8=True).logits("p", 1, h, binary=True)
+    assert torch.allclose(after, m.p_logits(1, h), atol=1e-5)
+    assert not torch.allclose(after, before, atol=1e-2)  # the steps did move the weights
+    with torch.no_grad():
+        m.p_weights[0].detach().numpy()[:] *= 2.0  # numpy: the version counter does not move
+    doubled = Products(m, int8=True).logits("p", 1, h, binary=True)
+    assert torch.allclose(doubled, m.p_logits(1, h), atol=1e-5)
+
+
 def test_paper12_log_weights_and_z2_terms_equal_the_fp32_path_draw_for_draw(monkeypatch):
     """The int8 path draws the same random numbers as the fp32 path, so with the same seed both see
     the same samples: log p(x, h), log q(h | x) of K = 40 samples of 8 binary points through the

@@ -168,6 +168,21 @@ def test_resume_from_state_is_bit_identical():
         assert torch.equal(pa, pb), n
 
 
+def test_a_step_marks_every_parameter_changed_in_place():
+    """Each update bumps every parameter's version counter, as any in-place torch op does. torch's
+    fused Adam kernel does not, and caches keyed on versions (the estimators' packed int8 weights)
+    then served the weights of before the step. Catches an update that changes the parameters behind
+    autograd's back, on every CPU (the int8 path itself is tested where it runs)."""
+    m = tiny_model((6, 4, 3), seed=9).float()
+    trainer = Trainer(m, TrainConfig(K=5, batch_size=20), make_generator(3))
+    x = (torch.rand(20, 6, generator=make_generator(4)) < 0.3).float()
+    before = {n: (p._version, p.detach().clone()) for n, p in m.named_parameters()}
+    assert trainer.step(x).finite
+    for n, p in m.named_parameters():
+        assert not torch.equal(p.detach(), before[n][1]), n  # the step changed it ...
+        assert p._version > before[n][0], n  # ... and said so
+
+
 def test_l1_penalty_shrinks_weights():
     data = (torch.rand(400, 6, generator=make_generator(5)) < 0.5).float()  # nothing to learn
     norms = {}
