@@ -15,14 +15,16 @@ import numpy as np
 from bihm_app.errors import BihmError
 from bihm_app.runner.formats import flatten
 
-__all__ = ["BEST_BY", "METRICS", "best_index", "at_best_epoch", "RunFacts", "run_facts", "compare_runs", "config_differences",
+__all__ = ["BEST_BY", "ERROR_BY", "METRICS", "best_index", "best_row", "at_best_epoch", "RunFacts", "run_facts", "compare_runs", "config_differences",
            "cached_test", "write_compare_report"]  # fmt: skip
 
 #: The metrics of the dashboard's comparison: (metrics-file column, label).
 METRICS = (("valid_log_ptilde", "log p~*"), ("valid_log_p", "log p"), ("log_z2", "2 log Z"))
 
-#: The column that picks the best epoch (higher is better).
+#: The column that picks the best epoch (higher is better) ...
 BEST_BY = "valid_log_ptilde"
+#: ... unless the run has this one (semi-supervised runs: lower is better), as their ``best.h5``.
+ERROR_BY = "valid_error"
 
 
 def _finite(v) -> bool:
@@ -39,12 +41,22 @@ def best_index(values: Sequence) -> int | None:
     return best
 
 
+def best_row(history: Mapping[str, Sequence]) -> int | None:
+    """Index of the epoch whose parameters ``best.h5`` holds: the lowest finite validation error where
+    the run records one (a semi-supervised run keeps its best classifier), else the highest
+    validation log p̃*; the first of equals, as the training loop keeps the first."""
+    if _has(history, ERROR_BY):
+        i = best_index([None if v is None else -float(v) for v in list(history[ERROR_BY])])
+        if i is not None:
+            return i
+    return best_index(list(history[BEST_BY])) if _has(history, BEST_BY) else None
+
+
 def at_best_epoch(history: Mapping[str, Sequence], keys: Sequence[str]) -> tuple[int | None, dict[str, tuple]]:
-    """(best epoch, {key: (value, se)}) from per-epoch columns (``history[key]``, ``history[key_se]``,
-    ``history["epoch"]``): a checkpoint's history dict or the metrics file's epoch rows alike.
-    Values that are missing or not finite come back as None."""
-    values = history[BEST_BY] if _has(history, BEST_BY) else []
-    i = best_index(list(values))
+    """(best epoch (:func:`best_row`), {key: (value, se)}) from per-epoch columns (``history[key]``,
+    ``history[key_se]``, ``history["epoch"]``): a checkpoint's history dict or the metrics file's
+    epoch rows alike. Values that are missing or not finite come back as None."""
+    i = best_row(history)
     if i is None:
         return None, {}
     epochs = list(history["epoch"]) if _has(history, "epoch") else []

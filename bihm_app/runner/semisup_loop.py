@@ -26,6 +26,7 @@ import torch
 from bihm_app.data.labelled import labelled_indices, labelled_per_batch, n_classes, num_semisup_batches, semisup_batches
 from bihm_app.engine.semisup import LabelConfig, SemiBiHM, SemiTrainer, estimate_log_z2_labelled, evaluate_semisup
 from bihm_app.errors import CheckpointError, ConfigError
+from bihm_app.runner.compare import at_best_epoch
 from bihm_app.runner.seeds import generator
 from bihm_app.runner.train_loop import HISTORY_KEYS, TrainingRun
 
@@ -131,9 +132,9 @@ class SemiTrainingRun(TrainingRun):
         return -row["valid_error"]
 
     def status_best(self) -> float | None:
-        # `bihm runs list` shows the best validation log p̃*, not the criterion (−error)
-        finite = [v for v in self.history.get("valid_log_ptilde", []) if v is not None and math.isfinite(v)]
-        return max(finite) if finite else None
+        # `bihm runs list` shows validation log p̃* (not the criterion, −error) of the epoch best.h5 holds
+        _, cells = at_best_epoch(self.history, ["valid_log_ptilde"])
+        return cells.get("valid_log_ptilde", (None, None))[0]
 
     # -- validation ---------------------------------------------------------------------------------
     def _valid_labelled_batches(self):

@@ -44,3 +44,30 @@ def test_ckpt_compare_shows_the_best_epoch(tmp_path):
 
     doc = json.loads(res.stdout)
     assert doc["runs"][0]["metrics"]["log_z2"] == {"value": 2.0, "se": 0.2, "epoch": 2}
+
+
+SEMI = {
+    "epoch": [1, 2, 3],
+    "valid_log_ptilde": [-130.0, -128.7, -129.0],  # highest at epoch 2 ...
+    "valid_log_ptilde_se": [0.5, 0.5, 0.5],
+    "valid_error": [0.151, 0.160, float("nan")],  # ... but the classifier is best at epoch 1
+    "valid_error_se": [0.01, 0.01, float("nan")],
+}
+
+
+def test_a_semi_supervised_runs_best_epoch_is_its_lowest_validation_error_everywhere():
+    """A semi-supervised run keeps (best.h5) the epoch of its lowest validation error; the compare
+    views and the runs list's "best log p~*" showed the epoch of the highest log p̃* instead (seen:
+    "best ep 2" and −128.69 for a run whose best.h5 holds epoch 1). Catches any of the three
+    readers (history dict, metrics rows, the status' best value) picking another epoch."""
+    from types import SimpleNamespace
+
+    from bihm_app.runner.semisup_loop import SemiTrainingRun
+
+    epoch, cells = at_best_epoch(SEMI, ["valid_log_ptilde", "valid_error"])
+    assert epoch == 1 and cells == {"valid_log_ptilde": (-130.0, 0.5), "valid_error": (0.151, 0.01)}
+    rows = np.array(list(zip(*SEMI.values())), dtype=[(k, "f8") for k in SEMI])
+    assert at_best_epoch(rows, ["valid_log_ptilde", "valid_error"]) == (epoch, cells)
+    assert SemiTrainingRun.status_best(SimpleNamespace(history=SEMI)) == -130.0
+    no_error_yet = {**SEMI, "valid_error": [float("nan")] * 3}  # falls back to log p̃*
+    assert at_best_epoch(no_error_yet, ["valid_log_ptilde"])[0] == 2
