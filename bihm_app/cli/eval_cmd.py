@@ -25,12 +25,12 @@ def eval_(
     k: Annotated[Optional[str], typer.Option("-K", "--samples", help="Comma-separated numbers of importance samples (default 1,10,100,1000; with --k-sweep 1,3,10,…,10000).")] = None,
     k_sweep: Annotated[bool, typer.Option("--k-sweep", help="The K-sensitivity table and a PNG plot of log p̃*(x) and log p(x) against K.")] = False,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG of the --k-sweep (default: k-sweep-<split>.png in the run folder).")] = None,
-    z_samples: Annotated[float, typer.Option("--z-samples", help="Samples for 2 log Z (0: skip).")] = 1e6,
+    z_samples: Annotated[float, typer.Option("--z-samples", help="Samples for 2 log Z (0: skip); the estimate printed is the one from exactly this many (a cached one with more samples is shown beside it).")] = 1e6,
     z_inner: Annotated[int, typer.Option("--z-inner", help="Inner samples per outer sample for 2 log Z.")] = 1,
     n: Annotated[int, typer.Option("--n", help="Evaluate N points drawn at random from the split (seeded by --seed; 0: all).")] = 0,
     batch: Annotated[int, typer.Option(help="Data points per batch.")] = 100,
     which: Annotated[str, typer.Option(help="best or latest checkpoint of a run.")] = "best",
-    reuse: Annotated[bool, typer.Option("--reuse", help="Take estimates already cached in the run folder for this checkpoint instead of recomputing them.")] = False,
+    reuse: Annotated[bool, typer.Option("--reuse", help="Take estimates already cached in the run folder for this checkpoint instead of recomputing them (2 log Z: the cached one with the most samples, at least --z-samples; marked 'cached').")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -97,13 +97,22 @@ def _show_eval(res, split: str, k_sweep: bool, plot: Optional[Path], as_json: bo
     for table in _estimates_table(res, results, z if k_sweep else None, split):
         out.print(table)
     if z is not None:
-        out.print(f"2 log Z = {z['mean']:.3f} ± {z['se']:.3f}   ({z['samples']:,} samples, inner {z['inner']})", highlight=False)
+        out.print(f"2 log Z = {z['mean']:.3f} ± {z['se']:.3f}   ({_z_origin(res, z)})", highlight=False)
         out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star[0]:.2f} ± {star[1]:.2f}[/]   (K = {results[-1]['K']})", highlight=False)
+        more = res.z_more_precise()
+        if more is not None:
+            out.print(f"[dim]also cached for this checkpoint: 2 log Z = {more['mean']:.3f} ± {more['se']:.3f} "
+                      f"({more['samples']:,} samples, inner {more['inner']}; --reuse takes it)[/]", highlight=False)  # fmt: skip
     if png is not None:
         out.print(f"wrote {png}", highlight=False)
     if res.written is not None:
         out.print(f"[dim]results cached in {res.written}[/]", highlight=False)
     _refuse_nonfinite(bad, res.checkpoint)
+
+
+def _z_origin(res, z: dict) -> str:
+    """'100,000 samples, inner 1' for a 2 log Z computed now; '…, cached' for one --reuse took."""
+    return f"{z['samples']:,} samples, inner {z['inner']}" + (", cached" if res.z_cached else "")
 
 
 def _nonfinite(values: list[tuple[str, float, float]]) -> list[str]:
@@ -134,7 +143,10 @@ def _payload(res, results: list[dict], z, star, split: str, png) -> dict:
     return {
         "checkpoint": str(res.checkpoint), "data": res.cache.data, "split": split, "n": results[-1]["n"],
         "estimates": [{k_: v for k_, v in e.items() if k_ not in ("seed", "seconds")} for e in results],
-        "log_z2": None if z is None else {"mean": z["mean"], "se": z["se"], "samples": z["samples"], "inner": z["inner"]},
+        "log_z2": None if z is None else {"mean": z["mean"], "se": z["se"], "samples": z["samples"], "inner": z["inner"],
+                                          "cached": res.z_cached},
+        "log_z2_cached_more_samples": (None if (more := res.z_more_precise()) is None else
+                                       {"mean": more["mean"], "se": more["se"], "samples": more["samples"], "inner": more["inner"]}),
         "log_pstar": None if star is None else {"mean": star[0], "se": star[1], "K": results[-1]["K"]},
         "cache": None if res.written is None else str(res.written),
         "plot": None if png is None else str(png),

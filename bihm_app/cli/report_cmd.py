@@ -19,7 +19,7 @@ def report(
     split: Annotated[str, typer.Option(help="Split of the cached evaluation and of a K sweep computed here.")] = "test",
     sweep: Annotated[str, typer.Option("--k-sweep", help="K values of a sweep computed when none is cached.")] = "1,3,10,30,100,300,1000",
     sweep_points: Annotated[int, typer.Option("--sweep-points", help="Test points for a sweep computed here (0: all).")] = 1000,
-    z_samples: Annotated[float, typer.Option("--z-samples", help="2 log Z samples when none is cached.")] = 1e5,
+    z_samples: Annotated[float, typer.Option("--z-samples", help="2 log Z samples: computed unless a cached estimate has at least this many (the report shows the cached one with the most samples, and how many).")] = 1e5,
     compute: Annotated[bool, typer.Option("--compute/--cached-only", help="Compute a missing K sweep and 2 log Z (cached in the run folder), or show only what is cached.")] = True,
     pictures: Annotated[bool, typer.Option("--pictures/--no-pictures", help="Gibbs samples, inpainting and layer-wise pictures.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",

@@ -217,6 +217,7 @@ class EvalResult:
     split_size: int
     computed: int = 0  # number of entries computed now (0: everything came from the cache)
     written: Path | None = None
+    z_now: dict | None = None  # the 2 log Z entry computed by this call (None: none computed)
 
     def estimates(self) -> list[dict]:
         """The plan's estimates, in the plan's order."""
@@ -229,7 +230,25 @@ class EvalResult:
         return out
 
     def z(self) -> dict | None:
-        return self.cache.z(self.plan.z_samples, self.plan.z_inner) if self.plan.z_samples else None
+        """The 2 log Z to report: the one computed now with the plan's samples, exactly as asked;
+        only when nothing was computed (``use_cache``) the cached entry with at least that many
+        samples (the most precise; its ``samples`` say how many — print them)."""
+        if not self.plan.z_samples:
+            return None
+        if self.z_now is not None:
+            return self.z_now
+        return self.cache.z(self.plan.z_samples, self.plan.z_inner)
+
+    @property
+    def z_cached(self) -> bool:
+        """Whether :meth:`z` comes from the cache rather than from this call."""
+        return self.z_now is None and self.z() is not None
+
+    def z_more_precise(self) -> dict | None:
+        """A cached 2 log Z of this checkpoint (same inner samples) with more samples than
+        :meth:`z`, or None: shown beside the one asked for, never instead of it."""
+        z = self.z()
+        return None if z is None else self.cache.z(int(z["samples"]) + 1, int(z["inner"]))
 
 
 def _points(n: int, size: int) -> int:
@@ -314,8 +333,9 @@ def evaluate_target(
         advance = progress(f"2 log Z, {plan.z_samples:,} samples", rank_share(plan.z_samples, Z_CHUNK, rank, world))
         t0 = time.time()
         z = log_z2_sharded(model, plan.z_samples, derive_seed(plan.seed, "eval_z"), plan.z_inner, Z_CHUNK, advance, rank, world)
-        cache.add_z({"samples": plan.z_samples, "inner": plan.z_inner, "mean": z.mean, "se": z.se, "seed": plan.seed,
-                     "seconds": round(time.time() - t0, 2)})  # fmt: skip
+        result.z_now = {"samples": plan.z_samples, "inner": plan.z_inner, "mean": z.mean, "se": z.se, "seed": plan.seed,
+                        "seconds": round(time.time() - t0, 2)}  # fmt: skip
+        cache.add_z(result.z_now)
         result.computed += 1
         if save:
             result.written = write_cache(path.parent, cache)

@@ -38,7 +38,7 @@ class ReportOptions:
     split: str = "test"
     sweep: tuple[int, ...] = tuple(k for k in DEFAULT_SWEEP if k <= 1000)
     sweep_points: int = 1000  # test points for a sweep computed here (0: all)
-    z_samples: int = 100_000  # 2 log Z computed here when none is cached
+    z_samples: int = 100_000  # 2 log Z computed here unless one with at least this many samples is cached
     compute: bool = True  # compute a missing K sweep and 2 log Z (else: only what is cached)
     pictures: bool = True
     n_pictures: int = 32
@@ -116,7 +116,8 @@ def collect(root: Path, name: str, options: ReportOptions, progress: ProgressFac
     cache = run_cache(run.path, options.split)
     sweep = cache.sweep() if cache is not None else []
     points = [(K, options.sweep_points) for K in options.sweep] if len(sweep) < 3 else []
-    z_samples = options.z_samples if cache is None or cache.z(2) is None else 0
+    # 2 log Z: computed unless an estimate with at least the samples asked for is cached
+    z_samples = options.z_samples if cache is None or cache.z(max(2, options.z_samples)) is None else 0
     if options.compute and (points or z_samples >= 2):
         plan = EvalPlan(points, z_samples, 1, options.split, options.seed)
         res = evaluate_target(run.path, root, plan, device=options.device, progress=progress)

@@ -654,7 +654,7 @@ def comparison_table(result: ReproResult) -> Table:
         "including the Monte-Carlo noise; the thesis gives none for UCI); Δ % is relative to |thesis|.",
         ("Negative log-likelihoods in nats: a negative Δ is better than the thesis." if uci
          else "Log-likelihoods in nats: a positive Δ is better than the thesis."),
-        f"2 log Z from {s.z_samples:,} samples (inner {s.z_inner}); log p*(x) = log p̃*(x) − 2 log Z with the SEs added in quadrature.",
+        f"{z_samples_note(result)}; log p*(x) = log p̃*(x) − 2 log Z with the SEs added in quadrature.",
         "Test points: " + ", ".join(f"{k} {v:,}" for k, v in sizes.items()) + ".",
     ]  # fmt: skip
     if uci:
@@ -671,6 +671,18 @@ def comparison_table(result: ReproResult) -> Table:
             notes.append(f"Thesis ({protocol if protocol in thesis.MNIST_THESIS else '12-layer net, for reference'}): "
                          + "; ".join(f"{labels[k]} {_pm(v.mean, v.se)} ({v.note})" for k, v in refs.items()) + ".")  # fmt: skip
     return Table("test set against the thesis", header, rows, notes, short={"quantity": "qty"}, key=3, group=3)
+
+
+def z_samples_note(result: ReproResult) -> str:
+    """'2 log Z from 1,000,000 samples (inner 1)': the samples of the estimates in the table, which
+    may be cached ones with more samples than ``--z-samples`` asked for (then it says so)."""
+    s = result.settings
+    used = sorted({(int(g.z["samples"]), int(g.z["inner"])) for g in result.groups if g.z is not None})
+    if not used or used == [(s.z_samples, s.z_inner)]:
+        return f"2 log Z from {s.z_samples:,} samples (inner {s.z_inner})"
+    per = "; ".join(f"{g.group} {int(g.z['samples']):,}" for g in result.groups if g.z is not None)
+    return (f"2 log Z from cached estimates with at least the {s.z_samples:,} samples asked for "
+            f"(inner {s.z_inner}): {per} samples")
 
 
 def within_two_percent(result: ReproResult) -> str:
