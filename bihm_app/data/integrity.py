@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bihm_app.errors import DataError
+from bihm_app.file_modes import default_file_mode
 from bihm_app.safe_files import FileProblem, check_regular, open_regular_file
 
 _CHUNK = 1 << 20
@@ -91,7 +92,7 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data files are meant to be shared/readable
+        os.chmod(tmp, default_file_mode())  # mkstemp creates 0600: give what open() would (0666 & ~umask)
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException:

@@ -23,6 +23,7 @@ from bihm_app.data.packed import SPLITS, pack_splits, write_npz
 from bihm_app.data.paths import data_home
 from bihm_app.data.validate import check_labels, check_name, check_splits
 from bihm_app.errors import DataError
+from bihm_app.file_modes import default_dir_mode
 from bihm_app.safe_files import FileProblem, read_capped
 
 FORMAT = "bihm-dataset"
@@ -115,7 +116,7 @@ def save_dataset(
             "sha256": sha256_file(tmp / DATA_FILE),
         }
         atomic_write_bytes(tmp / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, default_dir_mode())  # mkdtemp creates 0700: what mkdir() would give (0777 & ~umask)
         if final.exists():
             trash = final.with_name(f".{name}.old-{os.getpid()}")
             os.replace(final, trash)

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from bihm_app.errors import BihmError, DataError
+from bihm_app.file_modes import default_file_mode
 from bihm_app.render.grid import to_unit_float
 
 __all__ = ["to_pil", "save_png", "save_gif", "colorize", "atomic_save"]
@@ -47,7 +48,8 @@ def atomic_save(path: str | os.PathLike[str], write: Callable[[str], None]) -> P
     """Run ``write(tmp_path)`` and move the result to ``path`` atomically.
 
     The temporary file sits in the target folder (so ``os.replace`` is a rename on one file
-    system) and is removed if writing fails. Missing parent folders are created.
+    system) and is removed if writing fails. Missing parent folders are created. The file gets the
+    mode ``open()`` would give it (0666 minus the umask), like every other file the tool writes.
     """
     target = Path(path)
     try:
@@ -55,7 +57,10 @@ def atomic_save(path: str | os.PathLike[str], write: Callable[[str], None]) -> P
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise BihmError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    os.close(fd)
+    try:
+        os.fchmod(fd, default_file_mode())  # mkstemp creates 0600; a picture gets what open() gives
+    finally:
+        os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:

@@ -13,23 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bihm_app.errors import BihmError, CheckpointError, DiskFull
+from bihm_app.file_modes import default_file_mode  # re-exported: store.runs imports it from here
 from bihm_app.safe_files import is_disk_full
 
 __all__ = ["write_file_atomic", "default_file_mode", "fsync_dir"]
-
-
-def default_file_mode() -> int:
-    """``0o666`` minus the process umask: what ``open()`` would give a new file (mkstemp gives 0o600)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # pragma: no cover - not Linux
-    os.umask(mask)  # pragma: no cover
-    return 0o666 & ~mask  # pragma: no cover
 
 
 def fsync_dir(directory: Path) -> None:
