@@ -84,11 +84,15 @@ def _semi_spec(labels, resume, label_at, proposal, gamma, per_batch, l2, label_i
 
 def _report_end(run, reason: str, reporter) -> None:
     """The final line (and how to resume after a signal, exit 130/143)."""
+    from bihm_app.cli.train_report import wrap_fields
+
     best = reporter.best
-    best_txt = f", best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
+    best_txt = f"best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
     if reporter.best_error is not None:
-        best_txt = f", best valid error {100 * reporter.best_error:.2f} %"
-    out.print(f"run [bold]{run.name}[/] — {reason}{best_txt}; checkpoint {run.checkpoint_path}", highlight=False)
+        best_txt = f"best valid error {100 * reporter.best_error:.2f} %"
+    fields = [f"run [bold]{run.name}[/] — {reason}" + ("," if best_txt else ";")] + ([best_txt + ";"] if best_txt else [])
+    fields.append(f"checkpoint {run.checkpoint_path}")
+    out.print(wrap_fields(fields, out.width, gap=" "), highlight=False)  # a line breaks between fields, not in "log p̃*"
     if reason.startswith("signal"):
         out.print(f"resume with: [bold]bihm train --resume {run.name}[/]", highlight=False)
         raise typer.Exit(130 if "SIGINT" in reason else 143)

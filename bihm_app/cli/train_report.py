@@ -10,6 +10,51 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bihm_app.runner.train_loop import Reporter
 
 
+#: Between the fields of a per-epoch line; a line breaks only here, never inside a field.
+FIELD_GAP = "  "
+
+
+def wrap_fields(fields: list[str], width: int, indent: int = 0, gap: str = FIELD_GAP) -> str:
+    """Rich-markup ``fields`` joined by ``gap``, broken into lines of at most ``width`` cells
+    between fields only (a label stays with its number: "2 log Z -1.45 ± 0.01" is one field);
+    continuation lines start with ``indent`` spaces. A field wider than a line gets a line of its own."""
+    from rich.text import Text
+
+    lines: list[str] = []
+    line, used = "", 0
+    for field in fields:
+        n = Text.from_markup(field).cell_len
+        if line and used + len(gap) + n > width:
+            lines.append(line)
+            line, used = " " * indent + field, indent + n
+        elif line:
+            line, used = line + gap + field, used + len(gap) + n
+        else:
+            line, used = field, n
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def epoch_fields(row: dict, improved: bool) -> list[str]:
+    """The fields of the line printed after each epoch (each a label with its value)."""
+    best = ["[green]★ best[/]"] if improved else []
+    head = [f"epoch {row['epoch']:>4}", f"train {row['train_objective']:8.2f}"]
+    err = row.get("valid_error")
+    if err is not None and math.isfinite(err):
+        return head + [
+            f"valid error {100 * err:.2f} ± {100 * row['valid_error_se']:.2f} %",
+            f"log p̃*(y|x) {_pm(row['valid_log_py'], row['valid_log_py_se'])}",
+            f"log p̃*(x) {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}",
+            f"2 log Z {_pm(row['log_z2'], row['log_z2_se'])}",
+        ] + best
+    return head + [
+        f"valid log p̃* {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}",
+        f"log p {_pm(row['valid_log_p'], row['valid_log_p_se'])}",
+        f"2 log Z {_pm(row['log_z2'], row['log_z2_se'])}",
+        f"ESS {100 * row['ess']:.1f}%",
+    ] + best
+
+
 def _pm(mean: float, se: float) -> str:
     if mean is None or not math.isfinite(mean):
         return "—"
@@ -58,18 +103,9 @@ class RichReporter(Reporter):
             self.best_error = err if self.best_error is None else min(self.best_error, err)
         if self.quiet:
             return
-        if semi:
-            line = (
-                f"epoch {row['epoch']:>4}  train {row['train_objective']:8.2f}  valid error {100 * err:.2f} ± {100 * row['valid_error_se']:.2f} %"
-                f"  log p̃*(y|x) {_pm(row['valid_log_py'], row['valid_log_py_se'])}  log p̃*(x) {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}"
-                f"  2 log Z {_pm(row['log_z2'], row['log_z2_se'])}" + ("  [green]★ best[/]" if improved else "")
-            )
-        else:
-            line = (
-                f"epoch {row['epoch']:>4}  train {row['train_objective']:8.2f}  valid log p̃* {_pm(row['valid_log_ptilde'], row['valid_log_ptilde_se'])}"
-                f"  log p {_pm(row['valid_log_p'], row['valid_log_p_se'])}  2 log Z {_pm(row['log_z2'], row['log_z2_se'])}"
-                f"  ESS {100 * row['ess']:.1f}%" + ("  [green]★ best[/]" if improved else "")
-            )
+        console = self.progress.console if self.progress is not None else self.console
+        indent = len(f"epoch {row['epoch']:>4}") + len(FIELD_GAP)  # continuation lines start under "train"
+        line = wrap_fields(epoch_fields(row, improved), console.width, indent)
         if self.progress is not None:
             self.progress.console.print(line, highlight=False)
             self.progress.reset(self.task, total=self._per_epoch, description=f"epoch {row['epoch'] + 1}", obj="")
