@@ -94,10 +94,25 @@ def _show_head(doc: dict):
         ("parameters", f"{counts['total']:,} (p {counts['p']:,}, q {counts['q']:,}"
                        + (f", label layer {counts['labels']:,})" if "labels" in counts else ")")),
         ("data", f"{meta['data'].get('name')}  sha256 {sha[:16]}{'…' if len(sha) > 16 else ''}"),
-        ("progress", ", ".join(f"{k} {show_value(v)}" for k, v in meta["progress"].items())),
+        ("progress", _progress_text(meta)),
     ):  # fmt: skip
         head.add_row(k, v)
     return head
+
+
+def _progress_text(meta: dict) -> str:
+    """'epoch 2/1000, batch 328 (…)' or '1/1000 epochs done' (runner/progress.py), then the other fields."""
+    from bihm_app.runner.progress import position_text
+
+    p = dict(meta.get("progress") or {})
+    total = (meta.get("config", {}).get("train") or {}).get("epochs")
+    done, batch = p.pop("epoch", 0), p.pop("batch", 0)
+    parts = []
+    if isinstance(done, int) and isinstance(batch, int):
+        parts.append(position_text(done, batch, total if isinstance(total, int) and total > 0 else None))
+    else:
+        parts += [f"epoch {show_value(done)}", f"batch {show_value(batch)}"]
+    return ", ".join(parts + [f"{k} {show_value(v)}" for k, v in p.items()])
 
 
 # ---------------------------------------------------------------------------------------------

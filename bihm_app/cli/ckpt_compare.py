@@ -77,7 +77,7 @@ def _config_tables(labels, keys, flats, differing, diff_only: bool, width: int):
 def _metrics_tables(runs: list[dict], width: int):
     from bihm_app.render.fit_table import Column, fit_table
 
-    rows = [["epoch / step", *[f"{r['progress'].get('epoch')} / {r['progress'].get('step')}" for r in runs]],
+    rows = [["epochs done / step", *[f"{r['progress'].get('epoch')} / {r['progress'].get('step')}" for r in runs]],
             ["parameters", *[f"{r['parameters']['total']:,}" for r in runs]]]  # fmt: skip
     for key, label in METRICS:
         if key not in runs[0]["metrics"]:

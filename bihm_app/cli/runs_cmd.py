@@ -37,7 +37,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False,
     runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Runs folder (default $BIHM_HOME/runs).")] = None,
 ) -> None:
-    """Name, state, data, layers, method, epoch, best valid log p̃* and age of every run."""
+    """Name, state, data, layers, method, epochs done, best valid log p̃* and age of every run."""
     from rich.markup import escape
 
     from bihm_app.store.runs import list_runs
@@ -63,14 +63,14 @@ def list_(
 
 def runs_tables(runs, title: str, width: int) -> list:
     """The runs as Rich tables that fit ``width`` (render/fit_table.py): name and status always,
-    then best valid log p̃*, data, epoch, method, age and layers as the width allows."""
+    then best valid log p̃*, data, epochs done, method, age and layers as the width allows."""
     from rich.markup import escape
 
     from bihm_app.render.fit_table import Column, fit_table
 
     columns = [
         Column("name", style="bold"), Column("status"), Column("data", drop=5), Column("layers", drop=1),
-        Column("method", drop=3), Column("epoch", "right", drop=4),
+        Column("method", drop=3), Column("epochs done", "right", drop=4, short="done"),
         Column("best valid log p̃*", "right", drop=6, short="best p̃*"), Column("age", "right", drop=2),
     ]  # fmt: skip
     rows = []

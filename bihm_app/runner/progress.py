@@ -6,6 +6,11 @@ Inputs are the metrics tables (``store.metrics``: updates with ``step, epoch, ti
 or estimates 2 log Z), the run info of the latest attempt (total epochs, batches per epoch) and
 the state from ``status.json``. Speed comes from the rows' own clock (training time), so it does
 not drop to 0 while no update arrives during validation.
+
+Epochs are counted one way everywhere (CLI log, repro table, dashboard), with the words of
+:func:`position_text`: "epoch N" is the N-th epoch (1-based: the one in progress, or the one a line
+reports on), "N/T epochs done" counts the finished ones. A run stopped at batch 328 of its 2nd
+epoch is "epoch 2, batch 328/500" and "1/1000 epochs done" — never "epoch 1".
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RunProgress", "run_progress", "duration", "rate_text"]
+__all__ = ["RunProgress", "run_progress", "duration", "rate_text", "position_text", "epochs_done_text"]
 
 #: Update rows used for the speed (the most recent ones of the epoch in progress).
 RATE_WINDOW = 200
@@ -23,11 +28,29 @@ RATE_WINDOW = 200
 EPOCH_WINDOW = 5
 
 
+def _of(n: int, total: int | None) -> str:
+    return f"{n}/{total}" if total else str(n)
+
+
+def epochs_done_text(done: int, total: int | None = None) -> str:
+    """'4/1000 epochs done' ('1 epoch done' without a total)."""
+    return f"{_of(done, total)} epoch{'' if done == 1 and not total else 's'} done"
+
+
+def position_text(done: int, batch: int, total: int | None = None, per_epoch: int | None = None) -> str:
+    """Where a run stands, from the epochs done and the batches of the next one: 'epoch 5/1000,
+    batch 328/500' in the middle of an epoch (the 5th: 1-based, as the progress bar counts), else
+    '4/1000 epochs done'. The one wording of the CLI log, the repro table and the dashboard."""
+    if batch > 0 and not (total and done >= total):
+        return f"epoch {_of(done + 1, total)}, batch {_of(batch, per_epoch)}"
+    return epochs_done_text(done, total)
+
+
 @dataclass(frozen=True)
 class RunProgress:
     """Progress of one run: epochs done (of the total), updates, speed, time left and phase."""
 
-    epoch: int = 0
+    epoch: int = 0  # epochs done (the epoch in progress is epoch + 1)
     total_epochs: int | None = None
     step: int = 0
     batch: int | None = None  # updates done in the epoch in progress
@@ -36,9 +59,17 @@ class RunProgress:
     eta_s: float | None = None  # until the epoch limit (early stopping may end sooner)
     phase: str | None = None  # while running: "training", "validating", "estimating 2 log Z"
 
+    @property
+    def current_epoch(self) -> int | None:
+        """The epoch in progress, 1-based (None when the run is between epochs and not running,
+        or has done all its epochs)."""
+        if self.total_epochs and self.epoch >= self.total_epochs:
+            return None
+        return self.epoch + 1 if (self.batch or self.phase is not None) else None
+
     def epoch_text(self) -> str:
-        """'3/100' (or '3' when the total is unknown)."""
-        return f"{self.epoch}/{self.total_epochs}" if self.total_epochs else str(self.epoch)
+        """Epochs done: '3/100' (or '3' when the total is unknown)."""
+        return _of(self.epoch, self.total_epochs)
 
     def short(self) -> str:
         """What fits a table cell: the phase when it is not training, else speed and ETA."""
@@ -52,12 +83,21 @@ class RunProgress:
         return " ".join(parts)
 
     def text(self) -> str:
-        """The whole line: 'epoch 3/100 · batch 120/500 · 130 upd/s · ETA 4m 10s · validating'."""
-        parts = [f"epoch {self.epoch_text()}"]
-        if self.batch is not None and self.batches_per_epoch and self.phase == "training":
-            parts.append(f"batch {self.batch}/{self.batches_per_epoch}")
-        else:
+        """The whole line. Running: 'epoch 4/100 · batch 120/500 · 130 upd/s · ETA 4m 10s' (the
+        epoch in progress, 1-based, as in the CLI's progress bar and log), 'epoch 4/100 · step 1620 ·
+        validating …'; else '3/100 epochs done · epoch 4 stopped at batch 120/500 · step 1620'."""
+        current = self.current_epoch
+        if self.phase is None or current is None:  # not running, or all epochs done
+            parts = [epochs_done_text(self.epoch, self.total_epochs)]
+            if current is not None and self.batch:
+                parts.append(f"epoch {current} stopped at batch {_of(self.batch, self.batches_per_epoch)}")
             parts.append(f"step {self.step}")
+        else:
+            parts = [f"epoch {_of(current, self.total_epochs)}"]
+            if self.batches_per_epoch and self.phase == "training":
+                parts.append(f"batch {_of(self.batch or 0, self.batches_per_epoch)}")
+            else:
+                parts.append(f"step {self.step}")
         if self.updates_per_s:
             parts.append(f"{rate_text(self.updates_per_s)} upd/s")
         if self.eta_s is not None:

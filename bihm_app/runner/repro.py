@@ -35,6 +35,7 @@ from bihm_app.engine.training import TrainConfig
 from bihm_app.errors import BihmError, ConfigError, RunError
 from bihm_app.runner import thesis
 from bihm_app.runner.evaluation import EvalPlan, ProgressFactory, evaluate_target, no_progress
+from bihm_app.runner.progress import epochs_done_text, position_text
 from bihm_app.runner.tables import Table, duration, to_markdown  # noqa: F401  (to_markdown: re-exported)
 from bihm_app.runner.tables import pm as _pm
 from bihm_app.runner.train_loop import Reporter, RunSpec, resume_run, start_run
@@ -192,7 +193,8 @@ class RunState:
     seed: int
     phase: str = "train"
     state: str = "missing"  # missing | new | finished | resumable | running | budget | stopped
-    epoch: int = 0
+    epoch: int = 0  # epochs done
+    batch: int = 0  # batches done of the next epoch (a run stopped in the middle of one)
     max_epochs: int = 0
     best_epoch: int | None = None
     best_valid: float | None = None
@@ -295,6 +297,7 @@ def inspect_run(root: Path, plan: RunPlan) -> tuple[RunState, dict | None]:
 def _fill_progress(st: RunState, meta: dict) -> None:
     p = meta.get("progress", {})
     st.epoch = int(p.get("epoch") or 0)
+    st.batch = int(p.get("batch") or 0)
     st.best_epoch = p.get("best_epoch") if (p.get("best_epoch") or -1) > 0 else None
     st.best_valid = p.get("best_valid")
     st.stop_reason = str(p.get("stop_reason") or "")
@@ -318,18 +321,19 @@ def _train_one(root: Path, plan: RunPlan, budget_s: float | None, device: str, r
     st, meta = inspect_run(root, plan)
     st.budget_s = budget_s
     if st.state in ("finished", "running"):
-        log(f"{plan.name}: {st.state}" + (f" ({st.stop_reason}, epoch {st.epoch})" if st.state == "finished" else f" — {st.note}; left alone"))
+        log(f"{plan.name}: {st.state}" + (f" ({st.stop_reason}, {epochs_done_text(st.epoch, st.max_epochs)})" if st.state == "finished" else f" — {st.note}; left alone"))
         return st
     if budget_s is not None and st.train_seconds >= budget_s:
         st.state = "budget"
-        log(f"{plan.name}: its budget of {budget_s:.0f} s is spent (trained {st.train_seconds:.0f} s, epoch {st.epoch}); not trained further")
+        log(f"{plan.name}: its budget of {budget_s:.0f} s is spent (trained {st.train_seconds:.0f} s, {position_text(st.epoch, st.batch, st.max_epochs)}); not trained further")
         return st
     spec = RunSpec(data=plan.data, layers=tuple(plan.layers), train=plan.train, device=device, name=plan.name)
     if plan.phase == "finetune":
         parent = RunFolder(Path(root) / str(plan.parent))
         spec.init_from = {"run": plan.parent, "path": str(parent.best_path)}
     if st.state == "resumable":
-        log(f"{plan.name}: resuming at epoch {st.epoch + 1} ({st.train_seconds:.0f} s trained)")
+        log(f"{plan.name}: resuming at epoch {st.epoch + 1}" + (f", batch {st.batch}" if st.batch else "")
+            + f" ({epochs_done_text(st.epoch, st.max_epochs)}, {st.train_seconds:.0f} s trained)")  # fmt: skip
         run, reason = resume_run(root, plan.name, reporter, {"device": None if device == "auto" else device}, time_limit_s=budget_s)
     else:
         where = RunFolder(Path(root) / plan.name) if st.state == "new" else None
@@ -605,6 +609,12 @@ def _num(v: float | None, fmt: str) -> str:
     return "—" if v is None or not math.isfinite(v) else format(v, fmt)
 
 
+def epochs_done_cell(r: RunState) -> str:
+    """'1/1000', or '1/1000 +328 batches' for a run stopped at batch 328 of its 2nd epoch (the CLI
+    said "saved at epoch 2, batch 328/500"): epochs done, the words of runner/progress.py."""
+    return f"{r.epoch}/{r.max_epochs}" + (f" +{r.batch} batches" if r.batch and r.epoch < r.max_epochs else "")
+
+
 def training_table(result: ReproResult) -> Table:
     """Per run: state, epochs, best validation log p̃*(x) ± SE, training time; the selected run marked."""
     rows = []
@@ -614,14 +624,14 @@ def training_table(result: ReproResult) -> Table:
             reason = {"budget": "budget spent", "running": "training elsewhere", "missing": "not trained",
                       "new": "not trained", "resumable": "unfinished"}.get(r.state, r.stop_reason or r.state)  # fmt: skip
             rows.append([g.group, r.name, lr_label(r.lr), mark, _pm(r.best_valid, r.best_valid_se, 3),
-                         "—" if r.best_epoch is None else str(r.best_epoch), f"{r.epoch}/{r.max_epochs}", reason,
+                         "—" if r.best_epoch is None else str(r.best_epoch), epochs_done_cell(r), reason,
                          duration(r.train_seconds) if r.train_seconds else "—"])  # fmt: skip
     notes = ["✓: the run selected by its best validation log p̃*(x) (K = 10, the whole validation split)."]
     notes += [f"{g.group}: {g.note}" for g in result.groups if g.note]
     notes += [f"{r.name}: {r.note}" for g in result.groups for r in g.runs if r.note.startswith("trained with")]
-    return Table("training", ["set" if result.kind == "uci" else "protocol", "run", "lr", "sel.", "best valid log p̃*(x)", "best epoch", "epochs", "stopped by", "time"],
-                 rows, notes, short={"best valid log p̃*(x)": "valid p̃*", "best epoch": "best", "stopped by": "stop"},
-                 drop={"time": 1, "best epoch": 2, "lr": 3, "stopped by": 4, "epochs": 5}, key=2)  # fmt: skip
+    return Table("training", ["set" if result.kind == "uci" else "protocol", "run", "lr", "sel.", "best valid log p̃*(x)", "best epoch", "epochs done", "stopped by", "time"],
+                 rows, notes, short={"best valid log p̃*(x)": "valid p̃*", "best epoch": "best", "stopped by": "stop", "epochs done": "done"},
+                 drop={"time": 1, "best epoch": 2, "lr": 3, "stopped by": 4, "epochs done": 5}, key=2)  # fmt: skip
 
 
 def comparison_table(result: ReproResult) -> Table:

@@ -32,6 +32,7 @@ from bihm_app.errors import BihmError, CheckpointError, ConfigError, DiskFull, R
 from bihm_app.runner.budget import check_training_fits
 from bihm_app.runner.configs import DATA, LAYERS, TRAIN, layer_sizes
 from bihm_app.runner.naming import run_name_stem
+from bihm_app.runner.progress import epochs_done_text, position_text
 from bihm_app.runner.reporters import Reporter, reporters_for
 from bihm_app.runner.seeds import derive_seed, generator
 from bihm_app.runner.threads import configure_threads
@@ -426,7 +427,8 @@ class TrainingRun:
                 if stop.signal:
                     if self.params_finite():  # never save NaN/inf parameters
                         self.save()
-                        self.reporter.message(f"{stop.signal}: saved epoch {epoch + 1}, batch {p.batch}/{per_epoch}")
+                        self.reporter.message(f"{stop.signal}: saved at {position_text(p.epoch, p.batch, cfg.epochs, per_epoch)} "
+                                              f"({epochs_done_text(p.epoch, cfg.epochs)})")  # fmt: skip
                     else:
                         self.reporter.message(f"{stop.signal}: parameters are not finite; kept the last checkpoint")
                     self.reporter.stopped(stop.signal)
@@ -495,7 +497,9 @@ class TrainingRun:
         self.trainer.set_lr(lr)
         # a different random stream after the rollback, so the same blow-up is not replayed
         self.trainer.generator.manual_seed(derive_seed(cfg.seed, "rollback", index=rollbacks))
-        msg = f"NaN/inf detected: rolled back to epoch {self.progress.epoch}, learning rate halved to {lr:.3g}"
+        done, batch = self.progress.epoch, self.progress.batch
+        where = f"epoch {done + 1}, batch {batch}" if batch else (f"the end of epoch {done}" if done else "the start")
+        msg = f"NaN/inf detected: rolled back to {where} ({epochs_done_text(self.progress.epoch, cfg.epochs)}), learning rate halved to {lr:.3g}"
         self.reporter.message(msg)
         self.reporter.rolled_back(msg)
 

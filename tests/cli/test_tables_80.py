@@ -45,7 +45,7 @@ def runs():
     return root
 
 
-RUN_COLUMNS = {"name": None, "status": None, "data": None, "layers": None, "method": None, "epoch": None,
+RUN_COLUMNS = {"name": None, "status": None, "data": None, "layers": None, "method": None, "epochs done": "done",
                "best valid log p̃*": "best p̃*", "age": None}  # fmt: skip
 
 
@@ -80,7 +80,7 @@ def test_ckpt_compare_shows_every_run_whole_at_80_columns(runs, width):
     config = [[("≠ " if k in doc["config_differences"] else "") + k, *(sha(k, show_value(f.get(k))) for f in doc["flat"])]
               for k in doc["keys"]]  # fmt: skip
     runs_ = doc["runs"]
-    metrics = [["epoch / step", *[f"{r['progress']['epoch']} / {r['progress']['step']}" for r in runs_]],
+    metrics = [["epochs done / step", *[f"{r['progress']['epoch']} / {r['progress']['step']}" for r in runs_]],
                ["parameters", *[f"{r['parameters']['total']:,}" for r in runs_]]]  # fmt: skip
     metrics += [[label, *[fmt_value(r["metrics"][k]["value"], r["metrics"][k]["se"]) for r in runs_]]
                 for k, label in METRICS if k in runs_[0]["metrics"]]  # fmt: skip

@@ -58,14 +58,14 @@ def test_before_the_first_epoch_the_eta_uses_the_training_speed():
     p = run_progress(u, ep, [], INFO, "running")
     assert p.phase == "training" and p.updates_per_s == pytest.approx(5.0)
     assert p.eta_s == pytest.approx((10 - 10 / 50) * 50 / 5.0)
-    assert p.text() == "epoch 0/10 · batch 10/50 · 5 upd/s · ETA 1m 38s"
+    assert p.text() == "epoch 1/10 · batch 10/50 · 5 upd/s · ETA 1m 38s"  # the 1st epoch is in progress
 
 
 def test_a_run_that_is_not_running_has_no_speed_eta_or_phase():
     u, ep = tables(per_epoch=50, epochs_done=10, in_epoch=0, upd_s=25.0, valid_s=1.0)
     p = run_progress(u, ep, [{"kind": "phase", "message": "validating"}], INFO, "finished")
     assert (p.epoch, p.step, p.updates_per_s, p.eta_s, p.phase) == (10, 500, None, None, None)
-    assert p.short() == "" and p.text() == "epoch 10/10 · step 500"
+    assert p.short() == "" and p.text() == "10/10 epochs done · step 500"
     empty = run_progress(np.zeros(0, UPDATE_DTYPE), np.zeros(0, EPOCH_DTYPE), [], {}, "running")
     assert (empty.epoch, empty.step, empty.total_epochs, empty.eta_s) == (0, 0, None, None)
 

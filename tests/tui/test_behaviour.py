@@ -289,7 +289,8 @@ async def test_runs_list_and_run_view_show_the_same_live_progress(runs_root):
             view = app.screen
             assert view.progress == row.progress  # one computation for both views
             info = str(view.query_one("#run-info").render())
-            assert "epoch 2/10" in info and "estimating 2 log Z" in info and "0 upd/s" not in info
+            # the list counts epochs done (2/10); the view names the epoch in progress, as the CLI does
+            assert "epoch 3/10" in info and "estimating 2 log Z" in info and "0 upd/s" not in info
             assert row.progress.updates_per_s == pytest.approx(8.0)
             # 2 done + 10/40 of the third of 10 epochs; 6 s per epoch (5 s training + 1 s validation)
             assert row.progress.eta_s == pytest.approx((10 - 2 - 10 / 40) * 6.0)
