@@ -1,6 +1,6 @@
 """Line charts of metric curves, for the terminal (Rich, braille dots) and for PNG files (Pillow).
 
-Typical use: training curves (log p, log p~*, 2 log Z per epoch) of one or several runs overlaid,
+Typical use: training curves (log p, log p̃*, 2 log Z per epoch) of one or several runs overlaid,
 with optional ± standard-error bands. Every series gets a colour *and* a line style and marker,
 so charts stay readable with ``NO_COLOR`` and in grey print. NaN values leave gaps; a constant
 series or a single point is drawn in a padded range instead of failing.
@@ -25,6 +25,9 @@ from rich.text import Text
 from bihm_app.errors import DataError
 from bihm_app.render.grid import as_numpy
 from bihm_app.render.png import atomic_save
+from bihm_app.render.png_text import draw_text as _draw_text
+from bihm_app.render.png_text import text_height as _text_height
+from bihm_app.render.png_text import text_width as _text_width
 from bihm_app.render.terminal import BRAILLE, braille_codes
 
 __all__ = ["LineChart", "TickAxis", "even_ticks", "save_chart_png", "sparkline", "nice_ticks", "format_ticks"]
@@ -600,6 +603,7 @@ def save_chart_png(
     data). ``x_log``: a base-10
     logarithmic x axis with ticks at powers of ten (non-positive x values are left out).
     ``band_label`` follows a banded series' name in the legend (e.g. "± 2 SE" for 2·SE bands).
+    Text may write p̃ as "p\u0303" or "p~": both are drawn as a p with a tilde over it.
     """
     from PIL import Image, ImageDraw
 
@@ -612,8 +616,7 @@ def save_chart_png(
     draw = ImageDraw.Draw(img)
 
     def text_size(s: str, f: Any) -> tuple[int, int]:
-        l, t, r, b = draw.textbbox((0, 0), s, font=f)
-        return r - l, b - t
+        return round(_text_width(draw, s, f)), _text_height(draw, s, f)
 
     legend_rows = [s.name + (f" {band_label}" if s.se is not None and band_label else "") for s in items]
     legend_at = _png_legend_places([text_size(r, small)[0] for r in legend_rows], width - 32)
@@ -643,13 +646,13 @@ def save_chart_png(
         draw.line([(left, y), (right, y)], fill=grid_colour)
         draw.line([(left - 5, y), (left, y)], fill=axis_colour)
         w, h = text_size(s, small)
-        draw.text((left - 8 - w, y - h / 2 - 2), s, fill=text_colour, font=small)
+        _draw_text(draw, (left - 8 - w, y - h / 2 - 2), s, text_colour, small)
     for t, s in zip(x_ticks, x_labels):
         x = float(sx(np.array(t)))
         draw.line([(x, top), (x, bottom)], fill=grid_colour)
         draw.line([(x, bottom), (x, bottom + 5)], fill=axis_colour)
         w, _ = text_size(s, small)
-        draw.text((x - w / 2, bottom + 8), s, fill=text_colour, font=small)
+        _draw_text(draw, (x - w / 2, bottom + 8), s, text_colour, small)
     draw.rectangle([left, top, right, bottom], outline=axis_colour)
 
     # Bands first, translucent, on their own layer.
@@ -683,17 +686,17 @@ def save_chart_png(
     if not has_data:
         w, h = text_size("(no data)", font)
         centre = ((left + right - w) / 2, (top + bottom - h) / 2)
-        draw.text(centre, "(no data)", fill=text_colour, font=font)
+        _draw_text(draw, centre, "(no data)", text_colour, font)
     if title:
         w, _ = text_size(title, font)
-        draw.text(((width - w) / 2, 10), title, fill=text_colour, font=font)
+        _draw_text(draw, ((width - w) / 2, 10), title, text_colour, font)
     if x_label:
         w, _ = text_size(x_label, font)
-        draw.text(((left + right - w) / 2, bottom + 28), x_label, fill=text_colour, font=font)
+        _draw_text(draw, ((left + right - w) / 2, bottom + 28), x_label, text_colour, font)
     if y_label:
         w, h = text_size(y_label, font)
-        label = Image.new("RGB", (w + 4, h + 8), "white")
-        ImageDraw.Draw(label).text((2, 0), y_label, fill=text_colour, font=font)
+        label = Image.new("RGB", (w + 4, h + 11), "white")
+        _draw_text(ImageDraw.Draw(label), (2, 3), y_label, text_colour, font)  # 3 px above: room for a tilde
         rotated = label.rotate(90, expand=True)
         img.paste(rotated, (4, int((top + bottom - rotated.height) / 2)))
         draw = ImageDraw.Draw(img)
@@ -704,7 +707,7 @@ def save_chart_png(
         draw.line([(bx, cy), (bx + 30, cy)], fill=s.rgb, width=2)
         _draw_marker(draw, PNG_MARKERS[s.index % len(PNG_MARKERS)], bx + 15, cy, 4, s.rgb)
         _, h = text_size(r, small)
-        draw.text((bx + 38, cy - h / 2 - 3), r, fill=text_colour, font=small)
+        _draw_text(draw, (bx + 38, cy - h / 2 - 3), r, text_colour, small)
 
     return atomic_save(path, lambda tmp: img.save(tmp, format="PNG"))
 

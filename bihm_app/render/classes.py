@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from bihm_app.errors import DataError
 from bihm_app.render.grid import image_stack
 from bihm_app.render.png import atomic_save
+from bihm_app.render.png_text import draw_text
 
 __all__ = ["confusion_image", "save_confusion_png", "captioned_grid_image", "save_captioned_grid_png"]
 
@@ -53,7 +54,7 @@ def confusion_image(matrix: Any, title: str = "", cell: int = 44) -> Image.Image
     draw = ImageDraw.Draw(img)
     small, big = _font(12), _font(14)
     if title:
-        draw.text((8, 6), title, font=big, fill=(0, 0, 0))
+        draw_text(draw, (8, 6), title, (0, 0, 0), big)  # p̃ drawn as such (render/png_text.py)
     # ASCII only: Pillow's default font has no arrows
     draw.text((margin, top - 18), "predicted", font=small, fill=(80, 80, 80))
     draw.text((4, top - 18), "true", font=small, fill=(80, 80, 80))

@@ -375,7 +375,7 @@ def save_k_sweep_png(sweeps: dict[str, list[dict]], path: Path, title: str = "")
         entries = sorted(entries, key=lambda e: e["K"])
         ks = [e["K"] for e in entries]
         prefix = f"{label}: " if len(sweeps) > 1 else ""
-        for key, name in (("log_ptilde", "log p~*(x)"), ("log_p", "log p(x)")):
+        for key, name in (("log_ptilde", "log p̃*(x)"), ("log_p", "log p(x)")):
             series[prefix + name] = (ks, [e[key] for e in entries])
             bands[prefix + name] = [2 * (e.get(f"{key}_se") or 0.0) for e in entries]
     return save_chart_png(series, path, title=title, bands=bands, x_label="K (importance samples, log scale)",

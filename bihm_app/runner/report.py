@@ -152,7 +152,7 @@ def training_figures(run_dir: Path, out: Path, name: str) -> dict[str, str]:
     if len(e):
         ep = e["epoch"].astype(float)
         series, bands = {}, {}
-        for col, label in (("valid_log_ptilde", "valid log p~*(x)"), ("valid_log_p", "valid log p(x)")):
+        for col, label in (("valid_log_ptilde", "valid log p̃*(x)"), ("valid_log_p", "valid log p(x)")):
             x, y, se = _finite(ep, e[col].astype(float), e[f"{col}_se"].astype(float))
             series[label], bands[label] = (x, y), 2 * np.nan_to_num(se)
         save_chart_png(series, out / "validation.png", title=f"{name}: validation (K = 10)", bands=bands,
@@ -284,18 +284,18 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
             if len(e):
                 x, y, se = _finite(e["epoch"].astype(float), e["valid_log_ptilde"].astype(float), e["valid_log_ptilde_se"].astype(float))
                 series[r.name], bands[r.name] = (x, y), 2 * np.nan_to_num(se)
-        save_chart_png(series, out_dir / "compare-valid.png", title="validation log p~*(x)", bands=bands, y_label="nats",
+        save_chart_png(series, out_dir / "compare-valid.png", title="validation log p̃*(x)", bands=bands, y_label="nats",
                        band_label="± 2 SE")  # fmt: skip
         lines += [f"![{md_escape('validation log p̃*(x) of every run, ± 2 SE')}](compare-valid.png)", ""]
         sweeps = {r.name: r.sweep for r in reports if r.sweep}
         if sweeps:
-            save_k_sweep_png(sweeps, out_dir / "compare-k-sweep.png", "log p~*(x) and log p(x) against K")
+            save_k_sweep_png(sweeps, out_dir / "compare-k-sweep.png", "log p̃*(x) and log p(x) against K")
             lines += [f"![{md_escape('log p̃*(x) and log p(x) against K, every run')}](compare-k-sweep.png)", ""]
     for r in reports:
         sub = out_dir / r.name
         r.figures.update(training_figures(r.path, sub, r.name))
         if r.sweep:
-            save_k_sweep_png({r.name: r.sweep}, sub / "k-sweep.png", f"{r.name}: log p~*(x) and log p(x) against K")
+            save_k_sweep_png({r.name: r.sweep}, sub / "k-sweep.png", f"{r.name}: log p̃*(x) and log p(x) against K")
         if options.pictures and (r.path / "best.h5").exists():
             r.figures.update(picture_figures(Path(root), r, sub, options, progress))
         lines += _run_section(r)
