@@ -27,7 +27,7 @@ def compare(
     targets: Annotated[list[str], typer.Argument(help="Two or more runs or checkpoint files.")],
     latest: Latest = False,
     metric: Annotated[str, typer.Option(help="History column to plot.")] = "valid_log_ptilde",
-    chart: Annotated[bool, typer.Option(help="Draw the curves as a terminal chart.")] = True,
+    chart: Annotated[bool, typer.Option(help="Draw the curves as a terminal chart (every epoch of each run, also after its best one).")] = True,
     diff_only: Annotated[bool, typer.Option("--diff-only", help="Show only the configuration keys that differ.")] = False,
     as_json: AsJson = False,
     runs_dir: RunsDir = None,
@@ -92,14 +92,28 @@ def _metrics_tables(runs: list[dict], width: int):
     return fit_table(columns, rows, width, title="metrics at each run's best epoch (± standard error)")
 
 
-def _print_chart(runs: list[dict], metric: str) -> None:
-    series_, bands = {}, {}
+def chart_series(runs: list[dict], metric: str) -> tuple[dict, dict, list[str]]:
+    """(series, bands, labels of runs drawn from their latest checkpoint) of the chart: every epoch
+    of each run — a run's best.h5 stops at its best epoch, the curve goes on to its latest one."""
+    from pathlib import Path
+
+    from bihm_app.runner.histories import full_history
+
+    series_, bands, extended = {}, {}, []
     for r in runs:
-        xs, ys, es = series(r["history"], metric)
+        history, source = full_history(Path(r["path"]), r["history"])
+        if source != Path(r["path"]):
+            extended.append(r["label"])
+        xs, ys, es = series(history, metric)
         if xs:
             series_[r["label"]] = (xs, ys)
             if any(e is not None for e in es):
                 bands[r["label"]] = [math.nan if e is None else e for e in es]
+    return series_, bands, extended
+
+
+def _print_chart(runs: list[dict], metric: str) -> None:
+    series_, bands, extended = chart_series(runs, metric)
     if not series_:
         out.print(f"[dim]no history of {metric!r} to plot[/]")
         return
@@ -108,3 +122,6 @@ def _print_chart(runs: list[dict], metric: str) -> None:
         err.print("[dim](terminal charts are not available in this install)[/]")
     else:
         out.print(renderable)
+        if extended:
+            out.print(f"[dim]curves of {', '.join(extended)}: every epoch, from checkpoint.h5 (best.h5 stops at the best "
+                      "epoch); the tables: each run at its best epoch[/]", highlight=False)  # fmt: skip

@@ -229,6 +229,8 @@ def even_ticks(lo: float, hi: float, rows: int) -> TickAxis:
     for step in _nice_steps(span / (rows - 1)):
         if found and step / max(gaps) > min(a.unit for _, a in found):
             break  # every finer unit has been tried
+        if step > 1e3 * max(span, abs(lo), abs(hi)):
+            break  # none will fit (two rows, data on both sides of 0: the rows would be -u and 0, or 0 and u)
         for g in gaps:
             unit = step / g
             if (rows - 1) * unit < span * (1 - 1e-9):
@@ -240,6 +242,9 @@ def even_ticks(lo: float, hi: float, rows: int) -> TickAxis:
             if bottom > lo + 1e-9 * max(1.0, abs(lo)) or bottom + (rows - 1) * unit < hi - 1e-9 * max(1.0, abs(hi)):
                 continue
             found.append((g, TickAxis(bottom + (rows - 1) * unit, unit, step, rows)))
+    if not found:  # rows that are not multiples of a nice step: the data's own range, ticks where they fall
+        step = next(_nice_steps(span))
+        return TickAxis(hi, span / (rows - 1), step, rows)
     labelled = [a for _, a in found if len(a.ticks) >= 2] or [a for _, a in found]  # two labels if at all possible
     finest = min(a.unit for a in labelled)
     # Within 10 % of the finest resolution, prefer denser ticks.
@@ -403,8 +408,8 @@ class LineChart:
         legend = _wrap_entries(self.legend(), width) if self.show_legend and self.items else []
         rows = max(2, height - len(out) - 2 - len(legend))
 
-        (x0, x1), (y0, y1), has_data = _ranges(self.items, y_pad=0.0)
-        axis = even_ticks(y0, y1, rows)
+        (x0, x1), _, has_data = _ranges(self.items, y_pad=0.0)
+        axis = self.y_axis(rows)
         y_labels = format_ticks(axis.ticks, axis.step)
         margin = max((len(s) for s in y_labels), default=1) + 1
         cols = max(2, width - margin - 1)
@@ -467,6 +472,12 @@ class LineChart:
             line.no_wrap = True
             line.truncate(width, overflow="crop")
         return out
+
+    def y_axis(self, rows: int) -> TickAxis:
+        """The y axis of a plot ``rows`` text rows high: from below the lowest to above the highest
+        finite value of every series (and band), none left out."""
+        _, (y0, y1), _ = _ranges(self.items, y_pad=0.0)
+        return even_ticks(y0, y1, rows)
 
     @staticmethod
     def _band_curves(s: _Series) -> list[np.ndarray]:
