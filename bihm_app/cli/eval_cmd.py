@@ -101,8 +101,8 @@ def _show_eval(res, split: str, k_sweep: bool, plot: Optional[Path], as_json: bo
         out.print(f"log p*(x) = log p̃*(x) − 2 log Z = [bold]{star[0]:.2f} ± {star[1]:.2f}[/]   (K = {results[-1]['K']})", highlight=False)
         more = res.z_more_precise()
         if more is not None:
-            out.print(f"[dim]also cached for this checkpoint: 2 log Z = {more['mean']:.3f} ± {more['se']:.3f} "
-                      f"({more['samples']:,} samples, inner {more['inner']}; --reuse takes it)[/]", highlight=False)  # fmt: skip
+            out.print(f"[dim]also cached: 2 log Z = {more['mean']:.3f} ± {more['se']:.3f} "
+                      f"({more['samples']:,} samples; --reuse takes it)[/]", highlight=False)  # fmt: skip
     if png is not None:
         out.print(f"wrote {png}", highlight=False)
     if res.written is not None:
