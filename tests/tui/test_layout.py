@@ -52,7 +52,7 @@ async def test_footer_keeps_help_and_quit_on_every_screen_at_80x24(runs_root):
     (Textual's Footer does: the application's keys come last), and one that offers ``?`` and ``q``
     where they type (the new-run form): there it must show ``f1`` and ``ctrl+q``, which work."""
     app = make_app(runs_root)
-    letters, stand_ins = (r"\?\s*Help", r"(?<![\^\w])q\s*Quit"), (r"\bf1\s*Help", r"\^q\s*Quit")
+    letters, stand_ins = (r"\?\s*(Help|more)", r"(?<![\^\w])q\s*Quit"), (r"\bf1\s*(Help|more)", r"\^q\s*Quit")
     async with app.run_test(size=SMALL) as pilot:
         await runs_loaded(pilot)
         openers = {
@@ -66,7 +66,7 @@ async def test_footer_keeps_help_and_quit_on_every_screen_at_80x24(runs_root):
             if open_screen is not None:
                 open_screen()
             # the footer recomposes (focus, a model loaded): wait for a whole one with the screen's keys
-            await wait_for(pilot, lambda: re.search(r"^\s*\S.*\bHelp\b.*\bQuit\s*$", footer_line(app)))
+            await wait_for(pilot, lambda: re.search(r"^\s*\S.*\b(Help|more)\b.*\bQuit\s*$", footer_line(app)))
             footer = footer_line(app)
             assert all(re.search(k, footer) for k in keys), f"{name}: {footer!r}"
             if open_screen is not None:

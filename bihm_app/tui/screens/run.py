@@ -42,14 +42,15 @@ START_WAIT_S = 60.0  # how long a just-launched run may take to create its folde
 class RunScreen(BihmScreen):
     """Live curves and controls of one run."""
 
+    #: Most important first: the footer shows the first ones that fit (the rest under "? more").
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs list"),
-        Binding("m", "smooth", "Smooth", tooltip="Toggle the smoothed batch-bound curve"),
-        Binding("v", "epoch_view", "log p / 2 log Z", tooltip="Switch the epoch chart between the bounds (log p~*, log p), the validation error (semi-supervised runs) and 2 log Z"),
-        Binding("z", "zoom", "Zoom", tooltip="Zoom to the last N epochs (cycles 50, 10, 3, all)"),
         Binding("x", "stop", "Stop", tooltip="Stop the run (SIGINT: it saves a checkpoint and exits)"),
         Binding("r", "resume", "Resume", tooltip="Resume the run from its last checkpoint"),
         Binding("s", "samples", "Samples", tooltip="Samples of this run's best model"),
+        Binding("v", "epoch_view", "log p / 2 log Z", tooltip="Switch the epoch chart between the bounds (log p~*, log p), the validation error (semi-supervised runs) and 2 log Z"),
+        Binding("z", "zoom", "Zoom", tooltip="Zoom to the last N epochs (cycles 50, 10, 3, all)"),
+        Binding("m", "smooth", "Smooth", tooltip="Toggle the smoothed batch-bound curve"),
         Binding("y", "classify", "Classify", tooltip="Classify digits with this semi-supervised run"),
     ]
 

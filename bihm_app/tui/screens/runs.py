@@ -31,18 +31,19 @@ class RunsScreen(BihmScreen):
     RunsScreen #runs-empty { height: 1fr; width: 1fr; content-align: center middle; text-align: center; }
     """
 
+    #: Most important first: the footer shows the first ones that fit (the rest under "? more").
     BINDINGS = [
         Binding("enter", "open_run", "Open", tooltip="Open the selected run's live view"),
         Binding("n", "new_run", "New run", tooltip="Start a new training run"),
         Binding("s", "samples", "Samples", tooltip="Samples of the selected run"),
-        Binding("i", "inpaint", "Inpaint", tooltip="Inpainting with the selected run"),
-        Binding("l", "layers", "Layers", tooltip="Layer-wise generation of the selected run"),
-        Binding("space", "mark", "Mark", tooltip="Mark/unmark the run for comparison"),
         Binding("c", "compare", "Compare", tooltip="Compare the marked runs (or the selected one)"),
+        Binding("space", "mark", "Mark", tooltip="Mark/unmark the run for comparison"),
         Binding("x", "stop", "Stop", tooltip="Stop the selected run (SIGINT: it saves a checkpoint)"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected run from its last checkpoint"),
+        Binding("i", "inpaint", "Inpaint", tooltip="Inpainting with the selected run"),
+        Binding("l", "layers", "Layers", tooltip="Layer-wise generation of the selected run"),
         Binding("y", "classify", "Classify", tooltip="Classify digits with the selected semi-supervised run"),
-        Binding("f5", "refresh", "Refresh", show=False, tooltip="Re-read the runs folder now"),
+        Binding("f5", "refresh", "Refresh", tooltip="Re-read the runs folder now"),
     ]
 
     def __init__(self) -> None:
