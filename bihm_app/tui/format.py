@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 from rich.text import Text
 
@@ -39,3 +41,26 @@ def pm(v: float | None, se: float | None, digits: int = 2) -> str:
     if se is None or not math.isfinite(se) or se <= 0:
         return num(v, digits)
     return f"{v:.{digits}f} ± {se:.{digits}f}"
+
+
+def percent(fraction: float | None, digits: int = 1) -> str:
+    """A fraction as '25.9 %' (the ESS as the CLI prints it: percent of K)."""
+    if fraction is None or not isinstance(fraction, (int, float)) or not math.isfinite(fraction):
+        return "—"
+    return f"{100 * fraction:.{digits}f} %"
+
+
+def short_path(path: str | os.PathLike) -> str:
+    """A path for a toast, short enough not to wrap mid-word: ``$BIHM_HOME/runs/a/pictures/x.png``
+    when BIHM_HOME holds the runs folder, else ``~/…`` under the home folder, else the full path."""
+    p = Path(path)
+    env = os.environ.get("BIHM_HOME")
+    bases = [(Path(env).expanduser(), "$BIHM_HOME")] if env else []
+    bases.append((Path.home(), "~"))
+    for base, prefix in bases:
+        for b, q in ((base, p), (base.resolve(), p.resolve())):
+            try:
+                return f"{prefix}/{q.relative_to(b)}"
+            except ValueError:
+                continue
+    return str(p)

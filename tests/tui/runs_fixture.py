@@ -38,7 +38,7 @@ def epoch_row(epoch: int, step: int, offset: float = 0.0) -> dict:
     return {
         "epoch": epoch, "step": step, "time": float(epoch), "train_objective": v - 5,
         "valid_log_ptilde": v, "valid_log_ptilde_se": 0.8, "valid_log_p": v + 3, "valid_log_p_se": 0.6,
-        "log_z2": -6.0 + 0.1 * epoch, "log_z2_se": 0.3, "valid_log_pstar": v - 1, "ess": 4.0, "lr": 1e-3,
+        "log_z2": -6.0 + 0.1 * epoch, "log_z2_se": 0.3, "valid_log_pstar": v - 1, "ess": 0.259, "lr": 1e-3,
     }  # fmt: skip
 
 

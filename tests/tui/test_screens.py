@@ -309,6 +309,15 @@ async def test_layers_screen_switches_layers_within_the_model(runs_root):
 
 
 # -- compare ----------------------------------------------------------------------------------------
+def metric_cell(screen: CompareScreen, run: str, heading: str) -> str:
+    """A cell of the compare screen's metrics table, whichever way round it is (a row or a column per run)."""
+    from bihm_app.tui.screens.compare import HEADINGS
+
+    table = screen.query_one("#compare-metrics", DataTable)
+    r, c = [f.name for f in screen.facts].index(run), HEADINGS.index(heading)
+    return str(table.get_row_at(c)[r + 1] if screen.per_run_columns else table.get_row_at(r)[c + 1])
+
+
 async def test_compare_highlights_config_differences_and_shows_errors(runs_root):
     app = make_app(runs_root)
     async with app.run_test(size=SIZE) as pilot:
@@ -319,9 +328,7 @@ async def test_compare_highlights_config_differences_and_shows_errors(runs_root)
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.facts)
         s = app.screen
-        metrics = s.query_one("#compare-metrics", DataTable)
-        assert metrics.row_count == 2
-        assert "±" in str(metrics.get_row_at(0)[3])
+        assert "±" in metric_cell(s, "alpha", "log p~*")
         config = s.query_one("#compare-config", DataTable)
         keys = [str(config.get_row_at(i)[0]) for i in range(config.row_count)]
         assert {"model.layers", "train.K", "train.lr"} <= set(keys) and "data" not in keys
@@ -354,9 +361,8 @@ async def test_compare_shows_the_cached_test_estimate_and_writes_a_report(runs_r
         app.open_compare(["alpha", "beta"])
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.facts)
         s = app.screen
-        metrics = s.query_one("#compare-metrics", DataTable)
-        assert str(metrics.get_row_at(0)[-1]) == "-89.50 ± 0.50 p* K=1000"  # −90.0 − (−0.5); √(0.3² + 0.4²)
-        assert str(metrics.get_row_at(1)[-1]) == "—"
+        assert metric_cell(s, "alpha", "test (cached)") == "-89.50 ± 0.50 p* K=1000"  # −90.0 − (−0.5); √(0.3² + 0.4²)
+        assert metric_cell(s, "beta", "test (cached)") == "—"
         await pilot.press("r")
         await wait_for(pilot, lambda: any("report written" in n.message for n in app._notifications), timeout=60)
     (report,) = (runs_root.parent / "reports").glob("compare-*/report.md")
