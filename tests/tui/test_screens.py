@@ -234,7 +234,7 @@ async def test_samples_screen_draws_regenerates_switches_method_and_saves_png(ru
         assert s.seed == 1 and not np.array_equal(first, img.grid)
         await pilot.press("m")
         await wait_for(pilot, lambda: s.generated >= 3, timeout=60)
-        assert s.method == "gibbs"
+        assert s.method == "resample"  # from the default, gibbs
         await pilot.press("b")
         assert img.mode == "halfblock"
         await pilot.press("w")

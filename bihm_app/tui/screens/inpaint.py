@@ -1,7 +1,8 @@
 """The inpaint screen: hide part of a test image and watch Gibbs chains (3.4) fill it in.
 
 The chain runs in a thread worker one sweep at a time and posts every frame; the grid shows
-the original, the masked input (missing pixels dotted) and four chains' current means.
+the original, the masked input (missing pixels dotted) and four chains' current means. ``w`` saves
+the picture as ``bihm inpaint`` draws it (:func:`inpaint_png`): the hidden region in red.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ from bihm_app.tui.screens.pictures_base import PictureScreen
 CHAINS = 4
 CONFIG = INPAINTING  # sweeps, K and the rest: the same defaults as `bihm inpaint`
 FRAME_S = 0.08  # pacing of the animation (a frame is shown at most this often)
+
+
+def inpaint_png(x: np.ndarray, known: np.ndarray, means: np.ndarray, image_shape) -> np.ndarray:
+    """The saved picture (H, W, 3), marked as the CLI's (`runner.pictures.inpaint_panel`): original,
+    input with the hidden region a solid patch, the chains' means — hidden pixels tinted red by the
+    same :func:`~bihm_app.render.png.colorize`, on the same :func:`~bihm_app.render.grid.make_grid`."""
+    from bihm_app.render.grid import make_grid
+    from bihm_app.render.png import colorize
+
+    missing = (~np.asarray(known, bool)).astype(float)
+    rows = np.vstack([x, np.where(known, x, 1.0), means])
+    tint = np.vstack([np.zeros_like(missing), missing, np.repeat(missing[None], len(means), 0)])
+    ncol = 3
+    return colorize(make_grid(rows, ncol=ncol, image_shape=image_shape), make_grid(tint, ncol=ncol, image_shape=image_shape) > 0.75)
 
 
 def masked_picture(x: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -49,6 +64,7 @@ class InpaintScreen(PictureScreen):
         self.seed = seed
         self.frames_shown = 0
         self.sweep = -1
+        self.last_frame: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # x, known, means
 
     def compose_controls(self) -> ComposeResult:
         blink = self.app.cursor_blink  # type: ignore[attr-defined]
@@ -109,13 +125,14 @@ class InpaintScreen(PictureScreen):
                 last = time.monotonic()
                 if self.is_cancelled():
                     break
-                self.call_ui(self._frame, t, grid)
+                self.call_ui(self._frame, t, grid, (x, known, means))
             return t
 
         self.in_thread(work, done=self._finished, group="inpaint", failed=self.show_failure)
 
-    def _frame(self, sweep: int, grid: np.ndarray) -> None:
+    def _frame(self, sweep: int, grid: np.ndarray, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         self.sweep = sweep
+        self.last_frame = rows
         self.frames_shown += 1
         self.show_grid(grid, 3)
         self.set_status(
@@ -131,3 +148,8 @@ class InpaintScreen(PictureScreen):
 
     def file_stem(self) -> str:
         return f"inpaint-{self.index}-{self.mask}"
+
+    def png_picture(self) -> np.ndarray | None:
+        if self.last_frame is None or self.model is None:
+            return None
+        return inpaint_png(*self.last_frame, self.model.image_shape)

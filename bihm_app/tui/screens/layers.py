@@ -1,4 +1,9 @@
-"""The layers screen: layer-wise generation — what one state of a chosen layer encodes."""
+"""The layers screen: layer-wise generation — what one state of a chosen layer encodes.
+
+Below one top-down state of h_l (l ≥ 2) the 16 completions differ: each draws its own h_1 … h_{l-1}.
+Below one state of h_1 they cannot: x given h_1 is a product of Bernoullis, so all 16 pictures of
+its means would be the same picture — the screen shows it once and says why.
+"""
 
 from __future__ import annotations
 
@@ -46,11 +51,19 @@ class LayersScreen(PictureScreen):
 
     def _show(self, grid) -> None:
         self.generated += 1
-        self.show_grid(grid, NCOL)
         L = self.model.n_layers if self.model else "?"
+        if self.layer_index == 1:
+            self.show_grid(grid[:1], 1)
+            self.set_status(
+                f"layer 1 of {L}: the pixel means p(x | h_1) below one top-down h_1, seed {self.seed}. One picture: "
+                "given h_1 the pixels are independent, so every completion has these means.  "
+                "[dim](] higher layers · g another h_1 · w save)[/dim]"
+            )
+            return
+        self.show_grid(grid, NCOL)
         self.set_status(
-            f"layer {self.layer_index} of {L}: {N_SAMPLES} samples below one state of h_{self.layer_index}, seed {self.seed}  "
-            "[dim]([ ] layer · g regenerate · w save)[/dim]"
+            f"layer {self.layer_index} of {L}: {N_SAMPLES} completions below one state of h_{self.layer_index}, "
+            f"seed {self.seed}  [dim]([ ] layer · g regenerate · w save)[/dim]"
         )
 
     def file_stem(self) -> str:

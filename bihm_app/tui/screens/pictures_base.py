@@ -17,6 +17,7 @@ from bihm_app.errors import RunError
 from bihm_app.runner.models import LoadedModel, load_model
 from bihm_app.runner.preflight import usable_checkpoint
 from bihm_app.store.runs import open_run
+from bihm_app.tui.format import short_path
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES, BitmapImage
 from bihm_app.tui.widgets.key_footer import KeyFooter
@@ -95,8 +96,12 @@ class PictureScreen(BihmScreen):
         img = self.query_one("#picture", BitmapImage)
         img.mode = MODES[(MODES.index(img.mode) + 1) % len(MODES)]
 
+    def png_picture(self) -> np.ndarray | None:
+        """What ``w`` saves: the picture on screen (a screen may colour it as the CLI's PNG does)."""
+        return self.query_one("#picture", BitmapImage).grid
+
     def action_save_png(self) -> None:
-        grid = self.query_one("#picture", BitmapImage).grid
+        grid = self.png_picture()
         if grid is None:
             self.notify("Nothing to save yet", severity="warning")
             return
@@ -111,4 +116,4 @@ class PictureScreen(BihmScreen):
 
     def _saved(self, path: Path) -> None:
         self.last_saved = Path(path)
-        self.notify(f"saved {path}", title="PNG")
+        self.notify(f"saved {escape(short_path(path))}", title="PNG")

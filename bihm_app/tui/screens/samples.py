@@ -1,7 +1,13 @@
-"""The samples screen: a grid of model samples (ancestral, Gibbs or importance-resampled)."""
+"""The samples screen: a grid of model samples (Gibbs, importance-resampled or ancestral).
+
+It starts with ``bihm sample``'s default, :data:`~bihm_app.runner.pictures.SAMPLING` (Gibbs,
+Algorithm 2: samples of the model's p*, the distribution a BiHM defines and is trained on;
+ancestral samples come from the top-down p alone), and its status line names the sampler shown.
+"""
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.binding import Binding
 
 from dataclasses import replace
@@ -18,13 +24,13 @@ class SamplesScreen(PictureScreen):
 
     BINDINGS = PictureScreen.BINDINGS + [
         Binding("g", "regenerate", "Regenerate", tooltip="Draw new samples (next seed)"),
-        Binding("m", "method", "Method", tooltip="Switch ancestral / gibbs / resample"),
+        Binding("m", "method", "Method", tooltip="Switch the sampler: gibbs (p*, the default) / resample (p*) / ancestral (p alone)"),
     ]
     kind = "samples"
 
-    def __init__(self, name: str, method: str = "ancestral", seed: int = 0) -> None:
+    def __init__(self, name: str, method: str | None = None, seed: int = 0) -> None:
         super().__init__(name)
-        self.method = method
+        self.method = method or SAMPLING.method  # the CLI's default
         self.seed = seed
         self.generated = 0
 
@@ -35,21 +41,22 @@ class SamplesScreen(PictureScreen):
         lm = self.model
         if lm is None:
             return
-        self.set_status(f"drawing {N_SAMPLES} {self.method} samples (seed {self.seed}) …")
+        self.set_status(f"drawing {N_SAMPLES} samples with the {self.method} sampler (seed {self.seed}) …")
         method, seed = self.method, self.seed
 
         def work():
             pics = sample_pictures(lm.model, N_SAMPLES, replace(SAMPLING, method=method, seed=seed))
-            return to_images(pics.means, lm.image_shape)
+            return to_images(pics.means, lm.image_shape), pics.title
 
         self.in_thread(work, done=self._show, group="samples", failed=self.show_failure)
 
-    def _show(self, grid) -> None:
+    def _show(self, result) -> None:
+        grid, title = result
         self.generated += 1
         self.show_grid(grid, NCOL)
         lm = self.model
         self.set_status(
-            f"{N_SAMPLES} {self.method} samples, seed {self.seed}, from {lm.path.name if lm else '?'}  "
+            f"[b]{escape(title)}[/b]: {N_SAMPLES} samples, seed {self.seed}, from {lm.path.name if lm else '?'}  "
             "[dim](g regenerate · m method · b pixels · w save)[/dim]"
         )
 
