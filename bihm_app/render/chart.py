@@ -433,24 +433,42 @@ class LineChart:
             self._paint(dots, styles, best, codes, Style(color=self._colour(s)), weight=1)
         chars = np.where(dots > 0, BRAILLE[dots], " ").astype(object)
         max_markers = max(1, cols // 8)
-        taken: set[tuple[int, int]] = set()
+        taken: dict[tuple[int, int], float] = {}  # cell -> the pixel row (exact) of its marker's value
+
+        def free(r: int, c: int) -> bool:
+            return 0 <= r < rows and 0 <= c < cols and (r, c) not in taken
+
+        def put(r: int, c: int, y: float, marker: str, style: Style) -> None:
+            taken[(r, c)] = y
+            chars[r, c] = marker
+            styles[r, c] = style
+
         for s in self.items:
             idx = _marker_points(s, max_markers, len(self.items))
-            py = np.round(to_py(s.y[idx])).astype(int)
+            exact = to_py(s.y[idx])
+            py = np.round(exact).astype(int)
             rs = np.clip(py // 4, 0, rows - 1)
             cs = np.clip(np.round(to_px(s.x[idx])).astype(int) // 2, 0, cols - 1)
-            for r, c, up in zip(rs.tolist(), cs.tolist(), (py % 4 < 2).tolist()):
-                # Another curve's marker in this cell (curves that meet, one epoch): the next
-                # free cell on the side of the value, or beside it, so every curve keeps its marker.
+            style = Style(color=self._colour(s), bold=True)
+            for r, c, up, y in zip(rs.tolist(), cs.tolist(), (py % 4 < 2).tolist(), exact.tolist()):
+                if free(r, c):
+                    put(r, c, y, s.marker, style)
+                    continue
+                # Another curve's marker in this cell (curves that meet, one epoch): the higher
+                # value goes above the lower one — into the next cell on its side, or, at the
+                # plot's edge, the other marker moves aside — else beside it; every curve keeps
+                # its marker and their order stays readable.
+                if y != taken[(r, c)]:
+                    up = y < taken[(r, c)]
                 v = -1 if up else 1
-                for dr, dc in ((0, 0), (v, 0), (-v, 0), (0, 1), (0, -1)):
-                    rr, cc = r + dr, c + dc
-                    if 0 <= rr < rows and 0 <= cc < cols and (rr, cc) not in taken:
-                        r, c = rr, cc
-                        break
-                taken.add((r, c))
-                chars[r, c] = s.marker
-                styles[r, c] = Style(color=self._colour(s), bold=True)
+                if free(r + v, c):
+                    put(r + v, c, y, s.marker, style)
+                elif free(r - v, c):
+                    put(r - v, c, taken.pop((r, c)), chars[r, c], styles[r, c])
+                    put(r, c, y, s.marker, style)
+                else:
+                    spot = next(((r, c + d) for d in (1, -1) if free(r, c + d)), (r, c))
+                    put(*spot, y, s.marker, style)
         if not has_data:
             msg = self.empty[:cols]
             start = (cols - len(msg)) // 2
@@ -522,10 +540,6 @@ class LineChart:
         axis = ["─"] * cols
         text = [" "] * (margin + 1 + cols)
         used = np.zeros(len(text), dtype=bool)
-        if self.x_label and len(self.x_label) + 2 < cols:
-            pos = len(text) - len(self.x_label)
-            text[pos:] = list(self.x_label)
-            used[pos - 1 :] = True
         for tick, label in zip(ticks, labels):
             c = int(np.round((tick - x0) / (x1 - x0) * (wpx - 1))) // 2
             if not 0 <= c < cols:
@@ -537,6 +551,14 @@ class LineChart:
                 continue
             text[start:end] = list(label)
             used[start:end] = True
+        # The axis title where no tick label is: under the y labels, else after the last tick label
+        # (it never takes a tick's place: the last epoch keeps its number), else left out.
+        n = len(self.x_label)
+        if n:
+            if n <= margin and not used[: n + 1].any():
+                text[:n] = list(self.x_label)
+            elif n + 2 < len(text) and not used[len(text) - n - 1 :].any():
+                text[len(text) - n :] = list(self.x_label)
         axis_line = Text(" " * margin + "└" + "".join(axis), no_wrap=True)
         return [axis_line, Text("".join(text).rstrip(), no_wrap=True)]
 

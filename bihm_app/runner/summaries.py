@@ -163,4 +163,25 @@ def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
     for key in ("method", "K", "batch_size", "lr", "l1", "l1_per", "epochs", "patience", "valid_K", "valid_max", "z_samples", "seed"):
         if key in train:
             pairs.append((key, train[key]))
-    return [(k, str(v)) for k, v in pairs if v is not None]
+    return [(k, str(v)) for k, v in pairs + label_settings(cfg) if v is not None]
+
+
+#: A semi-supervised run's settings (``bihm train --labels …``): (shown name, config key), the
+#: ``semisup`` section first, the model's label config for runs stored before it existed.
+LABEL_SETTINGS = (("labels", "n_labels"), ("label at", "placement"), ("proposal", "proposal"), ("gamma", "gamma"),
+                  ("per batch", "labelled_per_batch"), ("label l2", "label_l2"), ("label l2 x", "label_l2_x"),
+                  ("label in", "label_input"))  # fmt: skip
+
+
+def label_settings(cfg: dict) -> list[tuple[str, object]]:
+    """The label settings of a semi-supervised run's config (none for other runs)."""
+    semi = cfg.get("semisup") if isinstance(cfg.get("semisup"), dict) else {}
+    labels = (cfg.get("model") or {}).get("labels")
+    labels = labels if isinstance(labels, dict) else {}
+    if not semi and not labels:
+        return []
+    old = {"label_l2": labels.get("l2"), "label_l2_x": labels.get("l2_x"), "label_input": labels.get("inputs")}
+    merged = {**labels, **old, **{k: v for k, v in semi.items() if v is not None}}
+    if merged.get("placement") != "bottom":
+        merged.pop("label_input", None)  # q(y | x, h_1)'s inputs: only for the label at the bottom
+    return [(name, merged.get(key)) for name, key in LABEL_SETTINGS]
