@@ -64,3 +64,15 @@ def short_path(path: str | os.PathLike) -> str:
             except ValueError:
                 continue
     return str(p)
+
+
+def wrap_path(path: str, width: int) -> str:
+    """``path`` in lines of at most ``width`` characters, broken after a '/' (a toast wraps at
+    spaces only, so a long path broke mid-word); a single longer part keeps its own line."""
+    lines, line = [], ""
+    for part in path.replace("/", "/\0").split("\0"):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join(lines + [line])

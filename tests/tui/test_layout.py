@@ -154,13 +154,13 @@ async def test_runs_table_marks_a_cut_value_with_an_ellipsis(tmp_path):
 
     root = tmp_path / "runs"
     root.mkdir()
-    make_run(root, "deep", layers=(20, 15, 13, 10, 7, 5, 3, 2, 1), epochs=2, per_epoch=2)
+    make_run(root, "deep", layers=(20, 15, 13, 10, 7, 5, 3, 2, 1) * 2, epochs=2, per_epoch=2)  # 44 characters
     app = make_app(root)
-    async with app.run_test(size=(200, 40)) as pilot:
+    async with app.run_test(size=(200, 40)) as pilot:  # the layers column grows to 40 at most
         await runs_loaded(pilot)
         await pilot.pause(0.2)
         text = "\n".join(screen_lines(app))
-        assert "20,15,13,…" in text and "20,15,13,1 " not in text, text
+        assert "20,15,13,10,7,5,3,2,1,20,15,13,10,7,5,3…" in text and "3,2,1 " not in text, text
 
 
 # -- picture grids -----------------------------------------------------------------------------------

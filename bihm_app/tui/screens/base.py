@@ -13,6 +13,9 @@ from textual.worker import Worker, get_current_worker
 from bihm_app.errors import BihmError
 
 
+TOAST_WIDTH, TOAST_FRAME = 60, 4  # a toast's width (Textual's CSS) and what its border and padding take
+
+
 def one_line(exc: BaseException) -> str:
     """A user-facing line for an exception: the message of a BihmError, else 'Type: message'."""
     if isinstance(exc, BihmError):
@@ -77,6 +80,16 @@ class BihmScreen(Screen):
                 fn(*args)
 
         self.app.call_from_thread(guarded)
+
+    def toast_path(self, path: str | Path) -> str:
+        """A path for a toast (markup-escaped): relative to BIHM_HOME (or ~), broken after a '/'
+        to the toast's width, never mid-name."""
+        from rich.markup import escape
+
+        from bihm_app.tui import format as fmt
+
+        width = min(TOAST_WIDTH, self.app.size.width // 2) - TOAST_FRAME  # Textual's Toast: 60, at most half the screen
+        return escape(fmt.wrap_path(fmt.short_path(path), max(20, width)))
 
     def is_cancelled(self) -> bool:
         """Inside a thread worker: whether it was cancelled (screen closed, a newer job started)."""

@@ -246,4 +246,4 @@ class ClassifyScreen(BihmScreen):
 
     def _saved(self, paths: list[Path]) -> None:
         self.last_saved = [Path(p) for p in paths]
-        self.notify("saved " + ", ".join(str(p) for p in paths), title="PNG")
+        self.notify("saved\n" + "\n".join(self.toast_path(p) for p in paths), title="PNG")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 from rich.cells import cell_len
-from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -158,7 +157,7 @@ class CompareScreen(BihmScreen):
     def _report_written(self, path) -> None:
         self.report_started = None
         self._show_report_status()
-        self.notify(f"report written: {escape(fmt.short_path(path))}", title="report", timeout=12)
+        self.notify(f"report written:\n{self.toast_path(path)}", title="report", timeout=12)
 
     def _report_failed(self, _line: str) -> None:
         self.report_started = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
+
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -17,8 +20,13 @@ INTRO = (
 )
 
 
-def key_lines(screen: Screen) -> list[str]:
-    """'key  description' for the screen's and the app's bindings."""
+KEY_WIDTH = 10  # keys right-aligned in this many columns, then two spaces and the description
+INDENT = 2 + KEY_WIDTH + 2
+
+
+def key_lines(screen: Screen, width: int = 100) -> list[str]:
+    """'key  description' for the screen's and the app's bindings, descriptions wrapped to
+    ``width`` columns with their continuation lines indented under the description."""
     lines = []
     for title, bindings in ((screen_name(screen), getattr(screen, "BINDINGS", [])),
                             ("everywhere", getattr(screen.app, "BINDINGS", []))):  # fmt: skip
@@ -27,9 +35,11 @@ def key_lines(screen: Screen) -> list[str]:
             if not isinstance(b, Binding):
                 continue
             key = screen.app.get_key_display(b)
-            rows.append(f"  [b]{key:>10}[/b]  {b.tooltip or b.description}")
+            text = textwrap.wrap(b.tooltip or b.description, max(20, width - INDENT)) or [""]
+            rows.append(f"  [b]{escape(f'{key:>{KEY_WIDTH}}')}[/b]  {escape(text[0])}")
+            rows += [" " * INDENT + escape(more) for more in text[1:]]
         if rows:
-            lines.append(f"[u]{title}[/u]")
+            lines.append(f"[u]{escape(title)}[/u]")
             lines += rows
     return lines
 
@@ -45,7 +55,15 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(INTRO + "\n" + "\n".join(key_lines(self.under)), id="help-text")
+            yield Static(self._text(), id="help-text")
+
+    def _text(self) -> str:
+        # the box: 90 % of the screen, at most 100 wide (app.tcss), less its border, padding, scroll bar
+        width = min(100, int(self.app.size.width * 0.9)) - 6
+        return INTRO + "\n" + "\n".join(key_lines(self.under, width))
+
+    def on_resize(self) -> None:
+        self.query_one("#help-text", Static).update(self._text())
 
     def action_dismiss(self) -> None:
         self.dismiss(None)

@@ -17,7 +17,6 @@ from bihm_app.errors import RunError
 from bihm_app.runner.models import LoadedModel, load_model
 from bihm_app.runner.preflight import usable_checkpoint
 from bihm_app.store.runs import open_run
-from bihm_app.tui.format import short_path
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES, BitmapImage
 from bihm_app.tui.widgets.key_footer import KeyFooter
@@ -116,4 +115,4 @@ class PictureScreen(BihmScreen):
 
     def _saved(self, path: Path) -> None:
         self.last_saved = Path(path)
-        self.notify(f"saved {escape(short_path(path))}", title="PNG")
+        self.notify(f"saved\n{self.toast_path(path)}", title="PNG")

@@ -21,6 +21,8 @@ COLUMNS = (("", "mark", 1), ("run", "name", None), ("status", "status", 8), ("da
            ("trend", "trend", SPARK_WIDTH), ("age", "age", 10))  # fmt: skip
 #: Columns left out, in this order, when the table is too narrow for all of them (80 columns).
 OPTIONAL_COLUMNS = ("trend", "layers", "data", "progress")
+#: Columns that take free width for longer values, up to this wide (a deep net's layers at 200 columns).
+GROWING_COLUMNS = {"layers": 40}
 
 
 class RunsScreen(BihmScreen):
@@ -55,7 +57,7 @@ class RunsScreen(BihmScreen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
-        yield RunsTable(COLUMNS, OPTIONAL_COLUMNS, id="runs-table", zebra_stripes=True)
+        yield RunsTable(COLUMNS, OPTIONAL_COLUMNS, GROWING_COLUMNS, id="runs-table", zebra_stripes=True)
         yield Static("", id="runs-empty")
         yield Static("", id="runs-detail")
         yield KeyFooter()

@@ -28,15 +28,18 @@ class RunsTable(DataTable):
         Binding("end", "last_row", "Last run", show=False),
     ]
 
-    def __init__(self, columns: Sequence[Column], optional: Sequence[str] = (), **kwargs: Any) -> None:
+    def __init__(self, columns: Sequence[Column], optional: Sequence[str] = (), grow: dict[str, int] | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         kwargs.setdefault("cursor_type", "row")
         super().__init__(**kwargs)
         self.all_columns = list(columns)
         self.optional = list(optional)  # keys that may be left out, the first one first
+        self.grow = dict(grow or {})  # key -> widest: columns that take free width for longer values
+        self.widths: dict[str, int] = {}  # the width each shown column was built with
         self.shown: list[Column] = []
         self._rows: dict[str, list] = {}
         self._order: list[str] = []
-        self._layout: tuple[int, int] | None = None  # (width, name width) the columns were built for
+        self._layout: tuple | None = None  # (column widths, name width) the columns were built for
 
     # -- columns ---------------------------------------------------------------------------------
     def fit(self, width: int, names: Sequence[str]) -> tuple[list[Column], int]:
@@ -55,19 +58,36 @@ class RunsTable(DataTable):
         name_width = natural if width <= 0 else max(min(natural, MIN_NAME), min(natural, width - fixed(shown)))
         return shown, name_width
 
+    def grown(self, width: int, shown: list[Column], name_width: int) -> dict[str, int]:
+        """Each shown column's width: its own (the names' for the name column), and the free width
+        of the table given to the :attr:`grow` columns whose values are longer, up to their widest."""
+        widths = {key: name_width if w is None else w for _, key, w in shown}
+        free = width - sum(w + 2 * self.cell_padding for w in widths.values())
+        keys = [c[1] for c in self.all_columns]
+        for key, widest in self.grow.items():
+            if key not in widths or free <= 0:
+                continue
+            longest = max([len(str(cells[keys.index(key)])) for cells in self._rows.values()] + [0])
+            extra = max(0, min(longest, widest) - widths[key])
+            widths[key] += min(extra, free)
+            free -= min(extra, free)
+        return widths
+
     def _relayout(self, force: bool = False) -> bool:
         """Rebuild the columns if the width or the names call for other ones; True if rebuilt."""
         width = self.scrollable_content_region.width
         shown, name_width = self.fit(width, self._order)
-        layout = (tuple(c[1] for c in shown), name_width)
+        widths = self.grown(width, shown, name_width)
+        layout = (tuple(widths.items()), name_width)
         if not force and layout == self._layout:
             return False
         self._layout = layout
+        self.widths = widths
         selected = self.selected_key()
         self.shown = shown
         self.clear(columns=True)
-        for label, key, w in shown:
-            self.add_column(label, key=key, width=name_width if w is None else w)
+        for label, key, _ in shown:
+            self.add_column(label, key=key, width=widths[key])
         for key in self._order:
             self.add_row(*self._visible(self._rows[key]), key=key)
         if selected in self._order:
@@ -76,8 +96,7 @@ class RunsTable(DataTable):
 
     def _visible(self, cells: list) -> list:
         keep = {c[1] for c in self.shown}
-        name_width = self._layout[1] if self._layout else None
-        return [_clip(cell, name_width if w is None else w) for (_, key, w), cell in zip(self.all_columns, cells) if key in keep]
+        return [_clip(cell, self.widths.get(key)) for (_, key, _), cell in zip(self.all_columns, cells) if key in keep]
 
     def on_resize(self) -> None:
         self._relayout()
@@ -92,7 +111,7 @@ class RunsTable(DataTable):
             self._order = order
             self._relayout(force=True)
             return
-        if self._relayout():
+        if self._relayout():  # a new width, new names, or longer values for a growing column
             return
         for key, cells in rows:
             for (_, col, _), cell in zip(self.shown, self._visible(cells)):
@@ -104,8 +123,7 @@ class RunsTable(DataTable):
         if row in self._rows:
             self._rows[row][index] = value
         if any(c[1] == column for c in self.shown) and row in self._rows:
-            width = self.all_columns[index][2] if self.all_columns[index][2] is not None else (self._layout or (0, None))[1]
-            self.update_cell(row, column, _clip(value, width))
+            self.update_cell(row, column, _clip(value, self.widths.get(column)))
 
     def selected_key(self) -> str | None:
         """The key of the run under the cursor (None in an empty table)."""

@@ -1,0 +1,65 @@
+"""Cosmetics a new user notices: the help screen's wrapped lines, the runs list's layers column,
+paths in toasts."""
+
+from __future__ import annotations
+
+from bihm_app.tui.app import make_app
+from bihm_app.tui.screens.help import HelpScreen
+from bihm_app.tui.screens.run import RunScreen
+from tests.tui.runs_fixture import make_run
+from tests.tui.test_layout import screen_lines
+from tests.tui.test_screens import runs_loaded, wait_for
+
+
+def _help_box(lines: list[str]) -> list[str]:
+    """The text inside the help box's border, a line per row."""
+    top = next(r for r, line in enumerate(lines) if "╭" in line)
+    left, right = lines[top].index("╭"), lines[top].index("╮")
+    bottom = next(r for r, line in enumerate(lines) if r > top and "╰" in line)
+    return [line[left + 2 : right - 1] for line in lines[top + 1 : bottom]]
+
+
+async def test_wrapped_help_lines_keep_their_indent_at_80_columns(runs_root):
+    """Catches a long key description (the run view's `v`, ctrl+q) whose wrapped continuation
+    starts at the box's left edge, under the keys, instead of under the description."""
+    app = make_app(runs_root, cursor_blink=False)
+    async with app.run_test(size=(80, 60)) as pilot:  # tall: the whole help text on screen
+        await runs_loaded(pilot)
+        app.open_run("beta")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause(0.2)
+        box = _help_box(screen_lines(app))
+        under = app.screen.under
+    keys = {app.get_key_display(b) for b in [*under.BINDINGS, *app.BINDINGS]}
+    first = next(i for i, line in enumerate(box) if line.strip() == "run beta")
+    rows = [line for line in box[first + 1 :] if line.strip() and line.strip() != "everywhere"]
+    assert any(line[:14].strip() == "" for line in rows), box  # some description did wrap
+    for line in rows:
+        assert line[:14].strip() in keys | {""}, f"a wrapped line lost its indent: {line!r}"
+
+
+def test_a_path_in_a_toast_breaks_after_a_slash_not_inside_a_name():
+    """Catches toast paths that wrap mid-word: every line is at most the width and ends with '/'
+    (or is the last), and the parts joined give the path back."""
+    from bihm_app.tui.format import wrap_path
+
+    path = "$BIHM_HOME/runs/alpha/pictures/samples-gibbs-seed0.png"
+    for width in (20, 36, 57):
+        lines = wrap_path(path, width).split("\n")
+        assert "".join(lines) == path
+        assert all(len(line) <= width and line.endswith("/") for line in lines[:-1]), lines
+
+
+async def test_the_runs_list_shows_a_deep_nets_layers_whole_where_there_is_room(tmp_path):
+    """Catches the layers column cut to 10 characters ("300,200,1…") even at 200 columns, where
+    the table has room for the whole list."""
+    root = tmp_path / "runs"
+    make_run(root, "deep", layers=(300, 200, 100, 50, 20, 10), epochs=2, per_epoch=2)
+    app = make_app(root, cursor_blink=False)
+    async with app.run_test(size=(200, 30)) as pilot:
+        await runs_loaded(pilot)
+        await pilot.pause(0.2)
+        text = "\n".join(screen_lines(app))
+    assert "300,200,100,50,20,10" in text, text
