@@ -152,7 +152,7 @@ class CompareScreen(BihmScreen):
         status.display = self.report_started is not None
         if self.report_started is not None:
             elapsed = time.monotonic() - self.report_started
-            status.update(f"[b]writing the report …[/b] {elapsed:.0f} s (pictures take a while; r again is refused meanwhile)")
+            status.update(f"[b]writing the report …[/b] {elapsed:.0f} s (its pictures take a while)")
 
     def _report_written(self, path) -> None:
         self.report_started = None
