@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,7 +20,6 @@ from bihm_app.runner.preflight import ActionChecks
 from bihm_app.runner.progress import RunProgress, run_progress
 from bihm_app.runner.summaries import hyper_parameters, tail_lines
 from bihm_app.store.runs import RunFolder, open_run
-from bihm_app.tui import format as fmt
 from bihm_app.tui.launcher import launch_log_path, start_note
 from bihm_app.tui.run_info import info_text
 from bihm_app.tui.screens.base import BihmScreen, one_line
@@ -39,20 +37,6 @@ EPOCH_VIEWS = {
 }
 LOG_LINES = 12
 START_WAIT_S = 60.0  # how long a just-launched run may take to create its folder
-
-
-def metrics_log(series: RunSeries, n: int) -> list[str]:
-    """The last ``n`` lines of a log written from the metrics file, for runs without a log file:
-    a line per epoch (its validation results) and the events, in the order of their steps."""
-    rows: list[tuple[int, float, str]] = []
-    for e in series.epochs:
-        text = f"epoch {int(e['epoch'])}: log p~* {fmt.pm(float(e['valid_log_ptilde']), float(e['valid_log_ptilde_se']))}"
-        if np.isfinite(e["valid_error"]):
-            text += f", error {100 * float(e['valid_error']):.2f} %"
-        rows.append((int(e["step"]), float(e["time"]), text))
-    for e in series.events:  # dicts with str kind and message (store.metrics.decode_events)
-        rows.append((int(e["step"]), float(e["time"]), e["message"] if e["kind"] == "phase" else f"{e['kind']}: {e['message']}"))
-    return [text for _, _, text in sorted(rows, key=lambda r: (r[0], r[1]))][-n:]  # by step, then time
 
 
 class RunScreen(BihmScreen):
@@ -197,7 +181,7 @@ class RunScreen(BihmScreen):
         lines = tail_lines(log, LOG_LINES)
         source = escape(log.name)
         if not lines:  # started from the command line: its output went to that terminal
-            lines, source = metrics_log(series, LOG_LINES - 1), "(metrics file)"
+            lines, source = series.log_lines(LOG_LINES - 1), "(metrics file)"
             if lines and state not in ("running", "created", "unknown"):
                 lines.append(f"run {state}")
         empty = "(nothing logged yet)" if state in ("running", "created", "unknown") else "(nothing logged)"

@@ -17,6 +17,7 @@ import numpy as np
 from bihm_app.errors import BihmError
 from bihm_app.store.metrics import ARCHIVE_NAME, EPOCH_DTYPE, UPDATE_DTYPE, ArchivedSeries, MetricsReader, archive_key
 from bihm_app.store.metrics import attempt_number, decode_events, metrics_files, read_archived_series
+from bihm_app.tui.format import pm
 from bihm_app.tui.widgets.curves import Curve, bin_means, moving_average
 
 
@@ -161,6 +162,19 @@ class RunSeries:
         v = self.epochs["valid_error"].astype(float)
         i = int(np.nanargmin(v))
         return float(v[i]), float(self.epochs["valid_error_se"][i])
+
+    def log_lines(self, n: int) -> list[str]:
+        """The last ``n`` lines of a log written from the metrics file, for runs without a log file
+        (started from the shell): a line per epoch and the events, in the order of their steps."""
+        rows: list[tuple[int, float, str]] = []
+        for e in self.epochs:
+            text = f"epoch {int(e['epoch'])}: log p~* {pm(float(e['valid_log_ptilde']), float(e['valid_log_ptilde_se']))}"
+            if np.isfinite(e["valid_error"]):
+                text += f", error {100 * float(e['valid_error']):.2f} %"
+            rows.append((int(e["step"]), float(e["time"]), text))
+        for e in self.events:  # dicts with str kind and message (store.metrics.decode_events)
+            rows.append((int(e["step"]), float(e["time"]), e["message"] if e["kind"] == "phase" else f"{e['kind']}: {e['message']}"))
+        return [text for _, _, text in sorted(rows, key=lambda r: (r[0], r[1]))][-n:]  # by step, then time
 
     def last_epoch_value(self, column: str) -> tuple[float, float] | None:
         """The latest finite value of an epoch column with its standard error."""
