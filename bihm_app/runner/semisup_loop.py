@@ -152,7 +152,8 @@ class SemiTrainingRun(TrainingRun):
         cfg = self.spec.train
         self.reporter.phase("validating")
         gen = generator(cfg.seed, "validation", self.device, index=epoch)
-        ev = evaluate_semisup(self.model, self._valid_labelled_batches(), cfg.valid_K, gen, proposal="sum")
+        ev = evaluate_semisup(self.model, self._valid_labelled_batches(), cfg.valid_K, gen, proposal="sum",
+                              progress=self.poll_stop)  # fmt: skip
         row = {
             "valid_log_ptilde": ev.log_ptilde.mean,
             "valid_log_ptilde_se": ev.log_ptilde.se,
@@ -169,7 +170,8 @@ class SemiTrainingRun(TrainingRun):
         }
         if cfg.z_samples and (epoch + 1) % max(1, cfg.z_every) == 0:
             self.reporter.phase("estimating 2 log Z")
-            z = estimate_log_z2_labelled(self.model, cfg.z_samples, generator(cfg.seed, "z", self.device, index=epoch))
+            z = estimate_log_z2_labelled(self.model, cfg.z_samples, generator(cfg.seed, "z", self.device, index=epoch),
+                                         progress=self.poll_stop)  # fmt: skip
             row.update(log_z2=z.mean, log_z2_se=z.se, valid_log_pstar=ev.log_ptilde.mean - z.mean)
         return row
 

@@ -124,6 +124,10 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+class _ValidationStopped(Exception):
+    """A stop signal arrived during the end-of-epoch estimates (raised from their progress callback)."""
+
+
 def _in_main_thread() -> bool:
     import threading
 
@@ -179,6 +183,7 @@ class TrainingRun:
         self.spec = spec
         self.resume = resume
         self.stop_signal: str | None = None
+        self._stop: _StopFlag | None = None  # the loop's, for the end-of-epoch estimates' progress callback
         # stop cleanly (as on SIGTERM) once the run's cumulative training time reaches this
         self.time_limit_s = time_limit_s
         self.source = source  # the checkpoint a resume continues from (already loaded and checked)
@@ -320,7 +325,7 @@ class TrainingRun:
         cfg = self.spec.train
         self.reporter.phase("validating")
         gen = generator(cfg.seed, "validation", self.device, index=epoch)
-        est = evaluate(self.model, self._valid_batches(), cfg.valid_K, gen)
+        est = evaluate(self.model, self._valid_batches(), cfg.valid_K, gen, progress=self.poll_stop)
         row = {
             "valid_log_ptilde": est.log_ptilde.mean,
             "valid_log_ptilde_se": est.log_ptilde.se,
@@ -333,9 +338,17 @@ class TrainingRun:
         }
         if cfg.z_samples and (epoch + 1) % max(1, cfg.z_every) == 0:
             self.reporter.phase("estimating 2 log Z")
-            z = estimate_log_z2(self.model, cfg.z_samples, generator(cfg.seed, "z", self.device, index=epoch))
+            z = estimate_log_z2(self.model, cfg.z_samples, generator(cfg.seed, "z", self.device, index=epoch),
+                                progress=self.poll_stop)  # fmt: skip
             row.update(log_z2=z.mean, log_z2_se=z.se, valid_log_pstar=est.log_ptilde.mean - z.mean)
         return row
+
+    def poll_stop(self, _done: int = 0) -> None:
+        """Progress callback of the end-of-epoch estimates: after Ctrl-C / SIGTERM they end early (a
+        large ``--z-samples`` ignored the signal for minutes) and the loop saves the epoch's updates.
+        One process only: torchrun ranks must all finish the same collectives."""
+        if self._stop is not None and self._stop.signal and self.world == 1:
+            raise _ValidationStopped
 
     def execute(self) -> str:
         """Train until early stopping, the epoch limit, or a stop signal. Returns the stop reason."""
@@ -402,6 +415,7 @@ class TrainingRun:
 
     def _loop(self, stop: _StopFlag, per_epoch: int, t_start: float) -> str:
         cfg = self.spec.train
+        self._stop = stop
         while self.progress.epoch < cfg.epochs:
             p = self.progress  # (a rollback replaces it)
             epoch = p.epoch
@@ -437,9 +451,12 @@ class TrainingRun:
                 self._rollback()
                 continue
             # -- end of epoch: validation, 2 log Z, early stopping, checkpoints -----------------
-            row = self.validate(epoch)
+            try:
+                row = self.validate(epoch)
+            except _ValidationStopped:
+                return self._stopped_in_validation(stop, per_epoch)
             row.update(epoch=epoch + 1, step=p.step, time=time.time() - t_start, lr=self.trainer.lr,
-                       train_objective=obj_sum / max(obj_n, 1))  # fmt: skip
+                       train_objective=obj_sum / obj_n if obj_n else math.nan)  # fmt: skip
             criterion = self.criterion(row)
             if not math.isfinite(criterion) or not self.params_finite():  # never save NaN/inf parameters
                 self._rollback()
@@ -465,6 +482,20 @@ class TrainingRun:
                 self.reporter.stopped(stop.signal)
                 return self._stop_reason(stop)
         return f"epoch limit {cfg.epochs} reached"
+
+    def _stopped_in_validation(self, stop: _StopFlag, per_epoch: int) -> str:
+        """Save the epoch's updates (every batch done, the epoch not yet counted): a resume skips to
+        the validation and repeats it."""
+        p, cfg = self.progress, self.spec.train
+        if self.params_finite():
+            self.save()
+            self.reporter.message(f"{stop.signal}: saved at {position_text(p.epoch, p.batch, cfg.epochs, per_epoch)}, "
+                                  f"its validation interrupted (a resume repeats it; "
+                                  f"{epochs_done_text(p.epoch, cfg.epochs)})")  # fmt: skip
+        else:
+            self.reporter.message(f"{stop.signal}: parameters are not finite; kept the last checkpoint")
+        self.reporter.stopped(stop.signal)
+        return self._stop_reason(stop)
 
     def _check_budget(self, stop: _StopFlag) -> None:
         if self.time_limit_s is not None and self.progress.elapsed >= self.time_limit_s:
