@@ -88,3 +88,25 @@ async def test_new_run_form_passes_the_label_options(runs_root, monkeypatch):
     assert argv[argv.index("--labels") + 1] == "1000" and math.isclose(float(argv[argv.index("--gamma") + 1]), 0.5)
     assert argv[argv.index("--label-at") + 1] == "bottom" and argv[argv.index("--label-proposal") + 1] == "mixed"
     assert "--labels" not in launcher.NewRunSpec().argv(runs_root, "x")  # unsupervised by default
+
+
+def test_the_run_views_best_log_ptilde_is_that_of_the_epoch_best_h5_holds(runs_root):
+    """A semi-supervised run keeps the epoch of its lowest validation error (epoch 1 here) while its
+    log p̃* peaks later (epoch 2): the run view's "best log p~*" must be epoch 1's, as on the runs
+    list and the compare views. Catches the view taking the highest log p̃* of any epoch."""
+    from bihm_app.tui.widgets.run_metrics import RunSeries
+
+    run = RunFolder(runs_root / "peaks")
+    run.path.mkdir()
+    rows = [(-130.0, 0.151), (-128.7, 0.160), (-129.5, 0.170)]
+    with MetricsWriter(run.path / "metrics-1.h5", {"run": "peaks", "config": {}, "start_step": 0}) as w:
+        for e, (lpt, err) in enumerate(rows, start=1):
+            w.log_update(e * 10, e - 1, float(e), -150.0)
+            w.log_epoch(epoch_row(e, e * 10) | {"valid_log_ptilde": lpt, "valid_log_ptilde_se": 0.5,
+                                                "valid_error": err, "valid_error_se": 0.01})  # fmt: skip
+    series = RunSeries(run.path)
+    try:
+        series.poll()
+        assert series.best_valid() == (-130.0, 0.5)
+    finally:
+        series.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app.errors import BihmError
+from bihm_app.runner.compare import at_best_epoch
 from bihm_app.store.metrics import ARCHIVE_NAME, EPOCH_DTYPE, UPDATE_DTYPE, ArchivedSeries, MetricsReader, archive_key
 from bihm_app.store.metrics import attempt_number, decode_events, metrics_files, read_archived_series
 from bihm_app.tui.format import pm
@@ -143,13 +144,13 @@ class RunSeries:
         return (s1 - s0) / (t1 - t0)
 
     def best_valid(self) -> tuple[float, float] | None:
-        """(best valid log p~*, its standard error), or None before the first validation."""
-        v = self.epochs["valid_log_ptilde"] if len(self.epochs) else np.zeros(0)
-        ok = np.isfinite(v)
-        if not ok.any():
+        """(valid log p~*, its standard error) of the epoch best.h5 holds (the highest log p~*; for a
+        semi-supervised run the lowest validation error), or None before the first validation."""
+        if not len(self.epochs):
             return None
-        i = int(np.flatnonzero(ok)[np.argmax(v[ok])])
-        return float(v[i]), float(self.epochs["valid_log_ptilde_se"][i])
+        _, cells = at_best_epoch(self.epochs, ["valid_log_ptilde"])
+        value, se = cells.get("valid_log_ptilde", (None, None))
+        return None if value is None else (value, se if se is not None else float("nan"))
 
     def has_error(self) -> bool:
         """True for a semi-supervised run once it reported a validation error."""
