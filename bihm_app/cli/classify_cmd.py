@@ -45,7 +45,11 @@ def classify(
 ) -> None:
     """Classify a split with argmax_y B̃(x, y): error ± SE, per-class errors, confusion matrix, mistakes."""
     from bihm_app.runner.classify import classify_run
+    from bihm_app.runner.outputs import check_output
 
+    if out_path is not None:
+        check_output(out_path, "--out")
+        check_output(out_path.with_name(out_path.stem + "-wrong" + (out_path.suffix or ".png")), "--out (its *-wrong.png)")
     with progress_bar() as prog:
         task = prog.add_task(f"classify K = {k}", total=None)
         res = classify_run(run, runs_root(runs_dir), split, k, seed=seed, n=n, batch=batch, n_wrong=max(wrong, 0),

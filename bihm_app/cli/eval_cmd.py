@@ -46,6 +46,9 @@ def eval_(
     from bihm_app.runner.sharding import finish_sharding, init_sharding
     from bihm_app.runner.threads import check_option
 
+    from bihm_app.runner.outputs import check_output
+
+    plot = check_output(plot, "--plot")
     ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
     threads = check_option(threads)
     z_samples = as_count(z_samples, "--z-samples")
