@@ -16,6 +16,7 @@ import typer
 
 from bihm_app.cli.common import TaskBars, Threads, apply_threads, as_count, cli_errors, out, progress_bar, runs_root
 from bihm_app.errors import CheckpointError, ConfigError
+from bihm_app.runner.outputs import check_output
 
 
 @cli_errors
@@ -46,11 +47,8 @@ def eval_(
     from bihm_app.runner.sharding import finish_sharding, init_sharding
     from bihm_app.runner.threads import check_option
 
-    from bihm_app.runner.outputs import check_output
-
-    plot = check_output(plot, "--plot")
     ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
-    threads = check_option(threads)
+    threads, plot = check_option(threads), check_output(plot, "--plot")
     z_samples = as_count(z_samples, "--z-samples")
     if _has_labels(run, runs_dir, which):  # a semi-supervised run: classification error too
         if batch < 1:

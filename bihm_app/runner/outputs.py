@@ -97,6 +97,11 @@ def check_output(path: Path | None, option: str) -> Path | None:
     return path
 
 
+def wrong_png(path: Path) -> Path:
+    """The picture of the mistakes written next to ``bihm classify --out PATH``."""
+    return path.with_name(path.stem + "-wrong" + (path.suffix or ".png"))
+
+
 def check_output_dir(path: Path | None, option: str) -> Path | None:
     """``path`` unchanged if ``option`` may write a report folder there; a ConfigError when the
     folder is a run folder, holds run folders (a runs folder), lies inside a run folder or the data
