@@ -53,8 +53,31 @@ def available_bytes(device: torch.device) -> int | None:
     return available_memory()
 
 
+_UNITS = ("kB", "MB", "GB", "TB", "PB", "EB")
+
+
 def _gb(n: int) -> str:
-    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.0f} MB"
+    """A size for a person: '1.2 GB', '410 PB', '3.0e+24 bytes' (decimal units, 2-3 figures)."""
+    if n < 1e3:
+        return f"{int(n)} bytes"
+    for i, unit in enumerate(_UNITS, start=1):
+        value = n / 10 ** (3 * i)
+        if value < 1e3 or unit == _UNITS[-1] and value < 1e6:
+            return f"{value:.1f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
+    return f"{float(n):.1e} bytes"
+
+
+def _culprit(model: ModelConfig, train: TrainConfig) -> str:
+    """What to make smaller when training does not fit: the option whose samples dominate the
+    estimate (-K and --batch, the validation's --valid-k) or the layers."""
+    params = TRAIN_COPIES * n_parameters(model)
+    step, valid = train.batch_size * train.K, VALID_BATCH * train.valid_K
+    if ACTIVATION_COPIES * max(step, valid) * sum(model.sizes) <= params:
+        return "use smaller layers"
+    if valid > step:
+        return f"--valid-k {train.valid_K:,} is too large ({VALID_BATCH} validation points × {train.valid_K:,} samples)"
+    big = f"-K {train.K:,}" if train.K >= train.batch_size else f"--batch {train.batch_size:,}"
+    return f"{big} is too large (--batch {train.batch_size:,} × -K {train.K:,} = {step:,} samples per step)"
 
 
 def check_model_fits(model: ModelConfig, device: torch.device) -> int:
@@ -80,9 +103,13 @@ def check_training_fits(model: ModelConfig, train: TrainConfig, device: torch.de
     have = available_bytes(device)
     if have is not None and need > have:
         layers = ",".join(str(n) for n in model.layers)
+        culprit = _culprit(model, train)
+        if culprit != "use smaller layers":  # the samples per step, not the model, are too many
+            raise ConfigError(f"{where}{culprit}: training would need about {_gb(need)}, "
+                              f"more than the {_gb(have)} free on {device}")
         raise ConfigError(
             f"{where}layers {layers} (D = {model.n_visible}) need about {_gb(need)} to train "
             f"({n_parameters(model):,} parameters with gradients and Adam moments, plus activations), "
-            f"more than the {_gb(have)} free on {device}; use smaller layers"
+            f"more than the {_gb(have)} free on {device}; {culprit}"
         )
     return need
