@@ -195,7 +195,7 @@ def logz(
     threads: Threads = "auto",
 ) -> None:
     """Estimate 2 log Z (eq. 3.11) with its standard error."""
-    from bihm_app.runner.evaluation import estimate_z2, z2_progress_total
+    from bihm_app.runner.evaluation import check_z_budget, estimate_z2, z2_progress_total
     from bihm_app.runner.models import load_model
     from bihm_app.runner.sharding import finish_sharding, init_sharding
 
@@ -206,6 +206,7 @@ def logz(
     ok = False
     try:
         lm = load_model(run, runs_root(runs_dir), device, which, labels_ok=True)
+        check_z_budget(lm.model, samples, inner)
         apply_threads(threads, lm.model, 1024)
         with progress_bar(rank) as prog:
             task = prog.add_task("2 log Z", total=z2_progress_total(lm.model, int(samples), rank, world))

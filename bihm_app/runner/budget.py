@@ -113,3 +113,48 @@ def check_training_fits(model: ModelConfig, train: TrainConfig, device: torch.de
             f"more than the {_gb(have)} free on {device}; {culprit}"
         )
     return need
+
+
+#: Multiply-adds one command may plan before it is refused as absurd: about 10^18 (days of work
+#: on a fast GPU, months on a CPU). The thesis' largest estimates (K = 10^5 on 10,000 test points
+#: of the paper12 net) are below 10^16.
+MAX_WORK = 10**18
+
+
+def sampling_bytes(model: ModelConfig, rows: int, itemsize: int = 4) -> int:
+    """A generous estimate of the memory of ``rows`` samples through every layer at once."""
+    return itemsize * (2 * n_parameters(model) + ACTIVATION_COPIES * int(rows) * sum(model.sizes))
+
+
+def check_samples_fit(model: ModelConfig, rows: int, device: torch.device, what: str) -> int:
+    """Raise ConfigError (one line, blaming ``what``, e.g. "--n 1,000,000 × -K 100") when ``rows``
+    samples held at once cannot fit in ``device``'s free memory — before anything is allocated."""
+    need = sampling_bytes(model, rows)
+    have = available_bytes(device)
+    if have is not None and need > have:
+        raise ConfigError(f"{what} is too large: {int(rows):,} samples at once would need about {_gb(need)}, "
+                          f"more than the {_gb(have)} free on {device}")
+    return need
+
+
+def check_work(model: ModelConfig, samples: int, what: str) -> int:
+    """Raise ConfigError (one line, blaming ``what``) when ``samples`` passes through ``model``
+    (about 2 × its parameters multiply-adds each) exceed :data:`MAX_WORK`; returns the work."""
+    work = 2 * int(samples) * n_parameters(model)
+    if work > MAX_WORK:
+        raise ConfigError(f"{what} is too large: {int(samples):,} samples, about {float(work):.1e} multiply-adds "
+                          f"(the limit is {float(MAX_WORK):.0e}, days of work on a fast GPU); lower it")
+    return work
+
+
+def check_sampling(model, n: int, K: int = 1, inner_K: int = 1, steps: int = 1) -> None:
+    """Refuse (one line, naming the options) pictures of ``n`` chains with ``K`` proposals and
+    ``inner_K`` inner samples over ``steps`` sweeps that cannot fit in memory or would take absurdly
+    long (``bihm sample|inpaint|layers``); ``model`` is a BiHM."""
+    K, inner_K, steps = max(int(K), 1), max(int(inner_K), 1), max(int(steps), 1)
+    held = f"--n {int(n):,} × -K {K:,}" if K > 1 else f"--n {int(n):,}"
+    if inner_K > int(n) * K:  # the engine chunks the rows of the p̃* estimate, not one row's inner samples
+        held = f"--inner-k {inner_K:,}"
+    check_samples_fit(model.cfg, max(int(n) * K, inner_K), model.device, held)
+    parts = [f"--n {int(n):,}"] + [f"{o} {v:,}" for o, v in (("-K", K), ("--inner-k", inner_K), ("--steps", steps)) if v > 1]
+    check_work(model.cfg, int(n) * K * inner_K * steps, " × ".join(parts))

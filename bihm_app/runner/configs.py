@@ -33,6 +33,10 @@ TRAIN = TrainConfig()
 def train_config(base: TrainConfig = TRAIN, **overrides) -> TrainConfig:
     """``base`` with ``overrides`` (None values are left out), validated again; a ConfigError with
     one line for a value out of range."""
+    from bihm_app.runner.seeds import check_seed
+
+    if overrides.get("seed") is not None and int(overrides["seed"]) >= 0:
+        check_seed(overrides["seed"])  # a negative one gets the config's own message
     try:
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
