@@ -45,7 +45,10 @@ def classify(
 ) -> None:
     """Classify a split with argmax_y B̃(x, y): error ± SE, per-class errors, confusion matrix, mistakes."""
     from bihm_app.runner.classify import classify_run
+    from bihm_app.runner.outputs import check_output, wrong_png
 
+    if out_path is not None:
+        check_output(out_path, "--out"), check_output(wrong_png(out_path), "--out (its *-wrong.png)")
     with progress_bar() as prog:
         task = prog.add_task(f"classify K = {k}", total=None)
         res = classify_run(run, runs_root(runs_dir), split, k, seed=seed, n=n, batch=batch, n_wrong=max(wrong, 0),
@@ -60,7 +63,7 @@ def classify(
         files["confusion_png"] = str(save_confusion_png(ev.confusion.numpy(), out_path, title))
         if len(res.wrong_index):
             captions = [f"{int(ev.y[i])}->{int(ev.predicted[i])} {c:.2f}" for i, c in zip(res.wrong_index, res.wrong_confidence)]
-            wrong_path = out_path.with_name(out_path.stem + "-wrong" + (out_path.suffix or ".png"))
+            wrong_path = wrong_png(out_path)
             files["wrong_png"] = str(save_captioned_grid_png(res.wrong_images, captions, wrong_path, image_shape=res.image_shape))
     if as_json:
         out.print_json(json.dumps({"checkpoint": res.checkpoint, **res.to_dict(), **files}))

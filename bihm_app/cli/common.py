@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from bihm_app.errors import BihmError
-from bihm_app.store.runs import runs_root  # noqa: F401  (re-exported for the commands)
+from bihm_app.store.runs import runs_root as _runs_root
 
 #: Results go to stdout, diagnostics and progress bars to stderr (so `--json` output stays clean).
 out = Console()
@@ -24,6 +24,19 @@ Threads = Annotated[
     str,
     typer.Option("--threads", help="Intra-op CPU threads: auto (from the size of the work and the machine's load) or N."),
 ]
+
+
+def runs_root(runs_dir=None):
+    """The runs folder (``--runs-dir``, else ``$BIHM_HOME/runs``); a ConfigError (one line) when
+    ``--runs-dir`` names something that is not a folder (a file would read as "no runs")."""
+    from pathlib import Path
+
+    from bihm_app.errors import ConfigError
+
+    root = _runs_root(runs_dir)
+    if runs_dir is not None and Path(root).exists() and not Path(root).is_dir():
+        raise ConfigError(f"--runs-dir {runs_dir}: is not a folder")
+    return root
 
 
 def apply_threads(option: str, model, rows: int) -> None:

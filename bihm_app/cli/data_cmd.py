@@ -104,6 +104,9 @@ def show(
     from bihm_app.render.png import save_png
     from bihm_app.render.terminal import BitmapImage
 
+    from bihm_app.runner.outputs import check_output
+
+    out_path = check_output(out_path, "--out")
     ds = load_dataset(name)
     x = ds.get(split, epoch=0, seed=seed)
     count = min(n, x.shape[0])

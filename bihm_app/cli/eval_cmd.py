@@ -16,6 +16,7 @@ import typer
 
 from bihm_app.cli.common import TaskBars, Threads, apply_threads, as_count, cli_errors, out, progress_bar, runs_root
 from bihm_app.errors import CheckpointError, ConfigError
+from bihm_app.runner.outputs import check_output
 
 
 @cli_errors
@@ -47,7 +48,7 @@ def eval_(
     from bihm_app.runner.threads import check_option
 
     ks = parse_k_list(k, DEFAULT_SWEEP if k_sweep else (1, 10, 100, 1000), "-K")
-    threads = check_option(threads)
+    threads, plot = check_option(threads), check_output(plot, "--plot")
     z_samples = as_count(z_samples, "--z-samples")
     if _has_labels(run, runs_dir, which):  # a semi-supervised run: classification error too
         if batch < 1:
@@ -194,7 +195,7 @@ def logz(
     threads: Threads = "auto",
 ) -> None:
     """Estimate 2 log Z (eq. 3.11) with its standard error."""
-    from bihm_app.runner.evaluation import estimate_z2, z2_progress_total
+    from bihm_app.runner.evaluation import check_z_budget, estimate_z2, z2_progress_total
     from bihm_app.runner.models import load_model
     from bihm_app.runner.sharding import finish_sharding, init_sharding
 
@@ -205,6 +206,7 @@ def logz(
     ok = False
     try:
         lm = load_model(run, runs_root(runs_dir), device, which, labels_ok=True)
+        check_z_budget(lm.model, samples, inner)
         apply_threads(threads, lm.model, 1024)
         with progress_bar(rank) as prog:
             task = prog.add_task("2 log Z", total=z2_progress_total(lm.model, int(samples), rank, world))

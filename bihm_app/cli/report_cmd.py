@@ -29,7 +29,10 @@ def report(
     """Write a report of one or more runs: configuration, training curves, test estimates, the
     K-sensitivity plot, ESS, Gibbs samples, inpainting and layer-wise pictures."""
     from bihm_app.runner.evaluation import parse_k_list
+    from bihm_app.runner.outputs import check_output_dir
     from bihm_app.runner.report import ReportOptions, write_report
+
+    check_output_dir(out_dir, "--out")
 
     opts = ReportOptions(split=split, sweep=tuple(parse_k_list(sweep, what="--k-sweep")), sweep_points=sweep_points,
                          z_samples=int(z_samples), compute=compute, pictures=pictures, seed=seed, device=device)  # fmt: skip

@@ -40,7 +40,10 @@ def _run(kind: str, call, as_json: bool, out_dir: Path | None, runs_dir: Path | 
     from bihm_app.cli.train_report import RichReporter
     from bihm_app.runner import repro
 
+    from bihm_app.runner.outputs import check_output_dir
+
     root = runs_root(runs_dir)
+    check_output_dir(out_dir, "--out")
     log = (lambda s: None) if as_json and quiet else (lambda s: err.print(f"[dim]{s}[/]", highlight=False))
     try:
         with TaskBars() as bars:

@@ -14,6 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from bihm_app.cli.common import Threads, apply_threads, cli_errors, out, progress_bar, runs_root
+from bihm_app.runner.budget import check_sampling
+from bihm_app.runner.outputs import check_output
 from bihm_app.runner.pictures import INPAINTING, SAMPLING
 
 RunArg = Annotated[Optional[str], typer.Argument(help="Run name, run folder or checkpoint file (or use --fresh).")]
@@ -100,7 +102,9 @@ def sample(
 
     cfg = replace(SAMPLING, method=method, steps=steps, K=k, inner_K=inner_k, keep_current=keep_current, seed=seed)
     save = check_save_path(save)
+    out_path = check_output(out_path, "--out")
     lm, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
+    check_sampling(lm.model, n, cfg.K, cfg.inner_K, cfg.steps)
     apply_threads(threads, lm.model, n * cfg.K)
     with progress_bar() as prog:
         task = prog.add_task(f"{cfg.method}, K = {cfg.K}", total=cfg.steps if cfg.method == "gibbs" else None)
@@ -143,7 +147,9 @@ def inpaint(
     if cfg.steps < 1:
         raise ConfigError("--steps must be at least 1")
     save = check_save_path(save)
+    out_path, gif = check_output(out_path, "--out"), check_output(gif, "--gif")
     lm, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
+    check_sampling(lm.model, n, cfg.K, cfg.inner_K, cfg.steps)
     apply_threads(threads, lm.model, n * cfg.K)
     idx, x_true = pick_rows(ds, split, index, n)
     missing = missing_mask(mask, lm.model.sizes[0], ds.image_shape, seed)
@@ -188,7 +194,9 @@ def layers(
     from bihm_app.runner.sample_files import check_save_path, picture_settings
 
     save = check_save_path(save)
+    out_path = check_output(out_path, "--out")
     lm, ds = _model(run, fresh, fresh_layers, data, device, seed, runs_dir)
+    check_sampling(lm.model, n)
     apply_threads(threads, lm.model, n)
     pics = layer_pictures(lm.model, layer, n, seed)
     _show(pics.rows(expected), ds, pics.title, mode, out_path)

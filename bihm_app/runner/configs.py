@@ -21,7 +21,7 @@ from bihm_app.engine.model import parse_layers
 from bihm_app.engine.training import TrainConfig
 from bihm_app.errors import ConfigError
 
-__all__ = ["TRAIN", "LAYERS", "FRESH_LAYERS", "DATA", "train_config", "layer_sizes",
+__all__ = ["TRAIN", "LAYERS", "FRESH_LAYERS", "DATA", "train_config", "layer_sizes", "check_no_empty_entries",
            "TrainConfig"]  # fmt: skip
 
 DATA = "bmnist"
@@ -33,6 +33,10 @@ TRAIN = TrainConfig()
 def train_config(base: TrainConfig = TRAIN, **overrides) -> TrainConfig:
     """``base`` with ``overrides`` (None values are left out), validated again; a ConfigError with
     one line for a value out of range."""
+    from bihm_app.runner.seeds import check_seed
+
+    if overrides.get("seed") is not None and int(overrides["seed"]) >= 0:
+        check_seed(overrides["seed"])  # a negative one gets the config's own message
     try:
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
@@ -41,8 +45,17 @@ def train_config(base: TrainConfig = TRAIN, **overrides) -> TrainConfig:
         raise ConfigError(f"unknown training option: {exc}") from None
 
 
+def check_no_empty_entries(spec) -> None:
+    """A ConfigError for a layer spec with an empty entry ('5,,5', '5,', ',5'): the engine's parser
+    skips them, so a typo would silently train another model."""
+    if isinstance(spec, str) and "," in spec and any(part.strip() == "" for part in spec.split(",")):
+        raise ConfigError(f"layers {spec!r} has an empty entry; give comma-separated positive integers (e.g. 200,200)")
+
+
 def layer_sizes(spec: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    """'200,200', 'paper12' or a sequence of sizes -> a tuple of sizes (a ConfigError when bad)."""
+    """'200,200', 'paper12' or a sequence of sizes -> a tuple of sizes (a ConfigError when bad,
+    an empty entry such as '5,,5' included)."""
+    check_no_empty_entries(spec)
     try:
         sizes = parse_layers(spec) if isinstance(spec, str) else tuple(int(n) for n in spec)
     except (ValueError, TypeError):

@@ -311,6 +311,12 @@ def evaluate_target(
     result = EvalResult(cache, plan, path, size)
     save = write and in_run and rank == 0
 
+    from bihm_app.runner.budget import check_work
+
+    for K, n in plan.points:  # refuse absurd sizes before computing anything
+        check_work(model.cfg, K * _points(n, size), f"-K {K:,} on {_points(n, size):,} points")
+    if plan.z_samples >= 2:
+        check_z_budget(model, plan.z_samples, plan.z_inner, "--z-samples")
     x_all = None
     for K, n in plan.points:
         n_pts = _points(n, size)
@@ -380,6 +386,16 @@ def save_k_sweep_png(sweeps: dict[str, list[dict]], path: Path, title: str = "")
             bands[prefix + name] = [2 * (e.get(f"{key}_se") or 0.0) for e in entries]
     return save_chart_png(series, path, title=title, bands=bands, x_label="K (importance samples, log scale)",
                           y_label="nats", x_log=True, band_label="± 2 SE")  # fmt: skip
+
+
+def check_z_budget(model, samples: int, inner: int, what: str = "--samples") -> None:
+    """Refuse (one line) a 2 log Z estimate whose chunk of ``min(samples, Z_CHUNK) × inner`` samples
+    cannot fit in memory, or whose ``samples × inner`` would take absurdly long."""
+    from bihm_app.runner.budget import check_samples_fit, check_work
+
+    label = f"{what} {int(samples):,} × --inner {int(inner):,}" if inner > 1 else f"{what} {int(samples):,}"
+    check_samples_fit(model.cfg, min(int(samples), Z_CHUNK) * int(inner), model.device, label)
+    check_work(model.cfg, int(samples) * int(inner), label)
 
 
 def estimate_z2(model, samples: int, inner: int = 1, seed: int = 0, progress: Callable[[int], None] | None = None,

@@ -106,6 +106,9 @@ def fresh_model(layers: str | tuple[int, ...], data: str = "bmnist", device: str
     from bihm_app.runner.budget import check_model_fits
     from bihm_app.runner.seeds import generator
 
+    from bihm_app.runner.configs import check_no_empty_entries
+
+    check_no_empty_entries(layers)
     ds = dataset(data)
     try:
         sizes = parse_layers(layers) if isinstance(layers, str) else tuple(int(n) for n in layers)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app.errors import ConfigError
+from bihm_app.runner.outputs import check_output
 
 __all__ = ["SAVE_SUFFIXES", "check_save_path", "picture_settings", "inpaint_extra", "save_pictures", "load_samples"]
 
@@ -41,7 +42,7 @@ def check_save_path(path: Path | None) -> Path | None:
         raise ConfigError(f"--save {path}: the file must end in .npz or .h5 (got {path.suffix or 'no suffix'!r})")
     if not path.parent.is_dir():
         raise ConfigError(f"--save {path}: folder {path.parent} does not exist")
-    return path
+    return check_output(path, "--save")
 
 
 def picture_settings(lm, command: str, run: str | None = None, config=None, **more) -> dict:

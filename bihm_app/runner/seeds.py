@@ -34,14 +34,27 @@ earlier versions resume and re-evaluate with the same numbers.
 
 from __future__ import annotations
 
-__all__ = ["STREAMS", "derive_seed", "generator"]
+from bihm_app.errors import ConfigError
+
+__all__ = ["STREAMS", "MAX_SEED", "check_seed", "derive_seed", "generator"]
+
+#: The largest user seed: every derived seed (up to 1,000,003 × seed + …) stays a 64-bit integer.
+MAX_SEED = 2**40 - 1
 
 STREAMS = ("init", "training", "rollback", "validation", "z", "eval", "eval_z", "sampling", "mask", "subset")
 
 
+def check_seed(seed: int, option: str = "--seed") -> int:
+    """``seed`` as an int if 0 <= seed <= MAX_SEED, else a ConfigError naming ``option``."""
+    if not 0 <= int(seed) <= MAX_SEED:
+        raise ConfigError(f"{option} must be between 0 and {MAX_SEED:,} (2**40 - 1), got {seed}")
+    return int(seed)
+
+
 def derive_seed(seed: int, stream: str, *, rank: int = 0, index: int = 0) -> int:
-    """The seed of one named random stream (table in the module docstring)."""
-    seed, rank, index = int(seed), int(rank), int(index)
+    """The seed of one named random stream (table in the module docstring); a ConfigError for a
+    user seed out of range (:func:`check_seed`)."""
+    seed, rank, index = check_seed(seed), int(rank), int(index)
     if stream in ("init", "sampling", "mask"):
         return seed
     if stream == "training":
