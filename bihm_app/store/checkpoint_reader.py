@@ -8,7 +8,8 @@
 4. schema — ``bihm-checkpoint``, a version this bihm reads;
 5. meta — JSON with the required sections and types;
 6. datasets — the group ``params``, numeric datasets whose declared size fits the file, read (HDF5
-   checks fletcher32 on every chunk);
+   checks fletcher32 on every chunk); parameters and optimizer state float32/float64, ``rng/train``
+   a uint8 torch generator state (``checkpoint_schema.array_problem``);
 7. parameters — the shapes the config needs, ``params_sha256``, finite values.
 """
 
@@ -30,6 +31,7 @@ from bihm_app.store.checkpoint_schema import (
     READABLE_VERSIONS,
     SCHEMA,
     SCHEMA_VERSION,
+    array_problem,
     nonfinite,
     one_line,
     params_digest,
@@ -226,6 +228,8 @@ class CheckpointReader:
             meta = json.loads(text)
         except ValueError as exc:
             raise self.fail(f"invalid meta JSON ({one_line(exc)})") from None
+        except RecursionError:
+            raise self.fail("invalid meta JSON (nested too deeply)") from None
         problem = validate_meta(meta)
         if problem is not None:
             raise self.fail(problem)
@@ -239,8 +243,12 @@ class CheckpointReader:
         claimed = d.dtype.itemsize * math.prod(d.shape)
         if claimed > max(self.size, 1) * 2 + 4096:
             return f"claims {claimed:,} bytes, more than the file holds"
+        name = d.name.lstrip("/")
+        problem = array_problem(name, d.dtype, d.shape)
+        if problem is not None:
+            return problem
         try:
-            self.arrays[d.name.lstrip("/")] = np.asarray(d[()], order="C")
+            self.arrays[name] = np.asarray(d[()], order="C")
         except OSError as exc:
             return f"unreadable ({'checksum (fletcher32) failure' if 'filter' in str(exc) else one_line(exc)})"
         return None

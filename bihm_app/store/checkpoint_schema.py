@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 from bihm_app.errors import CheckpointError
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "READABLE_VERSIONS", "REQUIRED_META", "NUMERIC_KINDS", "validate_meta",
-           "shape_problem", "prepare_arrays", "nonfinite", "array_sha256", "digest_of", "params_digest"]  # fmt: skip
+           "shape_problem", "prepare_arrays", "array_problem", "nonfinite", "array_sha256", "digest_of", "params_digest"]  # fmt: skip
 
 SCHEMA = "bihm-checkpoint"
 #: Version 2 (this writer): v1 without the meta/manifest/per-dataset SHA-256 attributes that only
@@ -120,9 +121,77 @@ def validate_meta(meta: Any) -> str | None:
         v = meta["progress"].get(key)
         if not _is_int(v) or v < 0:
             return f"meta progress.{key} is {v!r}, not a non-negative integer"
+    problem = _train_problem(meta["config"]) or _progress_problem(meta["progress"])
+    if problem is not None:
+        return problem
+    if "lr" in meta and not (_is_number(meta["lr"]) and math.isfinite(meta["lr"]) and meta["lr"] >= 0):
+        return f"meta lr is {_short(meta['lr'])}, not a finite non-negative number"
     for key, v in meta["history"].items():
         if not isinstance(v, list):
             return f"meta history.{key} is not a list"
+        bad = next((x for x in v if x is not None and not _is_number(x)), _OK)
+        if bad is not _OK:
+            return f"meta history.{key} holds {_short(bad)}, not a number"
+    return None
+
+
+_OK = object()
+#: ``config.train`` fields checked when present: integers with their least value.
+_TRAIN_INTS = {"K": 1, "batch_size": 1, "epochs": 0, "patience": 0, "valid_K": 1, "valid_max": 0,
+               "z_samples": 0, "z_every": 0, "max_rollbacks": 0}  # fmt: skip
+#: ``progress`` fields checked when present: integers with their least value.
+_PROGRESS_INTS = {"batch": 0, "best_epoch": 0, "bad_epochs": 0, "rollbacks": 0}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _train_problem(config: dict) -> str | None:
+    """Why ``config.train`` (when present) has a field of the wrong type or range, or None."""
+    train = config.get("train")
+    if train is None:
+        return None
+    if not isinstance(train, dict):
+        return f"meta config.train is {_short(train)}, not a JSON object"
+    for key in ("lr", "l1"):
+        v = train.get(key)
+        if v is not None and not (_is_number(v) and math.isfinite(v) and v >= 0):
+            return f"meta config.train.{key} is {_short(v)}, not a finite non-negative number"
+    for key, least in _TRAIN_INTS.items():
+        v = train.get(key)
+        if v is not None and not (_is_int(v) and v >= least):
+            return f"meta config.train.{key} is {_short(v)}, not an integer >= {least}"
+    for key in ("method", "precision", "l1_per"):
+        v = train.get(key)
+        if v is not None and not isinstance(v, str):
+            return f"meta config.train.{key} is {_short(v)}, not a string"
+    return None
+
+
+def _progress_problem(progress: dict) -> str | None:
+    """Why a ``progress`` field other than epoch/step has the wrong type or range, or None."""
+    for key, least in _PROGRESS_INTS.items():
+        v = progress.get(key)
+        if v is not None and not (_is_int(v) and v >= least):
+            return f"meta progress.{key} is {_short(v)}, not an integer >= {least}"
+    v = progress.get("best_valid")
+    if v is not None and not (_is_number(v) and not math.isnan(v)):
+        return f"meta progress.best_valid is {_short(v)}, not a number"
+    v = progress.get("elapsed")
+    if v is not None and not (_is_number(v) and math.isfinite(v) and v >= 0):
+        return f"meta progress.elapsed is {_short(v)}, not a finite non-negative number of seconds"
+    v = progress.get("finished")
+    if v is not None and not isinstance(v, bool):
+        return f"meta progress.finished is {_short(v)}, not true or false"
+    v = progress.get("stop_reason")
+    if v is not None and not isinstance(v, str):
+        return f"meta progress.stop_reason is {_short(v)}, not a string"
     return None
 
 
@@ -189,6 +258,28 @@ def prepare_arrays(where: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarra
     if not any(n.startswith("params/") for n in out):
         raise CheckpointError(f"{where}: no parameters (no array named 'params/…')")
     return out
+
+
+#: Torch generator states ``rng/train`` may hold: the CPU Mersenne Twister's, a CUDA Philox's.
+RNG_STATE_BYTES = (5056, 16)
+
+
+def array_problem(name: str, dtype: np.dtype, shape: tuple[int, ...]) -> str | None:
+    """Why an array ``name`` of ``dtype`` and ``shape`` cannot be what its group needs, or None:
+    ``params/`` hold float32 or float64 (not complex, integer or half-precision values a model
+    would silently cast), ``optim/`` the same or integers (a step count), ``rng/train`` a 1-D
+    uint8 torch generator state."""
+    if name.startswith("params/"):
+        if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+            return f"has dtype {dtype}, not float32 or float64"
+    elif name.startswith("optim/"):  # moments are floats; a step count may be an integer
+        if dtype.kind not in "iuf" or dtype.kind == "f" and dtype.itemsize not in (4, 8):
+            return f"has dtype {dtype}, not float32, float64 or an integer"
+    elif name == "rng/train":
+        if dtype != np.uint8 or len(shape) != 1 or shape[0] not in RNG_STATE_BYTES:
+            sizes = " or ".join(map(str, RNG_STATE_BYTES))
+            return f"is {dtype} of shape {tuple(shape)}, not a torch generator state (uint8 of {sizes} bytes)"
+    return None
 
 
 def nonfinite(arrays: Mapping[str, np.ndarray]) -> str | None:

@@ -28,7 +28,7 @@ def arrays_for(step: int) -> dict[str, np.ndarray]:
     for name, shape in parameter_shapes(SMALL).items():
         out[f"params/{name}"] = rng.standard_normal(shape).astype(np.float32)
     out["optim/ballast"] = np.full(BIG, step, dtype=np.float32)
-    out["rng/train"] = rng.integers(0, 256, size=64, dtype=np.uint8)
+    out["rng/train"] = rng.integers(0, 256, size=5056, dtype=np.uint8)  # a CPU generator state's size
     return out
 
 
