@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bihm_app.cli.common import TaskBars, Threads, apply_threads, as_count, cli_errors, out, progress_bar, runs_root
+from bihm_app.cli.common import TaskBars, Threads, apply_threads, as_count, cli_errors, err, out, progress_bar, runs_root
 from bihm_app.errors import CheckpointError, ConfigError
 from bihm_app.runner.outputs import check_output
 
@@ -91,6 +91,8 @@ def _show_eval(res, split: str, k_sweep: bool, plot: Optional[Path], as_json: bo
     bad = _nonfinite([(f"{name} at K = {r['K']}", r[key], r[f"{key}_se"]) for r in results
                       for name, key in (("log p(x)", "log_p"), ("log p̃*(x)", "log_ptilde"))]  # fmt: skip
                      + ([("2 log Z", z["mean"], z["se"])] if z is not None else []))
+    if res.cache_problem is not None:  # the results stand; only the cache is missing (exit 0)
+        err.print(f"[yellow]warning:[/] results not cached: {res.cache_problem}", highlight=False, soft_wrap=True)
     if as_json:
         out.print_json(json.dumps(_payload(res, results, z, star, split, png)))
         _refuse_nonfinite(bad, res.checkpoint)

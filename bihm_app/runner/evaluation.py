@@ -173,6 +173,16 @@ def write_cache(run_dir: Path, cache: EvalCache) -> Path:
     return path
 
 
+def _save_cache(result: "EvalResult", run_dir: Path, cache: EvalCache) -> None:
+    """Write the cache; a run folder it cannot be written to (read-only, no permission) leaves
+    the results standing and says why in ``result.cache_problem`` (a full disk still raises)."""
+    try:
+        result.written = write_cache(run_dir, cache)
+        result.cache_problem = None
+    except OSError as exc:
+        result.cache_problem = f"cannot write {cache_path(run_dir, cache.split, cache.checkpoint)} ({exc.strerror or exc})"
+
+
 def _checkpoint_key(meta: dict) -> tuple[int | None, int | None]:
     prog = meta.get("progress", {}) if isinstance(meta, dict) else {}
     return prog.get("epoch"), prog.get("step")
@@ -217,6 +227,7 @@ class EvalResult:
     split_size: int
     computed: int = 0  # number of entries computed now (0: everything came from the cache)
     written: Path | None = None
+    cache_problem: str | None = None  # why the cache could not be written (the results stand)
     z_now: dict | None = None  # the 2 log Z entry computed by this call (None: none computed)
 
     def estimates(self) -> list[dict]:
@@ -334,7 +345,7 @@ def evaluate_target(
         cache.add_estimate(entry)
         result.computed += 1
         if save:
-            result.written = write_cache(path.parent, cache)
+            _save_cache(result, path.parent, cache)
     if plan.z_samples >= 2 and not (use_cache and cache.z(plan.z_samples, plan.z_inner) is not None):
         advance = progress(f"2 log Z, {plan.z_samples:,} samples", rank_share(plan.z_samples, Z_CHUNK, rank, world))
         t0 = time.time()
@@ -344,7 +355,7 @@ def evaluate_target(
         cache.add_z(result.z_now)
         result.computed += 1
         if save:
-            result.written = write_cache(path.parent, cache)
+            _save_cache(result, path.parent, cache)
     return result
 
 

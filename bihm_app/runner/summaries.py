@@ -106,26 +106,42 @@ def load_rows(root: Path, cache: TrendCache) -> list[RunRow]:
     """Summaries, trends and progress of every run (runs in a worker thread; never raises for a bad run)."""
     rows = []
     for s in list_runs(root):
-        path = Path(s.path)
-        model = None
-        if s.status == "corrupt":  # which checkpoint, if any, actions can still use (as the run view does)
-            model = usable_checkpoint(RunFolder(path), "best")
-            if model.path is None:
-                rows.append(RunRow(s, model=model))
-                continue
-        trend, config = cache.trend(path)
-        # a run that has not saved its first checkpoint yet: its metrics file knows the config
-        if s.data is None and isinstance(config.get("data"), str):
-            s.data = config["data"]
-        layers = (config.get("model") or {}).get("layers")
-        if s.layers is None and isinstance(layers, list):
-            s.layers = layers
-        progress = cache.progress(path, s.status)
-        if progress is not None and (progress.step or progress.epoch):  # the metrics are ahead of status.json
-            s.epoch = max(s.epoch or 0, progress.epoch)
-            s.step = max(s.step or 0, progress.step)
-        rows.append(RunRow(s, trend, progress, model))
+        try:
+            rows.append(_row(s, cache))
+        except Exception as exc:  # noqa: BLE001 - one bad run is shown as corrupt, never empties the table
+            s.status, s.error = "corrupt", s.error or _row_problem(s, exc)
+            rows.append(RunRow(s))
     return rows
+
+
+def _row_problem(s: RunSummary, exc: Exception) -> str:
+    if isinstance(exc, BihmError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"run {s.path}: cannot read {exc.filename or s.path} ({exc.strerror or type(exc).__name__})"
+    return f"run {s.path}: unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+
+
+def _row(s: RunSummary, cache: TrendCache) -> RunRow:
+    """One table row: the summary plus its trend and progress (raises for an unreadable run)."""
+    path = Path(s.path)
+    model = None
+    if s.status == "corrupt":  # which checkpoint, if any, actions can still use (as the run view does)
+        model = usable_checkpoint(RunFolder(path), "best")
+        if model.path is None:
+            return RunRow(s, model=model)
+    trend, config = cache.trend(path)
+    # a run that has not saved its first checkpoint yet: its metrics file knows the config
+    if s.data is None and isinstance(config.get("data"), str):
+        s.data = config["data"]
+    layers = (config.get("model") or {}).get("layers")
+    if s.layers is None and isinstance(layers, list):
+        s.layers = layers
+    progress = cache.progress(path, s.status)
+    if progress is not None and (progress.step or progress.epoch):  # the metrics are ahead of status.json
+        s.epoch = max(s.epoch or 0, progress.epoch)
+        s.step = max(s.step or 0, progress.step)
+    return RunRow(s, trend, progress, model)
 
 
 def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:
@@ -157,7 +173,8 @@ def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
                     continue
     if not isinstance(cfg, dict):
         return []
-    model, train = cfg.get("model") or {}, cfg.get("train") or {}
+    model, train = cfg.get("model"), cfg.get("train")
+    model, train = model if isinstance(model, dict) else {}, train if isinstance(train, dict) else {}
     pairs = [("data", cfg.get("data")), ("layers", layers_text(model.get("layers"))),
              ("visible", model.get("n_visible")), ("device", cfg.get("device"))]  # fmt: skip
     for key in ("method", "K", "batch_size", "lr", "l1", "l1_per", "epochs", "patience", "valid_K", "valid_max", "z_samples", "seed"):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bihm_app.errors import CheckpointError, DiskFull
+from bihm_app.errors import CheckpointError, DiskFull, RunError
 from bihm_app.safe_files import FileProblem, hdf5_link_problem, is_disk_full, open_hdf5
 
 SCHEMA = "bihm-metrics"
@@ -438,11 +438,14 @@ def attempt_number(path: Path) -> int | None:
 
 
 def metrics_files(run_dir: Path) -> list[Path]:
-    """The run's metrics files, in attempt order."""
+    """The run's metrics files, in attempt order; RunError if the folder cannot be listed."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    found = [(attempt_number(p), p) for p in run_dir.iterdir() if attempt_number(p) is not None]
+    try:
+        found = [(attempt_number(p), p) for p in run_dir.iterdir() if attempt_number(p) is not None]
+    except OSError as exc:  # e.g. a folder without read permission: one line, not a traceback
+        raise RunError(f"run {run_dir}: cannot read the run folder ({exc.strerror or exc})") from None
     return [p for _, p in sorted(found)]
 
 

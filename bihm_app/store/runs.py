@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from bihm_app.errors import BihmError, DiskFull, RunError
 from bihm_app.safe_files import FileProblem, check_regular, is_disk_full, read_capped
@@ -285,6 +286,8 @@ class RunFolder:
             raise RunError(f"run {self.path}: status.json {exc}") from None
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise RunError(f"run {self.path}: status.json is unreadable ({' '.join(str(exc).split())})") from None
+        except RecursionError:
+            raise RunError(f"run {self.path}: status.json is unreadable (JSON nested too deeply)") from None
         if not isinstance(data, dict):
             raise RunError(f"run {self.path}: status.json is not a JSON object")
         return data
@@ -392,6 +395,10 @@ def open_run(run: str | Path, root: Path | None = None) -> RunFolder:
     else:
         where = f" under {root}" if root is not None else ""
         raise RunError(f"no run named {str(run)!r}{where}")
+    try:
+        os.listdir(folder.path)
+    except OSError as exc:
+        raise RunError(f"run {folder.path}: cannot read the run folder ({exc.strerror or exc})") from None
     if not folder.looks_like_run():
         raise RunError(f"{folder.path} is not a run folder (no status.json, checkpoint or metrics)")
     return folder
@@ -452,11 +459,41 @@ def _best_of(history: dict) -> float | None:
     return max(finite) if finite else None
 
 
+def _section(d: Any, key: str) -> dict:
+    v = d.get(key) if isinstance(d, dict) else None
+    return v if isinstance(v, dict) else {}
+
+
+def _unreadable(path: Path, exc: BaseException) -> RunSummary:
+    """The summary of a run that could not be summarised: corrupt, with one line naming why."""
+    if isinstance(exc, BihmError):
+        reason = str(exc)
+    elif isinstance(exc, RecursionError):
+        reason = f"run {path}: a file in it is nested too deeply to read"
+    elif isinstance(exc, OSError):
+        where = exc.filename or path
+        reason = f"run {path}: cannot read {where} ({exc.strerror or type(exc).__name__})"
+    else:
+        reason = f"run {path}: unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    return RunSummary(name=Path(path).name, status="corrupt", path=str(path), error=reason)
+
+
 def summarize_run(path: Path) -> RunSummary:
     """Summary of one run folder; problems end up in ``status="corrupt"`` and ``error``, never raised."""
+    try:
+        return _summarize_run(Path(path))
+    except Exception as exc:  # noqa: BLE001 - one bad run is shown as corrupt, never hides the others
+        return _unreadable(Path(path), exc)
+
+
+def _summarize_run(path: Path) -> RunSummary:
     from bihm_app.store.checkpoint import read_meta
 
-    run = RunFolder(Path(path))
+    run = RunFolder(path)
+    try:
+        os.listdir(run.path)  # a folder that cannot be listed (chmod 000) is unreadable, not empty
+    except OSError as exc:
+        raise RunError(f"run {run.path}: cannot read the run folder ({exc.strerror or exc})") from None
     s = RunSummary(name=run.name, status="unknown", path=str(run.path))
     errors: list[str] = []
     status: dict = {}
@@ -480,12 +517,12 @@ def summarize_run(path: Path) -> RunSummary:
         if best is not None and (s.best_valid is None or best > s.best_valid):
             s.best_valid = best
     if meta is not None:
-        cfg = meta.get("config", {})
-        s.data = meta.get("data", {}).get("name")
-        s.layers = list(cfg.get("model", {}).get("layers", [])) or None
-        s.method = (cfg.get("train") or {}).get("method")
-        s.epoch = meta.get("progress", {}).get("epoch")
-        s.step = meta.get("progress", {}).get("step")
+        cfg = _section(meta, "config")
+        s.data = _section(meta, "data").get("name")
+        s.layers = list(_section(cfg, "model").get("layers", [])) or None
+        s.method = _section(cfg, "train").get("method")
+        s.epoch = _section(meta, "progress").get("epoch")
+        s.step = _section(meta, "progress").get("step")
     # status.json may be ahead of the last checkpoint
     for key in ("data", "method"):
         if getattr(s, key) is None and isinstance(status.get(key), str):
@@ -526,5 +563,5 @@ def list_runs(root: Path) -> list[RunSummary]:
     for p in entries:
         if p.name.startswith(".") or not p.is_dir():
             continue
-        out.append(summarize_run(p))
+        out.append(summarize_run(p))  # never raises: a bad run is listed as corrupt
     return out
