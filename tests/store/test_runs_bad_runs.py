@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from bihm_app.errors import RunError
-from bihm_app.store import runs as runs_mod
 from bihm_app.store.checkpoint import save_checkpoint
 from bihm_app.store.metrics import metrics_files
 from bihm_app.store.runs import list_runs, new_run, open_run
@@ -81,14 +80,16 @@ def test_an_unexpected_failure_is_caught_per_run(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     _run_with_checkpoint(root, "a")
     _run_with_checkpoint(root, "b")
-    real = runs_mod._summarize_run
+    import bihm_app.store.checkpoint as checkpoint_mod
 
-    def flaky(path):
-        if path.name == "a":
+    real = checkpoint_mod.read_meta
+
+    def flaky(path, within=None):
+        if Path(path).parent.name == "a":
             raise AttributeError("'str' object has no attribute 'get'")
-        return real(path)
+        return real(path, within=within)
 
-    monkeypatch.setattr(runs_mod, "_summarize_run", flaky)
+    monkeypatch.setattr(checkpoint_mod, "read_meta", flaky)
     runs = {r.name: r for r in list_runs(root)}
     assert runs["b"].status == "finished"
     assert runs["a"].status == "corrupt" and "AttributeError" in runs["a"].error and str(root / "a") in runs["a"].error
