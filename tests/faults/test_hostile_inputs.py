@@ -186,17 +186,19 @@ def _edit_train(path, **changes):
     edit_meta(path, fn)
 
 
-@pytest.mark.parametrize("changes,words", [({"K": "ten"}, "K must be int, got 'ten'"),
-                                           ({"batch_size": 0}, "batch size must be at least 1"),
-                                           ({"lr": None}, "lr must be float")])  # fmt: skip
+@pytest.mark.parametrize("changes,words", [({"K": "ten"}, "meta config.train.K is 'ten', not an integer >= 1"),
+                                           ({"batch_size": 0}, "meta config.train.batch_size is 0, not an integer >= 1"),
+                                           ({"lr": None}, "its training config is invalid (lr must be float")])  # fmt: skip
 def test_crafted_train_config_in_meta_is_one_line_on_resume(trained, changes, words):
+    """Wrong types/ranges are refused by the checkpoint reader (naming the meta field); a null lr,
+    which the reader reads as absent, by the training config."""
     run = trained / "m"
     for name in ("checkpoint.h5", "best.h5"):
         _edit_train(run / name, **changes, epochs=5)
     res = bihm_here("train", "--resume", "m", "--runs-dir", trained)
     assert res.exit_code == 1
     line = one_error_line(res.stderr)
-    assert "its training config is invalid" in line and words in line, line
+    assert words in line and str(run / "checkpoint.h5") in line, line
 
 
 def test_absurd_layers_in_meta_or_options_are_refused_before_allocating(trained):
