@@ -140,7 +140,7 @@ _OK = object()
 _TRAIN_INTS = {"K": 1, "batch_size": 1, "epochs": 0, "patience": 0, "valid_K": 1, "valid_max": 0,
                "z_samples": 0, "z_every": 0, "max_rollbacks": 0}  # fmt: skip
 #: ``progress`` fields checked when present: integers with their least value.
-_PROGRESS_INTS = {"batch": 0, "best_epoch": 0, "bad_epochs": 0, "rollbacks": 0}
+_PROGRESS_INTS = {"batch": 0, "best_epoch": -1, "bad_epochs": 0, "rollbacks": 0}  # best_epoch -1: none yet
 
 
 def _is_number(v: Any) -> bool:
