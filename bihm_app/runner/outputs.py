@@ -46,14 +46,6 @@ def _is_checkpoint(path: Path) -> bool:
         return False
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
 def _candidates(path: Path) -> list[Path]:
     given = Path(os.path.abspath(path.expanduser()))
     try:
@@ -74,7 +66,7 @@ def _why_managed(p: Path) -> str | None:
     if _managed_in_run(p):
         return f"is {p.name} of run folder {p.parent}"
     home = _data_home()
-    if home is not None and _inside(p, home) and os.path.lexists(p):
+    if home is not None and p.is_relative_to(home) and os.path.lexists(p):
         return f"is a file of the data home {home}"
     if _is_checkpoint(p):
         return "is a bihm checkpoint"
@@ -111,7 +103,7 @@ def check_output_dir(path: Path | None, option: str) -> Path | None:
     path = Path(path)
     home = _data_home()
     for p in _candidates(path):
-        if home is not None and _inside(p, home):
+        if home is not None and p.is_relative_to(home):
             raise ConfigError(f"{option} {path}: is inside the data home {home}; refusing to write there")
         for folder in (p, *p.parents):
             if RunFolder(folder).looks_like_run():
