@@ -13,16 +13,8 @@ import numpy as np
 import pytest
 
 from bihm_app.errors import CheckpointError
-from bihm_app.store.checkpoint import load_checkpoint, read_meta, save_checkpoint, verify_checkpoint
-from tests.store.helpers import edit_meta, make_arrays, make_meta, reseal
-
-
-@pytest.fixture
-def good(tmp_path):
-    path = tmp_path / "runs" / "a" / "best.h5"
-    path.parent.mkdir(parents=True)
-    save_checkpoint(path, make_arrays(), make_meta())
-    return path
+from bihm_app.store.checkpoint import load_checkpoint, read_meta, verify_checkpoint
+from tests.store.helpers import edit_meta, reseal
 
 
 def refused(path, *words):
