@@ -158,10 +158,11 @@ def point_estimates(
     full = LogMoments()  # over 2 log w = log p − log q: p(x)
     done = 0
     u1 = first_layer_logits(model, x) if K > k_chunk else None
-    while done < K:
-        k = min(k_chunk, K - done)
-        add_log_weights(half, full, *log_weights(model, x, k, generator, ws, u1))
-        done += k
+    with ws.fixed_weights():
+        while done < K:
+            k = min(k_chunk, K - done)
+            add_log_weights(half, full, *log_weights(model, x, k, generator, ws, u1))
+            done += k
     return point_estimates_from(half, full)
 
 
@@ -261,7 +262,8 @@ def log_z2_terms(
     """
     ws = ws or Workspace()
     per = max(1, chunk_rows(model.sizes, model.device) // n_inner)
-    return torch.cat([z2_terms_pass(model, min(per, n - s), n_inner, generator, ws=ws) for s in range(0, n, per)])
+    with ws.fixed_weights():
+        return torch.cat([z2_terms_pass(model, min(per, n - s), n_inner, generator, ws=ws) for s in range(0, n, per)])
 
 
 @torch.no_grad()

@@ -242,10 +242,11 @@ def estimate_log_sqrt_ptilde(
     rows = max(1, (max_rows or chunk_rows(model.sizes, model.device)) // max(1, inner_K))
     ws = ws or Workspace()
     parts = []
-    for start in range(0, x.shape[0], rows):
-        sl = slice(start, start + rows)
-        lp, lq = log_weights_pass(model, x[sl], inner_K, generator, ws=ws, u1=None if u1 is None else u1[sl])
-        parts.append(torch.logsumexp(lp.sub_(lq).mul_(0.5), 1) - math.log(inner_K))
+    with ws.fixed_weights():
+        for start in range(0, x.shape[0], rows):
+            sl = slice(start, start + rows)
+            lp, lq = log_weights_pass(model, x[sl], inner_K, generator, ws=ws, u1=None if u1 is None else u1[sl])
+            parts.append(torch.logsumexp(lp.sub_(lq).mul_(0.5), 1) - math.log(inner_K))
     return torch.cat(parts)
 
 
@@ -318,15 +319,16 @@ def gibbs_sweep(
     See :func:`resample_latent_layer` and :func:`resample_visible_layer` for the arguments;
     ``_workspace`` lends the sweep's scratch buffers (:func:`run_chains` passes one for all sweeps).
     """
-    L, K, keep, ws = model.n_layers, config.K, config.keep_current, _workspace
+    L, K, keep, ws = model.n_layers, config.K, config.keep_current, _workspace or Workspace()
     hs = list(state.hs)
-    for l in range(1, L + 1, 2):  # odd layers: conditionally independent given the even ones
-        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep, ws)
-    cur = GibbsState(hs, state.log_sqrt_ptilde)
-    x, log_sqrt_pt, means = resample_visible_layer(model, cur, generator, config, clamp, ws)
-    hs[0] = x
-    for l in range(2, L + 1, 2):
-        hs[l] = resample_latent_layer(model, hs, l, K, generator, keep, ws)
+    with ws.fixed_weights():
+        for l in range(1, L + 1, 2):  # odd layers: conditionally independent given the even ones
+            hs[l] = resample_latent_layer(model, hs, l, K, generator, keep, ws)
+        cur = GibbsState(hs, state.log_sqrt_ptilde)
+        x, log_sqrt_pt, means = resample_visible_layer(model, cur, generator, config, clamp, ws)
+        hs[0] = x
+        for l in range(2, L + 1, 2):
+            hs[l] = resample_latent_layer(model, hs, l, K, generator, keep, ws)
     return GibbsState(hs, log_sqrt_pt), means
 
 

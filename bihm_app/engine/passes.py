@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +101,22 @@ class Workspace:
             self._views = {k: v for k, v in self._views.items() if k[0] != name}  # views of the old storage
         view = self._views[key] = buf[:n].view(shape)
         return view
+
+    @contextmanager
+    def fixed_weights(self) -> Iterator["Workspace"]:
+        """A scope in which the model's weights do not change (the chunks of one estimate): the
+        packed int8 weights are checked against the parameters (versions and fingerprint, ~0.4 ms
+        for paper12's six large weights) once for every pass that uses this workspace, not once per
+        pass (a few % of an evaluation, 2 log Z or a Gibbs sweep). Re-entrant: an inner scope
+        keeps the outer one's checks."""
+        if "int8" in self.memo:
+            yield self
+            return
+        self.memo["int8"] = {}
+        try:
+            yield self
+        finally:
+            del self.memo["int8"]
 
     def blocks(self, name: str, N: int, sizes: tuple[int, ...], first: int, last: int, like: Tensor) -> "Blocks":
         """:class:`Blocks` over the buffer ``name``, the same object (its views made once) while that
@@ -338,11 +355,18 @@ class Products:
         if (kind, i) in self._i8:
             return self._i8[(kind, i)]
         w, b = self._wb(kind, i)
-        pk = _PACKED.get(w)
-        if pk is None or not pk.current(w, b):
-            pk = pack_int8(w, b)
-            if pk is not None:
-                _PACKED[w] = pk
+        scope = self.ws.memo.get("int8") if self.ws is not None else None  # Workspace.fixed_weights
+        seen = scope.get((kind, i, id(w))) if scope is not None else None
+        if seen is not None and seen[0] is w:
+            pk = seen[1]
+        else:
+            pk = _PACKED.get(w)
+            if pk is None or not pk.current(w, b):
+                pk = pack_int8(w, b)
+                if pk is not None:
+                    _PACKED[w] = pk
+            if scope is not None:
+                scope[(kind, i, id(w))] = (w, pk)
         self._i8[(kind, i)] = pk
         return pk
 

@@ -221,3 +221,41 @@ def test_a_refused_int8_product_falls_back_to_fp32_for_good(int8_everywhere, mon
         got = Products(m, int8=True).logits("p", 1, h, binary=True)
     assert torch.allclose(got, m.p_logits(1, h).detach(), atol=1e-6)
     assert not passes.int8_products_available()
+
+
+def test_a_fixed_weights_scope_checks_the_packed_weights_once_and_ends_with_the_scope(int8_everywhere, monkeypatch):
+    """The chunks of one estimate (and a Gibbs sweep) run many passes with the same weights: inside
+    ``Workspace.fixed_weights`` the packed weights are checked against the parameters (their
+    float64 fingerprint, ~0.4 ms a pass for paper12) once per weight, not once per pass. Catches a
+    scope that does not share its checks (fingerprints per chunk again) and one that outlives its
+    block (a change of the weights after it must be seen). The estimate inside the scope must equal
+    the one outside it draw for draw."""
+    m = BiHM(ModelConfig(20, (12, 6)), make_generator(0))
+    x = (torch.rand(5, 20, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    calls = []
+    real = passes._fingerprint
+    monkeypatch.setattr(passes, "_fingerprint", lambda w, b: calls.append(1) or real(w, b))
+    ws = Workspace()
+
+    def passes_(g):
+        return [log_weights_pass(m, x, 4, g, ws=ws)[0].clone() for _ in range(10)]
+
+    outside = passes_(make_generator(5))
+    per_pass = len(calls)
+    calls.clear()
+    with ws.fixed_weights():
+        inside = passes_(make_generator(5))
+    assert per_pass == 10 * len(calls) > 0, (per_pass, len(calls))  # each weight checked once in the scope
+    assert all(torch.equal(a, b) for a, b in zip(inside, outside))
+    calls.clear()
+    point_estimates(m, x, 40, make_generator(5), k_chunk=4, ws=ws)  # an estimate opens a scope itself
+    assert len(calls) * 10 == per_pass
+    assert "int8" not in ws.memo  # the scope ended with the estimate
+    with torch.no_grad():
+        m.p_weights[0].detach().numpy()[:] *= 2.0  # no version bump: only the fingerprint sees it
+    h = (torch.rand(30, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    assert torch.allclose(Products(m, int8=True, ws=ws).logits("p", 1, h, binary=True), m.p_logits(1, h), atol=1e-5)
+    with ws.fixed_weights(), ws.fixed_weights():  # re-entrant: the inner scope keeps the outer's checks
+        Products(m, int8=True, ws=ws).logits("p", 1, h, binary=True)
+        assert "int8" in ws.memo
+    assert "int8" not in ws.memo
