@@ -135,17 +135,23 @@ def read_capped(path: Path, max_bytes: int, within: Path | None = None) -> bytes
         os.close(fd)
 
 
-def open_hdf5(path: Path, within: Path | None = None, **kwargs):
+def open_hdf5(path: Path, within: Path | None = None, swmr: bool = False, **kwargs):
     """``h5py.File`` of the regular file at ``path``, opened read-only without blocking.
 
     Raises :class:`FileProblem` for a file that is not regular; h5py's own errors (``OSError``)
     pass through. HDF5 opens the checked descriptor's file (``/proc/self/fd/N``), so the file it
-    reads is the one that was checked.
+    reads is the one that was checked. ``swmr``: a SWMR reader (the latest file format) whose
+    retries of damaged metadata are bounded (:mod:`bihm_app.swmr_reads`); ``kwargs`` go to h5py
+    otherwise.
     """
     import h5py
 
     fd = open_regular(path, within)
     try:
+        if swmr:
+            from bihm_app.swmr_reads import open_swmr_read
+
+            return open_swmr_read(fd_path(fd, path))
         return h5py.File(fd_path(fd, path), "r", **kwargs)
     finally:
         os.close(fd)  # HDF5 holds its own descriptor of the same file

@@ -277,40 +277,48 @@ def _binary_row(toks: list[bytes], path: Path, lineno: int) -> np.ndarray:
 def read_hdf5_arrays(path: Path, limits: ReadLimits, top_only: bool = False) -> dict[str, np.ndarray]:
     """{name: array} of the numeric datasets (≥ 1-D) of an HDF5 file, read safely: regular file
     only, no links, declared sizes checked against the file and ``limits`` before reading."""
-    import h5py
-
     try:
         f = open_hdf5(path)
     except FileProblem as exc:
         raise DataError(f"{path}: {exc}") from None
-    except OSError as exc:
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
         raise DataError(f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())[:160]})") from None
     with f:
-        problem = hdf5_link_problem(f)
-        if problem is not None:
-            raise DataError(f"{path}: {problem}")
-        size = os.stat(path).st_size
-        wanted: dict[str, h5py.Dataset] = {}
-
-        def visit(name, obj):
-            if top_only and "/" in name:
-                return
-            if isinstance(obj, h5py.Dataset) and obj.shape is not None and len(obj.shape) >= 1 and obj.dtype.kind in "biuf":
-                wanted[name] = obj
-
-        f.visititems(visit)
-        total = 0
-        for name, d in wanted.items():
-            nbytes = math.prod(int(n) for n in d.shape) * d.dtype.itemsize
-            filtered = d.chunks is not None and d.id.get_create_plist().get_nfilters() > 0
-            if not filtered and nbytes > size:
-                raise DataError(f"{path}: dataset '{name}' declares shape {d.shape} ({nbytes:,} bytes), more than the file's {size:,} bytes")
-            total += nbytes
-        limits.check_alloc(total, str(path), "after decompression")
         try:
-            return {name: d[()] for name, d in wanted.items()}
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise DataError(f"{path}: unreadable dataset ({' '.join(str(exc).split())[:160]})") from None
+            return _hdf5_arrays(f, path, limits, top_only)
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            raise DataError(f"{path}: damaged HDF5 file ({' '.join(str(exc).split())[:160]})") from None
+
+
+def _hdf5_arrays(f, path: Path, limits: ReadLimits, top_only: bool) -> dict[str, np.ndarray]:
+    """:func:`read_hdf5_arrays` of an open file (h5py's errors of a damaged file pass through)."""
+    import h5py
+
+    problem = hdf5_link_problem(f)
+    if problem is not None:
+        raise DataError(f"{path}: {problem}")
+    size = os.stat(path).st_size
+    wanted: dict[str, h5py.Dataset] = {}
+
+    def visit(name, obj):
+        if top_only and "/" in name:
+            return
+        if isinstance(obj, h5py.Dataset) and obj.shape is not None and len(obj.shape) >= 1 and obj.dtype.kind in "biuf":
+            wanted[name] = obj
+
+    f.visititems(visit)
+    total = 0
+    for name, d in wanted.items():
+        nbytes = math.prod(int(n) for n in d.shape) * d.dtype.itemsize
+        filtered = d.chunks is not None and d.id.get_create_plist().get_nfilters() > 0
+        if not filtered and nbytes > size:
+            raise DataError(f"{path}: dataset '{name}' declares shape {d.shape} ({nbytes:,} bytes), more than the file's {size:,} bytes")
+        total += nbytes
+    limits.check_alloc(total, str(path), "after decompression")
+    try:
+        return {name: d[()] for name, d in wanted.items()}
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise DataError(f"{path}: unreadable dataset ({' '.join(str(exc).split())[:160]})") from None
 
 
 def _read_hdf5(path: Path, limits: ReadLimits) -> RawData:

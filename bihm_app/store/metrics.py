@@ -339,10 +339,10 @@ class MetricsReader:
         self.path = Path(path)
         where = f"metrics file {self.path}"
         try:
-            self._f = open_hdf5(self.path, within, libver="latest", swmr=True)
+            self._f = open_hdf5(self.path, within, swmr=True)
         except FileProblem as exc:
             raise CheckpointError(f"{where}: {exc}") from None
-        except OSError as exc:
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
             raise CheckpointError(f"{where}: unreadable ({' '.join(str(exc).split())[:200]})") from None
         try:
             problem = hdf5_link_problem(self._f, max_objects=64)
@@ -405,7 +405,7 @@ class MetricsReader:
                 else:
                     out.append(np.zeros(0, dtype=dtype))
             self.closed = bool(counts[3])
-        except OSError as exc:
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
             raise CheckpointError(f"metrics file {self.path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
         return MetricsDelta(*out, closed=self.closed)
 
@@ -554,7 +554,7 @@ def read_archive(run_dir: Path) -> tuple[RunMetrics, set[int]]:
         f = open_hdf5(path, Path(run_dir))
     except FileProblem as exc:
         raise CheckpointError(f"{where}: {exc}") from None
-    except OSError as exc:
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
         raise CheckpointError(f"{where}: unreadable ({' '.join(str(exc).split())[:200]})") from None
     try:
         with f:
