@@ -76,7 +76,8 @@ def _works(fn, get) -> bool:
 
 
 def swmr_read_fapl():
-    """A file-access property list for SWMR reading: the latest file format, h5py's strong close,
+    """A file-access property list for SWMR reading: what ``h5py.File(..., libver="latest")`` makes
+    (a second open of a file in the same process must match the first's close degree), with the
     metadata read attempts capped at :data:`READ_ATTEMPTS`; None if the cap cannot be set."""
     import h5py
 
@@ -84,7 +85,6 @@ def swmr_read_fapl():
     if fn is None:
         return None
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
     if fn(fapl.id, READ_ATTEMPTS) < 0:
         return None

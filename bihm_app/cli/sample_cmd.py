@@ -140,7 +140,7 @@ def inpaint(
     from bihm_app.errors import ConfigError
     from bihm_app.render.png import save_gif, save_png
     from bihm_app.render.terminal import BitmapImage
-    from bihm_app.runner.pictures import chain_pictures, inpaint_panel, missing_mask, pick_rows
+    from bihm_app.runner.pictures import chain_pictures, inpaint_panel, missing_mask, pick_indices, pick_rows
     from bihm_app.runner.sample_files import check_save_path, inpaint_extra, picture_settings
 
     cfg = replace(INPAINTING, steps=steps, K=k, inner_K=inner_k, keep_current=keep_current, seed=seed)
@@ -149,9 +149,10 @@ def inpaint(
     save = check_save_path(save)
     out_path, gif = check_output(out_path, "--out"), check_output(gif, "--gif")
     lm, ds = _model(run, fresh, layers, data, device, seed, runs_dir)
-    check_sampling(lm.model, n, cfg.K, cfg.inner_K, cfg.steps)
-    apply_threads(threads, lm.model, n * cfg.K)
-    idx, x_true = pick_rows(ds, split, index, n)
+    idx = pick_indices(ds, split, index, n)
+    check_sampling(lm.model, len(idx), cfg.K, cfg.inner_K, cfg.steps, "--n" if index is None else "--index")
+    idx, x_true = pick_rows(ds, split, idx)
+    apply_threads(threads, lm.model, len(idx) * cfg.K)
     missing = missing_mask(mask, lm.model.sizes[0], ds.image_shape, seed)
     with progress_bar() as prog:
         task = prog.add_task(f"inpainting, K = {cfg.K}", total=cfg.steps)

@@ -147,14 +147,16 @@ def check_work(model: ModelConfig, samples: int, what: str) -> int:
     return work
 
 
-def check_sampling(model, n: int, K: int = 1, inner_K: int = 1, steps: int = 1) -> None:
+def check_sampling(model, n: int, K: int = 1, inner_K: int = 1, steps: int = 1, n_option: str = "--n") -> None:
     """Refuse (one line, naming the options) pictures of ``n`` chains with ``K`` proposals and
     ``inner_K`` inner samples over ``steps`` sweeps that cannot fit in memory or would take absurdly
-    long (``bihm sample|inpaint|layers``); ``model`` is a BiHM."""
+    long (``bihm sample|inpaint|layers``); ``model`` is a BiHM. ``n_option`` names what set n
+    (``--index`` for a list of images)."""
     K, inner_K, steps = max(int(K), 1), max(int(inner_K), 1), max(int(steps), 1)
-    held = f"--n {int(n):,} × -K {K:,}" if K > 1 else f"--n {int(n):,}"
+    chains = f"{n_option} {int(n):,}" if n_option == "--n" else f"{n_option} ({int(n):,} images)"
+    held = f"{chains} × -K {K:,}" if K > 1 else chains
     if inner_K > int(n) * K:  # the engine chunks the rows of the p̃* estimate, not one row's inner samples
         held = f"--inner-k {inner_K:,}"
     check_samples_fit(model.cfg, max(int(n) * K, inner_K), model.device, held)
-    parts = [f"--n {int(n):,}"] + [f"{o} {v:,}" for o, v in (("-K", K), ("--inner-k", inner_K), ("--steps", steps)) if v > 1]
+    parts = [chains] + [f"{o} {v:,}" for o, v in (("-K", K), ("--inner-k", inner_K), ("--steps", steps)) if v > 1]
     check_work(model.cfg, int(n) * K * inner_K * steps, " × ".join(parts))

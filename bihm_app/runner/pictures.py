@@ -173,6 +173,13 @@ def _png_mask(p: Path, dim: int, image_shape) -> np.ndarray:
 def pick_rows(ds, split: str, index: str | list[int] | None = None, n: int = 8) -> tuple[list[int], np.ndarray]:
     """(indices, rows (n, D) float32) of a split: the given indices ('3,7' or a list), else ``n``
     spread over the split (bmnist's test split is sorted by digit)."""
+    idx = pick_indices(ds, split, index, n)
+    return idx, np.asarray(ds.get(split)[idx], dtype=np.float32)
+
+
+def pick_indices(ds, split: str, index: str | list[int] | None = None, n: int = 8) -> list[int]:
+    """The indices :func:`pick_rows` takes, checked against the split; no rows are read (a caller
+    checks their number against the memory first)."""
     if split not in ds.split_names:
         raise ConfigError(f"data set {ds.name} has no split {split!r} (splits: {', '.join(ds.split_names)})")
     X = ds.get(split)
@@ -191,7 +198,7 @@ def pick_rows(ds, split: str, index: str | list[int] | None = None, n: int = 8) 
     if bad or not idx:
         raise DataError(f"image {bad[0] if bad else index} does not exist (out of range: {ds.name}/{split} "
                         f"has {len(X)} images, 0 … {len(X) - 1})")  # fmt: skip
-    return idx, np.asarray(X[idx], dtype=np.float32)
+    return idx
 
 
 def test_row(data_name: str, index: int) -> np.ndarray:

@@ -64,10 +64,12 @@ def test_a_seed_beyond_64_bits_is_refused(command):
     (["sample", *FRESH_DNA, "--n", "2", "--steps", HUGE], "--steps 1,000,000,000,000"),
     (["inpaint", *FRESH_DNA, "--n", "2", "-K", HUGE], "-K 1,000,000,000,000"),
     (["layers", *FRESH_DNA, "--n", HUGE], "--n 1,000,000,000,000"),
+    (["inpaint", *FRESH_DNA, "--index", ",".join(["0"] * 100_000), "-K", "10000"], "--index (100,000 images) × -K 10,000"),
 ])  # fmt: skip
 def test_sampling_sizes_are_refused_before_allocating(args, blamed):
     """Catches the torch allocator's RuntimeError (asking for terabytes) or a command that never
-    ends: the sizes are refused first, in one line naming the option."""
+    ends: the sizes are refused first, in one line naming the option — also when an --index list,
+    not --n, sets the number of images (it was checked as the default --n 8)."""
     res = bihm_here(*args)
     assert res.exit_code == 1
     line = one_error_line(res.stderr)
