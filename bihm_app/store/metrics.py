@@ -331,6 +331,14 @@ class MetricsDelta:
         return bool(len(self.updates) or len(self.epochs) or len(self.events))
 
 
+def unreadable(exc: BaseException) -> str:
+    """What to say after a metrics file's name when h5py failed on it (one line)."""
+    text = " ".join(str(exc).split())
+    if "checksum" in text:  # libhdf5: "incorrect metadata checksum after all read attempts"
+        return "damaged (an HDF5 metadata checksum does not match; the file cannot be read)"
+    return f"unreadable ({type(exc).__name__}: {text[:200]})"
+
+
 class MetricsReader:
     """Reads a metrics file while it is being written (SWMR), after it was closed, or after its
     writer was killed. :meth:`poll` returns only the rows that are new since the last poll."""
@@ -343,11 +351,11 @@ class MetricsReader:
         except FileProblem as exc:
             raise CheckpointError(f"{where}: {exc}") from None
         except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
-            raise CheckpointError(f"{where}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+            raise CheckpointError(f"{where}: {unreadable(exc)}") from None
         try:
             problem = hdf5_link_problem(self._f, max_objects=64)
         except Exception as exc:  # noqa: BLE001
-            problem = f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            problem = unreadable(exc)
         if problem is not None:
             self._f.close()
             raise CheckpointError(f"{where}: {problem}")
@@ -380,7 +388,7 @@ class MetricsReader:
             raise
         except Exception as exc:
             self._f.close()
-            raise CheckpointError(f"{where}: unreadable ({type(exc).__name__}: {exc})") from None
+            raise CheckpointError(f"{where}: {unreadable(exc)}") from None
         self._seen = [0, 0, 0]
         self.closed = False
 
@@ -406,7 +414,7 @@ class MetricsReader:
                     out.append(np.zeros(0, dtype=dtype))
             self.closed = bool(counts[3])
         except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
-            raise CheckpointError(f"metrics file {self.path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+            raise CheckpointError(f"metrics file {self.path}: {unreadable(exc)}") from None
         return MetricsDelta(*out, closed=self.closed)
 
     def read_all(self) -> MetricsDelta:
@@ -555,7 +563,7 @@ def read_archive(run_dir: Path) -> tuple[RunMetrics, set[int]]:
     except FileProblem as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
-        raise CheckpointError(f"{where}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+        raise CheckpointError(f"{where}: {unreadable(exc)}") from None
     try:
         with f:
             problem = hdf5_link_problem(f, max_objects=64)
@@ -576,7 +584,7 @@ def read_archive(run_dir: Path) -> tuple[RunMetrics, set[int]]:
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - any damage is one line
-        raise CheckpointError(f"{where}: unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+        raise CheckpointError(f"{where}: {unreadable(exc)}") from None
     try:
         rm = RunMetrics(
             **tables,
