@@ -17,7 +17,7 @@ from bihm_app.tui.widgets.runs_table import RunsTable
 REFRESH_S = 2.0
 #: (label, key, width); fixed widths keep the layout stable while values change (None: fit the names).
 COLUMNS = (("", "mark", 1), ("run", "name", None), ("status", "status", 8), ("data", "data", 8),
-           ("layers", "layers", 10), ("epoch", "epoch", 10), ("progress", "progress", 18), ("best log p~*", "best", 12),
+           ("layers", "layers", 10), ("epochs", "epoch", 10), ("progress", "progress", 18), ("best log p~*", "best", 12),
            ("trend", "trend", SPARK_WIDTH), ("age", "age", 10))  # fmt: skip
 #: Columns left out, in this order, when the table is too narrow for all of them (80 columns).
 OPTIONAL_COLUMNS = ("trend", "layers", "data", "progress")
