@@ -108,8 +108,8 @@ def _npy_from(fh, what: str, available: int, limits: ReadLimits) -> np.ndarray:
             shape, fortran, dtype = npf.read_array_header_2_0(fh) if major == 2 else npf._read_array_header(fh, (3, 0))
         else:
             raise ValueError(f"unsupported .npy format version {major}.{minor}")
-    except (ValueError, TypeError, SyntaxError, EOFError, OSError) as exc:
-        raise DataError(f"{what}: damaged .npy header ({' '.join(str(exc).split())[:160]})") from None
+    except Exception as exc:  # noqa: BLE001 - numpy's parser: ValueError, SyntaxError, tokenize's TokenError, …
+        raise DataError(f"{what}: damaged .npy header ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})") from None
     if dtype.hasobject:
         raise DataError(f"{what}: holds Python objects (pickled data), which bihm never loads")
     if any(int(d) < 0 for d in shape):
@@ -130,11 +130,18 @@ def _npy_from(fh, what: str, available: int, limits: ReadLimits) -> np.ndarray:
 
 
 def _read_npz(path: Path, limits: ReadLimits) -> RawData:
+    return _from_named(read_npz_arrays(path, limits), str(path))
+
+
+def read_npz_arrays(path: Path, limits: ReadLimits) -> dict[str, np.ndarray]:
+    """{name: array} of an .npz file, read safely: regular file only, at most
+    :data:`MAX_NPZ_MEMBERS` members, every declared size checked before reading, no pickles; any
+    damage is one DataError line."""
     what = str(path)
     with _open(path) as fh:
         try:
             z = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except Exception as exc:  # noqa: BLE001 - BadZipFile, struct and zlib errors of a damaged directory
             raise DataError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())[:160]})") from None
         with z:
             infos = [i for i in z.infolist() if not i.is_dir()]
@@ -147,9 +154,11 @@ def _read_npz(path: Path, limits: ReadLimits) -> RawData:
                 try:
                     with z.open(info) as member:
                         arrays[key] = _npy_from(member, f"{path}: array '{key}'", info.file_size, limits)
-                except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+                except DataError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - zipfile, zlib (a damaged stream), numpy: one line
                     raise DataError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())[:160]})") from None
-    return _from_named(arrays, what)
+    return arrays
 
 
 def _read_npy(path: Path, limits: ReadLimits) -> RawData:

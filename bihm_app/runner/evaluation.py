@@ -139,13 +139,39 @@ class EvalCache:
         if not isinstance(est, list) or not isinstance(z, list):
             raise ValueError("estimates and log_z2 must be lists")
         for e in est:
-            if not isinstance(e, dict) or not all(isinstance(e.get(k), (int, float)) for k in ("K", "n", "log_ptilde", "log_p")):
-                raise ValueError("an estimate lacks K, n, log_ptilde or log_p")
+            _check_entry(e, _ESTIMATE_FIELDS, "an estimate")
         for e in z:
-            if not isinstance(e, dict) or not all(isinstance(e.get(k), (int, float)) for k in ("samples", "inner", "mean", "se")):
-                raise ValueError("a 2 log Z entry lacks samples, inner, mean or se")
+            _check_entry(e, _Z_FIELDS, "a 2 log Z entry")
         return cls(str(d.get("split")), str(d.get("data")), str(d.get("checkpoint")), d.get("epoch"), d.get("step"),
                    d.get("params_sha256"), list(est), list(z))  # fmt: skip
+
+
+#: Fields of a cache entry: name -> (kind, required). "count": an int ≥ its minimum; "value": a
+#: finite number; "se": a number, NaN allowed (one point has no standard error), never ±inf.
+_ESTIMATE_FIELDS = {"K": ("count", 1, True), "n": ("count", 0, True), "log_ptilde": ("value", 0, True),
+                    "log_p": ("value", 0, True), "log_ptilde_se": ("se", 0, True), "log_p_se": ("se", 0, True),
+                    "ess": ("value", 0, True), "ess_se": ("se", 0, False), "seed": ("count", 0, False),
+                    "seconds": ("se", 0, False), "subset_seed": ("count", 0, False), "subset_of": ("count", 0, False)}  # fmt: skip
+_Z_FIELDS = {"samples": ("count", 2, True), "inner": ("count", 1, True), "mean": ("value", 0, True),
+             "se": ("se", 0, True), "seed": ("count", 0, False), "seconds": ("se", 0, False)}  # fmt: skip
+
+
+def _check_entry(e, fields: dict, what: str) -> None:
+    """ValueError unless ``e`` is a dict whose fields have their kinds (a damaged or forged cache
+    is then unusable — recomputed — instead of a TypeError or KeyError in whoever prints it)."""
+    if not isinstance(e, dict):
+        raise ValueError(f"{what} is not an object")
+    for name, (kind, least, required) in fields.items():
+        v = e.get(name)
+        if v is None and not required:
+            continue
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if kind == "count":
+            ok = isinstance(v, int) and not isinstance(v, bool) and v >= least
+        else:
+            ok = number and (math.isfinite(v) if kind == "value" else not math.isinf(v))
+        if not ok:
+            raise ValueError(f"{what} has a bad {name!r}: {v!r:.40}")
 
 
 def cache_path(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") -> Path:
@@ -161,7 +187,7 @@ def read_cache(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") 
     path = cache_path(run_dir, split, checkpoint)
     try:  # a regular file inside the run folder only, and bounded (never blocks on a FIFO)
         return EvalCache.from_dict(json.loads(read_capped(path, 16 << 20, within=Path(run_dir)).decode("utf-8")))
-    except (OSError, ValueError, UnicodeDecodeError, TypeError, FileProblem):
+    except (OSError, ValueError, UnicodeDecodeError, TypeError, RecursionError, FileProblem):
         return None
 
 

@@ -28,7 +28,10 @@ def age(seconds: float | None, now: float | None = None) -> str:
     if s < 30 * 86400:
         return f"{s // 86400}d"
     t = (now if now is not None else time.time()) - seconds
-    return datetime.fromtimestamp(t).strftime("%Y-%m-%d")
+    try:
+        return datetime.fromtimestamp(t).strftime("%Y-%m-%d")
+    except (ValueError, OverflowError, OSError):  # a forged time stamp: before year 1, beyond 9999
+        return "—"
 
 
 def flatten(d: dict, prefix: str = "", as_text: bool = False) -> dict[str, object]:

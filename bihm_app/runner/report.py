@@ -135,12 +135,16 @@ def collect(root: Path, name: str, options: ReportOptions, progress: ProgressFac
 
 
 # -- figures ------------------------------------------------------------------------------------
-def training_figures(run_dir: Path, out: Path, name: str) -> dict[str, str]:
-    """Per-update bound, validation log p̃* and log p, 2 log Z, ESS (PNG); caption -> path under out."""
+def training_figures(run_dir: Path, out: Path, name: str, notes: list[str] | None = None) -> dict[str, str]:
+    """Per-update bound, validation log p̃* and log p, 2 log Z, ESS (PNG); caption -> path under out.
+    What could not be read of the metrics (a damaged file: its epochs are missing from the curves)
+    is added to ``notes``."""
     from bihm_app.render.chart import save_chart_png
     from bihm_app.store.metrics import read_run_metrics
 
     m = read_run_metrics(run_dir)
+    if notes is not None:
+        notes += [f"left out of the curves: {w}" for w in m.warnings]
     out.mkdir(parents=True, exist_ok=True)
     figs: dict[str, str] = {}
     u, e = m.updates, m.epochs
@@ -293,7 +297,7 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
             lines += [f"![{md_escape('log p̃*(x) and log p(x) against K, every run')}](compare-k-sweep.png)", ""]
     for r in reports:
         sub = out_dir / r.name
-        r.figures.update(training_figures(r.path, sub, r.name))
+        r.figures.update(training_figures(r.path, sub, r.name, r.notes))
         if r.sweep:
             save_k_sweep_png({r.name: r.sweep}, sub / "k-sweep.png", f"{r.name}: log p̃*(x) and log p(x) against K")
         if options.pictures and (r.path / "best.h5").exists():

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bihm_app.errors import ConfigError
+from bihm_app.errors import ConfigError, DataError
 from bihm_app.runner.outputs import check_output
 
 __all__ = ["SAVE_SUFFIXES", "check_save_path", "picture_settings", "inpaint_extra", "save_pictures", "load_samples"]
@@ -119,13 +119,41 @@ def save_pictures(path: Path, pics, settings: dict, extra: dict[str, np.ndarray]
 
 
 def load_samples(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays by name, settings) of a file written by :func:`save_pictures`."""
-    path = Path(path)
-    if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        return arrays, json.loads(str(arrays.pop("settings_json")))
-    import h5py
+    """(arrays by name, settings) of a file written by :func:`save_pictures`.
 
-    with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in f}, json.loads(f.attrs["settings_json"])
+    Read as untrusted, like a data file (:mod:`bihm_app.data.readers`): a regular file only (never
+    blocks on a FIFO), no HDF5 links, every declared size checked against the file and the memory
+    before it is read; any problem is a DataError of one line naming the file."""
+    from bihm_app.data.limits import ReadLimits
+    from bihm_app.data.readers import read_hdf5_arrays, read_npz_arrays
+
+    path = Path(path)
+    limits = ReadLimits.default()
+    if path.suffix.lower() == ".npz":
+        arrays = read_npz_arrays(path, limits)
+        text = arrays.pop("settings_json", None)
+        text = str(text) if text is not None and text.dtype.kind == "U" and text.ndim == 0 else None
+    else:
+        arrays = read_hdf5_arrays(path, limits, top_only=True)
+        text = _h5_settings(path)
+    if text is None:
+        raise DataError(f"{path}: not a bihm samples file (no settings_json)")
+    try:
+        settings = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{path}: damaged settings_json ({type(exc).__name__})") from None
+    if not isinstance(settings, dict):
+        raise DataError(f"{path}: damaged settings_json (not an object)")
+    return arrays, settings
+
+
+def _h5_settings(path: Path) -> str | None:
+    """The ``settings_json`` root attribute of a samples file (checked by the array reader first)."""
+    from bihm_app.safe_files import FileProblem, open_hdf5
+
+    try:
+        with open_hdf5(path) as f:
+            v = f.attrs.get("settings_json")
+    except (FileProblem, OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise DataError(f"{path}: unreadable settings ({' '.join(str(exc).split())[:160]})") from None
+    return v.decode(errors="replace") if isinstance(v, bytes) else v if isinstance(v, str) else None

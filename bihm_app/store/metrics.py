@@ -650,6 +650,25 @@ def archived_attempts(run_dir: Path) -> set[int]:
         return set()
 
 
+def _unreadable_archive(run_dir: Path) -> bool:
+    try:
+        read_archive(run_dir)
+    except CheckpointError:
+        return True
+    return False
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename a damaged file to ``<name>.unreadable`` (``.unreadable-2`` … if taken), never over
+    another file: nothing of it is lost, and a new file can take its name."""
+    for i in range(1, 1000):
+        target = path.with_name(path.name + (".unreadable" if i == 1 else f".unreadable-{i}"))
+        if not (target.exists() or target.is_symlink()):
+            os.replace(path, target)
+            return target
+    raise RunError(f"{path}: unreadable, and 999 earlier unreadable copies are already kept beside it")
+
+
 def compact_metrics(run_dir: Path, max_files: int = MAX_ATTEMPT_FILES) -> Path | None:
     """Fold every attempt file into ``metrics-archive.h5`` once there are ``max_files`` or more.
 
@@ -667,6 +686,10 @@ def compact_metrics(run_dir: Path, max_files: int = MAX_ATTEMPT_FILES) -> Path |
     if len(files) < max_files:
         return None
     merged = read_run_metrics(run_dir)
+    path = run_dir / ARCHIVE_NAME
+    if (path.exists() or path.is_symlink()) and _unreadable_archive(run_dir):  # keep its bytes, not overwrite them
+        kept = _set_aside(path)
+        merged.warnings.append(f"metrics archive {path} was unreadable (its epochs are missing); kept as {kept.name}")
     covers = sorted(covered_before | {attempt_number(p) for p in files})
     index = {
         "attempts": merged.attempts,
@@ -675,7 +698,6 @@ def compact_metrics(run_dir: Path, max_files: int = MAX_ATTEMPT_FILES) -> Path |
         "closed": merged.closed,
         "covers": covers,
     }
-    path = run_dir / ARCHIVE_NAME
 
     def image():
         import io

@@ -45,7 +45,7 @@ def _now_iso() -> str:
 def _parse_iso(text) -> float | None:
     try:
         return datetime.fromisoformat(str(text)).timestamp()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, OSError):  # not a date, or one no clock can show
         return None
 
 
@@ -61,7 +61,7 @@ def _process_start_ticks(pid: int) -> int | None:
 
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this host (zombies count as gone)."""
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:  # pids are C ints
         return False
     try:
         os.kill(pid, 0)
@@ -69,7 +69,7 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    except OSError:  # pragma: no cover
+    except (OSError, OverflowError):  # pragma: no cover
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:

@@ -111,3 +111,42 @@ def test_a_failed_write_leaves_no_file_and_no_temp(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "write", real)
     assert res.exit_code == 1 and "cannot write" in res.stderr and "s.npz" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_load_samples_reads_a_hostile_file_like_a_data_file(tmp_path):
+    """`load_samples` (exported for scripts) opened any file with h5py/numpy as it was: a FIFO named
+    samples.h5 or an external link to one blocked for ever, a small gzip-chunked dataset declaring
+    200,000 × 10,000 values allocated 2 GB, a missing settings_json was a KeyError and deeply nested
+    settings a RecursionError (hostile review, session 6). Each must be one DataError line naming
+    the file, at once; a file bihm wrote still loads (the control)."""
+    import json
+    import os
+
+    import h5py
+
+    from bihm_app.errors import DataError
+
+    good = tmp_path / "good.h5"
+    _run("sample", *FRESH, "--method", "ancestral", "--n", "2", "--save", good)
+    assert load_samples(good)[1]["method"] == "ancestral"
+    os.mkfifo(tmp_path / "fifo.h5")
+    with h5py.File(tmp_path / "link.h5", "w") as f:
+        f["samples"] = h5py.ExternalLink(str(tmp_path / "fifo.h5"), "/x")
+        f.attrs["settings_json"] = "{}"
+    with h5py.File(tmp_path / "big.h5", "w") as f:
+        f.create_dataset("samples", shape=(200_000, 10_000), dtype="u1", chunks=(1000, 1000), compression="gzip")
+        f.attrs["settings_json"] = "{}"
+    with h5py.File(tmp_path / "nosettings.h5", "w") as f:
+        f["samples"] = np.zeros((2, 3), "u1")
+    with h5py.File(tmp_path / "nested.h5", "w") as f:
+        f["samples"] = np.zeros((2, 3), "u1")
+        f.attrs["settings_json"] = "[" * 50_000 + "]" * 50_000
+    np.savez(tmp_path / "nosettings.npz", samples=np.zeros((2, 3), "u1"))
+    for name, words in [("fifo.h5", "named pipe"), ("link.h5", "external link"), ("big.h5", "allowed"),
+                        ("nosettings.h5", "no settings_json"), ("nested.h5", "damaged settings_json"),
+                        ("nosettings.npz", "no settings_json")]:  # fmt: skip
+        with pytest.raises(DataError) as err:
+            load_samples(tmp_path / name)
+        line = str(err.value)
+        assert name in line and "\n" not in line and any(w in line for w in words.split("|")), line
+    assert json.loads(json.dumps(load_samples(good)[1]))  # settings stay plain JSON

@@ -274,3 +274,23 @@ def test_an_all_zero_npy_is_not_called_pickled(tmp_path):
     assert "pickle" not in line
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     import_fails(tmp_path / "obj.npy", "pickled")  # a real object array is still called what it is
+
+
+def test_damaged_npy_header_and_npz_stream_are_one_line(tmp_path):
+    """Hostile review, session 6: a .npy whose header's "(" became "h" made numpy's header parser
+    raise tokenize's TokenError, and a compressed .npz with one flipped byte a zlib.error — both
+    printed a traceback before the error. Catches any exception of numpy, zipfile or zlib that
+    escapes the readers' one-line DataError."""
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4, 3), "u1"))
+    npy = bytearray(buf.getvalue())
+    npy[npy.index(b"(4")] = ord("h")
+    (tmp_path / "bad.npy").write_bytes(bytes(npy))
+    import_fails(tmp_path / "bad.npy", "bad.npy", "damaged .npy header")
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, train=(rng.random((400, 50)) < 0.5).astype("u1"))
+    npz = bytearray(buf.getvalue())
+    npz[200] ^= 0xFF  # inside the deflate stream of the member
+    (tmp_path / "bad.npz").write_bytes(bytes(npz))
+    import_fails(tmp_path / "bad.npz", "bad.npz", "not a readable .npz file")

@@ -191,6 +191,39 @@ def test_compacting_old_attempts_keeps_read_run_metrics_identical(tmp_path):
     assert np.array_equal(s.updates["step"], full.updates["step"]) and np.array_equal(s.epochs["step"], full.epochs["step"])
 
 
+def test_an_unreadable_archive_is_kept_aside_never_overwritten_and_the_report_says_so(tmp_path):
+    """A damaged metrics-archive.h5 (here: its second half cut off) was ignored without a word and
+    then overwritten by the next compaction, losing the old attempts' rows for good (hostile review).
+    Now the next compaction renames it metrics-archive.h5.unreadable (its bytes unchanged), the new
+    archive carries a warning naming it, and `bihm report` lists what the curves leave out. Catches
+    the overwrite and the silent report."""
+    from bihm_app.runner.report import training_figures
+    from bihm_app.store.metrics import ARCHIVE_NAME, compact_metrics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    start = 0
+    for n in range(1, 9):
+        _attempt(run, n, start, 10, killed=False)
+        start += 10
+    assert compact_metrics(run) == run / ARCHIVE_NAME
+    archive = (run / ARCHIVE_NAME).read_bytes()
+    (run / ARCHIVE_NAME).write_bytes(archive[: len(archive) // 2])
+    damaged = (run / ARCHIVE_NAME).read_bytes()
+    assert read_run_metrics(run).warnings  # unreadable, and said so by the reader
+    for n in range(9, 17):
+        _attempt(run, n, start, 10, killed=False)
+        start += 10
+    assert compact_metrics(run) == run / ARCHIVE_NAME
+    assert (run / (ARCHIVE_NAME + ".unreadable")).read_bytes() == damaged
+    after = read_run_metrics(run)
+    assert after.attempts == list(range(9, 17)) and len(after.updates) == 80
+    assert any("unreadable" in w and ARCHIVE_NAME + ".unreadable" in w for w in after.warnings), after.warnings
+    notes: list[str] = []
+    training_figures(run, tmp_path / "fig", "run", notes)
+    assert any(ARCHIVE_NAME in n for n in notes), notes
+
+
 def test_a_resumed_run_keeps_a_bounded_number_of_metrics_files(trained):
     from bihm_app.store.metrics import ARCHIVE_NAME, MAX_ATTEMPT_FILES
 
