@@ -4,6 +4,7 @@ warning a person should see before acting (damaged metrics or checkpoint, a proc
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.text import Text
 
 from bihm_app.runner.preflight import UsableCheckpoint
 from bihm_app.runner.progress import RunProgress
@@ -11,8 +12,10 @@ from bihm_app.tui import format as fmt
 
 
 def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
-              model: UsableCheckpoint | None, exit: tuple[int, str] | None) -> str:  # fmt: skip
-    """Markup for the run view's info line; ``series`` is the view's RunSeries."""
+              model: UsableCheckpoint | None, exit: tuple[int, str] | None, width: int = 0) -> str:  # fmt: skip
+    """Markup for the run view's info line; ``series`` is the view's RunSeries. With ``width`` the
+    fields are laid out in lines of that many cells, a field never split (a terminal wrapping
+    "… ± 0.37  2" / "log Z -4.09" reads as another number)."""
     state = str(status.get("state", "unknown"))
     best = series.best_valid()
     parts = [f"[b]{escape(name)}[/b]", fmt.status_text(state).markup, escape(progress.text()),
@@ -24,7 +27,7 @@ def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
     if logz:
         parts.append(f"2 log Z {fmt.pm(*logz)}")
     parts.append(f"[dim]{view}[/dim]")
-    info = "  ".join(parts)
+    info = _lines(parts, width)
     if state in ("crashed", "diverged", "corrupt") and status.get("message"):
         info += f"\n[b]{state}:[/b] {escape(str(status['message']))}"
     for w in series.warnings[:1]:
@@ -34,3 +37,19 @@ def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
     if exit is not None:
         info += f"\n[b]the process started here exited with code {exit[0]}:[/b] {escape(exit[1])}"
     return info
+
+
+def _lines(parts: list[str], width: int, sep: str = "  ") -> str:
+    """``parts`` (markup) joined by ``sep``, broken into lines of at most ``width`` cells between
+    parts only (a part longer than a line gets one of its own, wrapped by the widget)."""
+    if width <= 0:
+        return sep.join(parts)
+    lines, line, used = [], [], 0
+    for part in parts:
+        n = Text.from_markup(part).cell_len
+        if line and used + len(sep) + n > width:
+            lines.append(sep.join(line))
+            line, used = [], 0
+        used += (len(sep) if line else 0) + n
+        line.append(part)
+    return "\n".join(lines + [sep.join(line)])

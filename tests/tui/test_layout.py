@@ -112,6 +112,10 @@ async def test_run_view_at_80x24_keeps_both_chart_titles_and_stop_resume_in_view
         assert "batch bound (per update)" in text
         assert "validation log p~*, log p (per epoch)" in text
         assert "Stop" in text and "Resume" in text
+        # the info line wraps between scores, never inside one ("… ± 0.37  2" / "log Z -4.09 ± 0.08")
+        lines = screen_lines(app)
+        for score in (r"best log p~\* -?\d+\.\d+ ± \d+\.\d+", r"2 log Z -?\d+\.\d+ ± \d+\.\d+"):
+            assert any(re.search(score, ln) for ln in lines), (score, lines[:6])
 
 
 async def test_runs_table_at_80x24_shows_age_and_home_end_go_to_the_first_and_last_run(runs_root):

@@ -170,7 +170,8 @@ class RunScreen(BihmScreen):
         self.progress = run_progress(series.updates, series.epochs, series.events, series.run_info, state)
         zoom = ZOOMS[self.zoom_index]
         view = ("smoothed" if self.smooth else "raw") + (f", last {zoom} epochs" if zoom else "")
-        info = info_text(self.run_name, self._status, series, self.progress, view, self.checks.model, self.exit)
+        info = info_text(self.run_name, self._status, series, self.progress, view, self.checks.model, self.exit,
+                         self.query_one("#run-info").content_region.width or self.app.size.width - 2)
         self._set("#run-info", info)
         if not self._params:
             self._params = hyper_parameters(run, series.run_info)
