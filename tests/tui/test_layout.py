@@ -334,3 +334,22 @@ async def test_q_stays_off_under_a_dialog_over_the_new_run_form(runs_root):
         await wait_for(pilot, lambda: not isinstance(app.screen, NewRunScreen))
         assert app.check_action("quit_key", ()) is True
 
+
+
+async def test_a_finished_run_without_readable_metrics_says_so_instead_of_waiting(tmp_path):
+    """A finished run whose metrics file is damaged drew "waiting for updates" and "waiting for the
+    first epoch" — rows that will never come. Catches the live run's empty texts on a run that
+    ended, and a damaged file that is not named."""
+    root = tmp_path / "runs"
+    run = make_run(root, "ended")
+    (run.path / "metrics-1.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))  # an HDF5 signature, no file
+    app = make_app(root)
+    async with app.run_test(size=SMALL) as pilot:
+        await runs_loaded(pilot)
+        app.open_run("ended")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+        await pilot.pause(0.2)
+        text = "\n".join(screen_lines(app))
+        assert "no updates recorded" in text and "no epoch recorded" in text, text
+        assert "waiting for" not in text, [ln for ln in text.splitlines() if "waiting" in ln]
+        assert "metrics-1.h5" in text.replace("\n", "").replace(" ", ""), text

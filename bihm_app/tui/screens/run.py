@@ -35,6 +35,8 @@ EPOCH_VIEWS = {
     "error": (ERROR_COLUMNS, "validation error % (per epoch) ± 2 se"),
     "logz": (LOGZ_COLUMNS, "2 log Z (per epoch) ± 2 se"),
 }
+#: What the empty charts say, for a run that ended (False) or may still write rows (True).
+EMPTY = {True: ("waiting for updates", "waiting for the first epoch"), False: ("no updates recorded", "no epoch recorded")}
 LOG_LINES = 12
 START_WAIT_S = 60.0  # how long a just-launched run may take to create its folder
 
@@ -58,8 +60,7 @@ class RunScreen(BihmScreen):
         super().__init__()
         self.run_name = name
         self.starting = starting  # launched just now: wait for its folder instead of failing
-        self._reported = False
-        self._mounted_at = 0.0
+        self._reported, self._mounted_at = False, 0.0
         self.run: RunFolder | None = None
         self.series: RunSeries | None = None
         self.smooth = False
@@ -80,8 +81,8 @@ class RunScreen(BihmScreen):
         yield Static("", id="run-info")
         with Horizontal(id="run-body"):
             with Vertical(id="run-charts"):
-                yield MetricChart("batch bound (per update)", "step", empty="waiting for updates", id="chart-batch")
-                yield MetricChart("validation log p~*, log p (per epoch) ± 2 se", "epoch", empty="waiting for the first epoch", id="chart-epochs")
+                yield MetricChart("batch bound (per update)", "step", empty=EMPTY[True][0], id="chart-batch")
+                yield MetricChart(EPOCH_VIEWS["bounds"][1], "epoch", empty=EMPTY[True][1], id="chart-epochs")
             with VerticalScroll(id="run-side"):
                 with Horizontal(id="run-buttons"):  # first: above the fold at 80×24
                     yield Button("Stop", id="stop", variant="error")
@@ -153,12 +154,12 @@ class RunScreen(BihmScreen):
         series = self.series
         if series is None:
             return
-        last = ZOOMS[self.zoom_index]
-        self.query_one("#chart-batch", MetricChart).show([series.batch_curve(self.smooth, last)])
+        last, live = ZOOMS[self.zoom_index], self._status.get("state", "unknown") in ("running", "created", "unknown")
+        self.query_one("#chart-batch", MetricChart).show([series.batch_curve(self.smooth, last)], empty=EMPTY[live][0])
         if not self._error_seen and series.has_error():  # a semi-supervised run: show its error first
             self._error_seen, self.epoch_view = True, "error"
         columns, title = EPOCH_VIEWS[self.epoch_view]
-        self.query_one("#chart-epochs", MetricChart).show(series.epoch_curves(last, columns), title=title)
+        self.query_one("#chart-epochs", MetricChart).show(series.epoch_curves(last, columns), title=title, empty=EMPTY[live][1])
         self._drawn_version = series.version
         self.redraws += 1
 

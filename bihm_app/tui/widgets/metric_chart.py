@@ -36,10 +36,13 @@ class MetricChart(Widget):
         self.draws = 0  # how many times the data was replaced (redraw counter)
         self._cache: tuple[tuple, Group] | None = None
 
-    def show(self, curves: Sequence[Curve], title: str | None = None) -> None:
+    def show(self, curves: Sequence[Curve], title: str | None = None, empty: str | None = None) -> None:
+        """Draw these curves (``title``, ``empty``: a new title, a new text for no data)."""
         self.curves = list(curves)
         if title is not None:
             self.title = title
+        if empty is not None:
+            self.empty = empty
         self.draws += 1
         self._cache = None
         self.refresh()
