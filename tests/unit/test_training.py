@@ -191,7 +191,7 @@ def test_l1_penalty_shrinks_weights():
         tr = Trainer(m, TrainConfig(K=5, batch_size=50, lr=1e-2, l1=l1), make_generator(6))
         for xb in data.split(50):
             tr.step(xb)
-        norms[l1] = sum(float(w.abs().sum()) for w in m.weights())
+        norms[l1] = sum(float(w.detach().abs().sum()) for w in m.weights())
     assert norms[2.5] < norms[0.0] - 1.0
 
 
