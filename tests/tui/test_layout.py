@@ -102,20 +102,25 @@ async def test_inpaint_footer_follows_the_focus_of_its_text_field(runs_root):
 async def test_run_view_at_80x24_keeps_both_chart_titles_and_stop_resume_in_view(runs_root):
     """Catches the validation chart losing its title on a short terminal and Stop/Resume below
     the fold (neither a visible button nor a visible footer key)."""
-    app = make_app(runs_root)
+    lines = await run_view_lines(runs_root, "beta")
+    text = "\n".join(lines)
+    assert "batch bound (per update)" in text
+    assert "validation log p~*, log p (per epoch)" in text
+    assert "Stop" in text and "Resume" in text
+    # the info line wraps between scores, never inside one ("… ± 0.37  2" / "log Z -4.09 ± 0.08")
+    for score in (r"best log p~\* -?\d+\.\d+ ± \d+\.\d+", r"2 log Z -?\d+\.\d+ ± \d+\.\d+"):
+        assert any(re.search(score, ln) for ln in lines), (score, lines[:6])
+
+
+async def run_view_lines(root, name: str) -> list[str]:
+    """The screen's rows once the run view of ``name`` has drawn its charts, at 80×24."""
+    app = make_app(root)
     async with app.run_test(size=SMALL) as pilot:
         await runs_loaded(pilot)
-        app.open_run("beta")
+        app.open_run(name)
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
         await pilot.pause(0.2)
-        text = "\n".join(screen_lines(app))
-        assert "batch bound (per update)" in text
-        assert "validation log p~*, log p (per epoch)" in text
-        assert "Stop" in text and "Resume" in text
-        # the info line wraps between scores, never inside one ("… ± 0.37  2" / "log Z -4.09 ± 0.08")
-        lines = screen_lines(app)
-        for score in (r"best log p~\* -?\d+\.\d+ ± \d+\.\d+", r"2 log Z -?\d+\.\d+ ± \d+\.\d+"):
-            assert any(re.search(score, ln) for ln in lines), (score, lines[:6])
+        return screen_lines(app)
 
 
 async def test_runs_table_at_80x24_shows_age_and_home_end_go_to_the_first_and_last_run(runs_root):
@@ -343,13 +348,7 @@ async def test_a_finished_run_without_readable_metrics_says_so_instead_of_waitin
     root = tmp_path / "runs"
     run = make_run(root, "ended")
     (run.path / "metrics-1.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))  # an HDF5 signature, no file
-    app = make_app(root)
-    async with app.run_test(size=SMALL) as pilot:
-        await runs_loaded(pilot)
-        app.open_run("ended")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
-        await pilot.pause(0.2)
-        text = "\n".join(screen_lines(app))
-        assert "no updates recorded" in text and "no epoch recorded" in text, text
-        assert "waiting for" not in text, [ln for ln in text.splitlines() if "waiting" in ln]
-        assert "metrics-1.h5" in text.replace("\n", "").replace(" ", ""), text
+    text = "\n".join(await run_view_lines(root, "ended"))
+    assert "no updates recorded" in text and "no epoch recorded" in text, text
+    assert "waiting for" not in text, [ln for ln in text.splitlines() if "waiting" in ln]
+    assert "metrics-1.h5" in text.replace("\n", "").replace(" ", ""), text
