@@ -3,7 +3,7 @@ hyper-parameters and the tail of its launch log (plain data; the screens render 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +141,8 @@ def _row(s: RunSummary, cache: TrendCache) -> RunRow:
     if progress is not None and (progress.step or progress.epoch):  # the metrics are ahead of status.json
         s.epoch = max(s.epoch or 0, progress.epoch)
         s.step = max(s.step or 0, progress.step)
+    elif progress is not None and (s.epoch or s.step):  # no readable rows: the checkpoint's count stands
+        progress = replace(progress, epoch=s.epoch or 0, step=s.step or 0)
     return RunRow(s, trend, progress, model)
 
 

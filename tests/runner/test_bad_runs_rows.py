@@ -43,3 +43,18 @@ def test_a_row_that_raises_is_caught_per_run(tmp_path, monkeypatch):
     assert rows["b"].summary.status == "finished"
     assert rows["a"].summary.status == "corrupt" and "ValueError: boom" in rows["a"].summary.error
     assert str(root / "a") in rows["a"].summary.error
+
+
+def test_a_run_whose_metrics_are_unreadable_shows_the_checkpoints_epoch_count(tmp_path):
+    """A finished run with a damaged metrics file was listed as "0" epochs done (the metrics' count)
+    beside its checkpoint's best score. Catches a row that prefers an empty progress to the
+    checkpoint's count."""
+    from tests.tui.runs_fixture import make_run
+
+    root = tmp_path / "runs"
+    run = make_run(root, "damaged", epochs=4)
+    make_run(root, "fine", epochs=3)
+    (run.path / "metrics-1.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    rows = {r.summary.name: r for r in load_rows(root, TrendCache())}
+    assert rows["damaged"].progress.epoch_text() == "4" and rows["damaged"].summary.epoch == 4
+    assert rows["fine"].progress.epoch_text() == "3/100"
