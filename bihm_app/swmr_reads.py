@@ -54,7 +54,10 @@ def _setter():
         _cache["set"] = None
         for path in _candidates():
             try:
-                lib = ctypes.CDLL(path)  # already loaded: the same library instance as h5py's
+                # PyDLL, not CDLL: its calls keep the GIL, as h5py's own calls into libhdf5 do, so no
+                # other thread is inside the (not thread-safe) library meanwhile — CDLL released it,
+                # and a thread reading metrics beside the runs list's loader crashed (SIGSEGV)
+                lib = ctypes.PyDLL(path)  # already loaded: the same library instance as h5py's
                 fn, get = lib.H5Pset_metadata_read_attempts, lib.H5Pget_metadata_read_attempts
             except (OSError, AttributeError):
                 continue
@@ -72,7 +75,15 @@ def _works(fn, get) -> bool:
 
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     got = ctypes.c_uint(0)
-    return fn(fapl.id, 7) >= 0 and get(fapl.id, ctypes.byref(got)) >= 0 and got.value == 7
+    with _library_lock():
+        return fn(fapl.id, 7) >= 0 and get(fapl.id, ctypes.byref(got)) >= 0 and got.value == 7
+
+
+def _library_lock():
+    """h5py's lock around every call into libhdf5 (reentrant)."""
+    from h5py import _objects
+
+    return _objects.phil
 
 
 def swmr_read_fapl():
@@ -86,8 +97,9 @@ def swmr_read_fapl():
         return None
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    if fn(fapl.id, READ_ATTEMPTS) < 0:
-        return None
+    with _library_lock():
+        if fn(fapl.id, READ_ATTEMPTS) < 0:
+            return None
     return fapl
 
 
