@@ -9,8 +9,10 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bihm_app.errors import BihmError
+from bihm_app.runner.formats import printable
 from bihm_app.store.runs import runs_root as _runs_root
 
 #: Results go to stdout, diagnostics and progress bars to stderr (so `--json` output stays clean).
@@ -54,7 +56,8 @@ def cli_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except BihmError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            # the message may quote a file's contents or a name: shown as text, never as terminal codes
+            err.print(f"[bold red]error:[/] {escape(printable(exc))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]

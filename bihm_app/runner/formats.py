@@ -7,10 +7,11 @@ did: 90 s was "1m" in one and "2m" in the other).
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import datetime
 
-__all__ = ["age", "flatten", "layers_text"]
+__all__ = ["age", "flatten", "layers_text", "printable"]
 
 
 def age(seconds: float | None, now: float | None = None) -> str:
@@ -57,3 +58,18 @@ def layers_text(layers, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         return f"{text[:limit - 4]}… (L={len(layers)})"
     return text
+
+
+#: Characters that drive a terminal instead of showing: C0 and C1 controls (ESC starts escape
+#: sequences that clear the screen or set the window title) and the bidirectional overrides that
+#: reorder what is shown. Newlines and tabs stay.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: Longest text taken from a file (a log line, a status message) before it is cut.
+MAX_SHOWN = 2000
+
+
+def printable(text: object, limit: int = MAX_SHOWN) -> str:
+    """``str(text)`` safe to show in a terminal: every control character (see ``_CONTROLS``) as
+    "�", cut to ``limit`` characters with "…" — for any text that comes from a file or a name."""
+    t = _CONTROLS.sub("\ufffd", str(text))
+    return t if len(t) <= limit else t[: limit - 1] + "…"

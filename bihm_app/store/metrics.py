@@ -408,7 +408,12 @@ class MetricsReader:
                         f"metrics file {self.path}: table {name!r} claims {n:,} rows, more than the file's {size:,} bytes hold"
                     )
                 if n > self._seen[i]:
-                    out.append(_upgrade(ds[self._seen[i] : n], dtype))
+                    rows = _upgrade(ds[self._seen[i] : n], dtype)
+                    if name in ("updates", "epochs") and len(rows) and (rows["step"] <= 0).any():
+                        # a SWMR reader does not check the file's end: the rows of a file cut short read as zeros
+                        raise CheckpointError(f"metrics file {self.path}: damaged (rows past its end read as zeros: "
+                                              "the file was cut short)")  # fmt: skip
+                    out.append(rows)
                     self._seen[i] = n
                 else:
                     out.append(np.zeros(0, dtype=dtype))

@@ -262,7 +262,8 @@ class RunFolder:
         if state == "running":
             status["pid"] = fields.get("pid", os.getpid())
             status["host"] = fields.get("host", socket.gethostname())
-            local = status["host"] == socket.gethostname() and isinstance(status["pid"], int)
+        if state in ("running", "created") and "pid" in status:
+            local = status.get("host") == socket.gethostname() and isinstance(status["pid"], int)
             status["pid_start"] = _process_start_ticks(status["pid"]) if local else None
         status = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in status.items()}
         try:
@@ -307,10 +308,12 @@ class RunFolder:
         if has_lock_file(self.path):
             held, _ = lock_holder(self.path)
             gone = not held
-        elif isinstance(pid, int):
+        elif isinstance(pid, int):  # no lock file: the pid and, where it can be read, its start time
             gone = not pid_alive(pid)
             if not gone and status.get("pid_start") is not None:
                 gone = _process_start_ticks(pid) != status.get("pid_start")  # the pid was reused
+            elif not gone and _process_start_ticks(os.getpid()) is not None:
+                gone = True  # a start time we could check is missing: a forged status could name any process
         else:
             gone = state == "running"
         if gone:
@@ -499,7 +502,10 @@ def _summarize_run(path: Path) -> RunSummary:
     status: dict = {}
     try:
         status = run.read_status()
-        s.status = str(status.get("state", "unknown"))
+        state = status.get("state", "unknown")
+        s.status = state if isinstance(state, str) and state.isprintable() and len(state) <= 20 else "corrupt"
+        if s.status == "corrupt" and state != "corrupt":
+            errors.append(f"{run.path / 'status.json'}: its state is not a run state ({repr(state)[:40]})")
     except BihmError as exc:
         errors.append(str(exc))
     meta = None

@@ -6,9 +6,10 @@ import math
 import os
 from pathlib import Path
 
+from rich.markup import escape as _markup_escape
 from rich.text import Text
 
-from bihm_app.runner.formats import age, layers_text  # noqa: F401  (one definition for both front-ends)
+from bihm_app.runner.formats import age, layers_text, printable  # noqa: F401  (one definition for both front-ends)
 
 #: Status -> Rich style; bold keeps them apart in NO_COLOR and monochrome terminals.
 STATUS_STYLE = {
@@ -22,6 +23,13 @@ STATUS_STYLE = {
     "created": "dim",
     "unknown": "dim",
 }
+
+
+def escape(text: object, limit: int | None = None) -> str:
+    """Text from a file or a name, for Rich markup: control characters shown as "�" (an escape
+    sequence in a log line or a status message cleared the screen and set the terminal's title),
+    cut to ``limit`` characters, and markup escaped."""
+    return _markup_escape(printable(text) if limit is None else printable(text, limit))
 
 
 def status_text(state: str) -> Text:

@@ -3,7 +3,6 @@ warning a person should see before acting (damaged metrics or checkpoint, a proc
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.text import Text
 
 from bihm_app.runner.preflight import UsableCheckpoint
@@ -18,7 +17,7 @@ def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
     "… ± 0.37  2" / "log Z -4.09" reads as another number)."""
     state = str(status.get("state", "unknown"))
     best = series.best_valid()
-    parts = [f"[b]{escape(name)}[/b]", fmt.status_text(state).markup, escape(progress.text()),
+    parts = [f"[b]{fmt.escape(name)}[/b]", fmt.status_text(state).markup, fmt.escape(progress.text()),
              f"best log p~* {fmt.pm(*best) if best else '—'}"]  # fmt: skip
     err = series.best_error()
     if err:
@@ -29,13 +28,13 @@ def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
     parts.append(f"[dim]{view}[/dim]")
     info = _lines(parts, width)
     if state in ("crashed", "diverged", "corrupt") and status.get("message"):
-        info += f"\n[b]{state}:[/b] {escape(str(status['message']))}"
+        info += f"\n[b]{state}:[/b] {fmt.escape(status['message'], 300)}"
     for w in series.warnings[:1]:
-        info += f"\n[b]warning:[/b] {escape(w)}"
+        info += f"\n[b]warning:[/b] {fmt.escape(w)}"
     if model is not None and (model.warning or model.problem):
-        info += f"\n[b]warning:[/b] {escape(model.warning or 'no readable checkpoint: ' + str(model.problem))}"
+        info += f"\n[b]warning:[/b] {fmt.escape(model.warning or 'no readable checkpoint: ' + str(model.problem))}"
     if exit is not None:
-        info += f"\n[b]the process started here exited with code {exit[0]}:[/b] {escape(exit[1])}"
+        info += f"\n[b]the process started here exited with code {exit[0]}:[/b] {fmt.escape(exit[1])}"
     return info
 
 

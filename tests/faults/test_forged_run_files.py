@@ -109,3 +109,57 @@ def test_an_estimate_of_a_single_point_with_nan_standard_errors_stays_usable(tmp
     d["estimates"][0].update(n=1, log_ptilde_se=math.nan, log_p_se=math.nan, ess_se=math.nan)
     cache_path(tmp_path).write_text(json.dumps(d))
     assert read_cache(tmp_path) is not None
+
+
+def test_a_metrics_file_cut_short_is_damaged_not_zeros(tmp_path):
+    """A SWMR reader does not check a file's end: a metrics file cut to half its size read rows of
+    zeros past the cut — "best log p~* 0.00", "epoch 0", a compare chart stretched to 0 (dashboard
+    review). Catches rows of zeros taken for data; the file must be skipped with a warning."""
+    from bihm_app.store.metrics import read_run_metrics
+
+    run = make_run(tmp_path / "runs", "cut", epochs=6, per_epoch=40)
+    path = run.path / "metrics-1.h5"
+    assert len(read_run_metrics(run.path).epochs) == 6  # the control: whole, it reads
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    m = read_run_metrics(run.path)
+    assert len(m.updates) == 0 and len(m.epochs) == 0
+    assert any("metrics-1.h5" in w and "cut short" in w for w in m.warnings), m.warnings
+
+
+def test_a_forged_running_status_without_lock_or_start_time_is_not_running(tmp_path):
+    """status.json saying "running" with the pid of some live process and no start time, and no
+    lock file, was believed: the dashboard's `x` sent SIGINT to that unrelated process. Catches
+    trusting a bare pid where its start time could be checked. Also: a state that is not text is a
+    corrupt run, not "['running']" in the table."""
+    import os
+    import socket
+
+    from bihm_app.store.runs import list_runs
+
+    root = tmp_path / "runs"
+    run = make_run(root, "forged")
+    status = json.loads((run.path / "status.json").read_text())
+    status.update(state="running", pid=os.getppid(), host=socket.gethostname())
+    status.pop("pid_start", None)
+    (run.path / "status.json").write_text(json.dumps(status))
+    assert not (run.path / ".lock").exists()
+    assert run.read_status()["state"] == "crashed"
+    odd = make_run(root, "odd")
+    _status(odd, state=["running"])
+    rows = {r.name: r for r in list_runs(root)}
+    assert rows["forged"].status == "crashed"
+    assert rows["odd"].status == "corrupt" and "status.json" in rows["odd"].error
+
+
+@pytest.mark.parametrize("text", ["boom \x1b]0;HACKED\x07\x1b[2J\x1b[H after", "a\x9b31mb", "x\u202eevil"])
+def test_text_from_files_never_reaches_the_terminal_as_control_codes(text):
+    """A status message or a log line holding escape sequences cleared the dashboard's screen and
+    set the terminal's title (review). Catches any C0/C1 control or bidirectional override left in
+    what is shown, and a 5,000-character message shown whole."""
+    from bihm_app.runner.formats import printable
+    from bihm_app.tui.format import escape
+
+    for shown in (printable(text), escape(text)):
+        assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E for c in shown), repr(shown)
+        assert "\ufffd" in shown
+    assert len(printable("W" * 5000, 300)) == 300

@@ -352,3 +352,22 @@ async def test_a_finished_run_without_readable_metrics_says_so_instead_of_waitin
     assert "no updates recorded" in text and "no epoch recorded" in text, text
     assert "waiting for" not in text, [ln for ln in text.splitlines() if "waiting" in ln]
     assert "metrics-1.h5" in text.replace("\n", "").replace(" ", ""), text
+
+
+async def test_escape_codes_in_a_status_message_or_log_are_shown_as_text(tmp_path):
+    """A crashed run's status message and its train.log held escape sequences (clear the screen,
+    set the terminal's title): the run view passed them to the terminal, which blanked half the
+    screen (review). Catches any control character reaching the screen, and a message so long that
+    it pushes the charts out of an 80×24 view."""
+    import json
+
+    root = tmp_path / "runs"
+    run = make_run(root, "evil", state="crashed")
+    status = json.loads((run.path / "status.json").read_text())
+    status["message"] = "boom \x1b]0;HACKED\x07\x1b[2J\x1b[H after" + "W" * 5000
+    (run.path / "status.json").write_text(json.dumps(status))
+    (run.path / "train.log").write_bytes(b"epoch 1 \x1b[2J\x1b]0;pwned\x07 done\n" * 3)
+    lines = await run_view_lines(root, "evil")
+    text = "\n".join(lines)
+    assert not any(ord(c) < 32 and c != "\n" or 0x7F <= ord(c) <= 0x9F for c in text), [ln for ln in lines if "\ufffd" in ln]
+    assert "boom" in text and "batch bound (per update)" in text

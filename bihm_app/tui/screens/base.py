@@ -11,6 +11,7 @@ from textual.widgets import Input
 from textual.worker import Worker, get_current_worker
 
 from bihm_app.errors import BihmError
+from bihm_app.runner.formats import printable
 
 
 TOAST_WIDTH, TOAST_FRAME = 60, 4  # a toast's width (Textual's CSS) and what its border and padding take
@@ -38,7 +39,7 @@ class BihmScreen(Screen):
 
     def fail(self, exc: BaseException | str, title: str = "error") -> None:
         """Show a problem as a notification (never a traceback)."""
-        self.notify(exc if isinstance(exc, str) else one_line(exc), title=title, severity="error", timeout=8)
+        self.notify(printable(exc if isinstance(exc, str) else one_line(exc), 1000), title=title, severity="error", timeout=8)
 
     def in_thread(
         self, fn: Callable[..., Any], *args: Any, done: Callable[[Any], None] | None = None,
@@ -84,12 +85,10 @@ class BihmScreen(Screen):
     def toast_path(self, path: str | Path) -> str:
         """A path for a toast (markup-escaped): relative to BIHM_HOME (or ~), broken after a '/'
         to the toast's width, never mid-name."""
-        from rich.markup import escape
-
         from bihm_app.tui import format as fmt
 
         width = min(TOAST_WIDTH, self.app.size.width // 2) - TOAST_FRAME  # Textual's Toast: 60, at most half the screen
-        return escape(fmt.wrap_path(fmt.short_path(path), max(20, width)))
+        return fmt.escape(fmt.wrap_path(fmt.short_path(path), max(20, width)))
 
     def is_cancelled(self) -> bool:
         """Inside a thread worker: whether it was cancelled (screen closed, a newer job started)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -26,6 +25,7 @@ from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES
 from bihm_app.tui.widgets.digit_gallery import DigitGallery, Tile
 from bihm_app.tui.widgets.key_footer import KeyFooter
+from bihm_app.tui.format import escape
 
 SPLITS = ("test", "valid")
 K_CHOICES = (1, 10, 100, 1000)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import textwrap
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -12,6 +11,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 from bihm_app.tui.screens.base import screen_name
+from bihm_app.tui.format import escape
 
 INTRO = (
     "[b]bihm-app[/b] — train, watch, sample and compare Bidirectional Helmholtz Machines.\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -20,6 +19,7 @@ from bihm_app.store.runs import open_run
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES, BitmapImage
 from bihm_app.tui.widgets.key_footer import KeyFooter
+from bihm_app.tui.format import escape
 
 
 class PictureScreen(BihmScreen):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -26,6 +25,7 @@ from bihm_app.tui.screens.base import BihmScreen, one_line
 from bihm_app.tui.widgets.metric_chart import MetricChart
 from bihm_app.tui.widgets.run_metrics import BOUND_COLUMNS, ERROR_COLUMNS, LOGZ_COLUMNS, RunSeries
 from bihm_app.tui.widgets.key_footer import KeyFooter
+from bihm_app.tui.format import escape
 
 REDRAW_HZ = 2.0
 ZOOMS = (None, 50, 10, 3)  # "last N epochs" steps of the zoom key; None = everything

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
@@ -85,7 +84,7 @@ class RunsScreen(BihmScreen):
         empty.display = not rows
         if not rows:
             empty.update(
-                f"[b]No runs yet[/b] under {escape(str(self.root))}\n\n"
+                f"[b]No runs yet[/b] under {fmt.escape(str(self.root))}\n\n"
                 "Start one here: press [b]n[/b] (the new-run form)\n"
                 "or in a shell:  [b]bihm train --data bmnist --layers 200,200[/b]"
             )
@@ -94,7 +93,7 @@ class RunsScreen(BihmScreen):
         s = r.summary
         return [
             "●" if s.name in self.marked else " ",
-            s.name,
+            fmt.printable(s.name),
             fmt.status_text("damaged" if r.warning else s.status),
             s.data or "—",
             fmt.layers_text(s.layers),
@@ -130,18 +129,18 @@ class RunsScreen(BihmScreen):
             return
         s = row.summary
         if row.refusal:
-            detail.update(f"[b]{escape(s.name)}[/b] is corrupt: {escape(row.model.problem or s.error or '')}")
+            detail.update(f"[b]{fmt.escape(s.name)}[/b] is corrupt: {fmt.escape(row.model.problem or s.error or '')}")
             return
         if row.warning:
-            detail.update(f"[b]{escape(s.name)}[/b] [b]warning:[/b] {escape(row.warning)}")
+            detail.update(f"[b]{fmt.escape(s.name)}[/b] [b]warning:[/b] {fmt.escape(row.warning)}")
             return
         if s.error:
-            detail.update(f"[b]{escape(s.name)}[/b] is corrupt: {escape(s.error)}")
+            detail.update(f"[b]{fmt.escape(s.name)}[/b] is corrupt: {fmt.escape(s.error)}")
             return
         marked = f"   marked for compare: {', '.join(sorted(self.marked))}" if self.marked else ""
         method = f"{s.method} " if s.method else ""
         progress = f"\n{row.progress.text()}" if row.progress is not None and row.progress.phase else ""
-        detail.update(f"[b]{escape(s.name)}[/b]  {method}{escape(s.path)}{marked}{progress}")
+        detail.update(f"[b]{fmt.escape(s.name)}[/b]  {method}{fmt.escape(s.path)}{marked}{progress}")
 
     # -- actions -------------------------------------------------------------------------------
     def _need_run(self) -> RunSummary | None:

@@ -7,13 +7,13 @@ ancestral samples come from the top-down p alone), and its status line names the
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.binding import Binding
 
 from dataclasses import replace
 
 from bihm_app.runner.pictures import METHODS, SAMPLING, sample_pictures, to_images
 from bihm_app.tui.screens.pictures_base import PictureScreen
+from bihm_app.tui.format import escape
 
 N_SAMPLES = 16
 NCOL = 4
