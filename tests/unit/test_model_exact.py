@@ -70,7 +70,7 @@ def test_parameter_shapes_match_module_and_init():
     assert all(bool((b == -1).all()) for b in [m.p_prior, *m.p_biases, *m.q_biases])
     w = m.p_weights[0]
     bound = math.sqrt(6 / (w.shape[0] + w.shape[1]))
-    assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound
+    assert float(w.detach().abs().max()) <= bound and float(w.detach().abs().max()) > 0.9 * bound
     assert 650_000 < m.n_parameters()["total"] < 800_000  # "~700k params" in the thesis' table
 
 
