@@ -107,7 +107,11 @@ def collect(root: Path, name: str, options: ReportOptions, progress: ProgressFac
         rep.notes.append(str(exc))
     for ck in (run.checkpoint_path, run.best_path):
         if ck.exists():
-            meta = read_meta(ck)
+            try:
+                meta = read_meta(ck)
+            except BihmError as exc:  # a damaged checkpoint.h5: say so, and take best.h5's meta
+                rep.notes.append(str(exc))
+                continue
             rep.config, rep.progress = meta.get("config", {}), meta.get("progress", {})
             break
     if not run.best_path.exists():
@@ -270,11 +274,11 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
     if len(set(runs)) != len(runs):
         raise ConfigError("a run is named twice")
     out_dir = Path(out_dir)
+    reports = [collect(Path(root), name, options, progress) for name in runs]  # a bad run: no empty folder left
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {out_dir}: cannot create ({exc})") from None
-    reports = [collect(Path(root), name, options, progress) for name in runs]
     lines = ["# bihm-app report", "",
              f"Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by bihm-app {__version__}"
              + (f" with `{command}`" if command else "") + ".", ""]  # fmt: skip

@@ -92,3 +92,18 @@ def test_report_bad_input_is_one_line(two_runs, tmp_path):
     (tmp_path / "f").write_text("x")
     res = bihm("report", "ra", "--out", tmp_path / "f" / "sub", "--cached-only", "--no-pictures")
     assert res.exit_code == 1 and "Traceback" not in res.output
+
+
+def test_a_damaged_checkpoint_h5_is_a_note_and_best_h5_serves_the_report(two_runs, tmp_path):
+    """A truncated checkpoint.h5 (best.h5 intact) stopped the whole report — of every run in it,
+    from the dashboard's compare screen too — and left an empty report folder; a missing run left
+    one as well (review). Catches both: the report is written from best.h5 with a note naming the
+    damaged file, and a refused report creates no folder."""
+    ck = runs() / "ra" / "checkpoint.h5"
+    ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 2])
+    res = bihm("report", "ra", "rb", "--out", tmp_path / "r", "--cached-only", "--no-pictures")
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "checkpoint.h5" in md and "truncated" in md and "## rb" in md
+    res = bihm("report", "ra", "ghost", "--out", tmp_path / "none")
+    assert res.exit_code == 1 and not (tmp_path / "none").exists()
