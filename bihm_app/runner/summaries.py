@@ -32,6 +32,7 @@ class RunRow:
     trend: str = ""
     progress: RunProgress | None = None
     model: UsableCheckpoint | None = None  # checked only for runs with a damaged checkpoint
+    metrics_problem: str | None = None  # a metrics file that could not be read (its rows are missing)
 
     @property
     def warning(self) -> str | None:
@@ -52,6 +53,7 @@ class _Cached:
     config: dict
     running: RunProgress | None  # the progress if status.json says running …
     idle: RunProgress | None  # … and otherwise
+    problem: str | None = None  # the first warning of reading the metrics
 
 
 class TrendCache:
@@ -74,6 +76,7 @@ class TrendCache:
         if files or archive.exists():
             try:
                 rm = read_run_metrics(run_path)
+                entry.problem = rm.warnings[0] if rm.warnings else None
                 v = rm.epochs["valid_log_ptilde"].astype(float)
                 v = v[np.isfinite(v)]
                 entry.trend = sparkline(v, SPARK_WIDTH) if len(v) >= 2 else ""
@@ -100,6 +103,11 @@ class TrendCache:
         if entry is None:
             return None
         return entry.running if state == "running" else entry.idle
+
+    def problem(self, run_path: Path) -> str | None:
+        """Why (part of) the run's metrics could not be read, or None."""
+        entry = self._read(run_path)
+        return None if entry is None else entry.problem
 
 
 def load_rows(root: Path, cache: TrendCache) -> list[RunRow]:
@@ -143,7 +151,7 @@ def _row(s: RunSummary, cache: TrendCache) -> RunRow:
         s.step = max(s.step or 0, progress.step)
     elif progress is not None and (s.epoch or s.step):  # no readable rows: the checkpoint's count stands
         progress = replace(progress, epoch=s.epoch or 0, step=s.step or 0)
-    return RunRow(s, trend, progress, model)
+    return RunRow(s, trend, progress, model, cache.problem(path))
 
 
 def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:

@@ -46,9 +46,9 @@ def test_a_row_that_raises_is_caught_per_run(tmp_path, monkeypatch):
 
 
 def test_a_run_whose_metrics_are_unreadable_shows_the_checkpoints_epoch_count(tmp_path):
-    """A finished run with a damaged metrics file was listed as "0" epochs done (the metrics' count)
-    beside its checkpoint's best score. Catches a row that prefers an empty progress to the
-    checkpoint's count."""
+    """A finished run with a damaged metrics file was listed as "finished", "0" epochs done (the
+    metrics' count) beside its checkpoint's best score. Catches a row that prefers an empty progress
+    to the checkpoint's count, and one that does not say its metrics are damaged."""
     from tests.tui.runs_fixture import make_run
 
     root = tmp_path / "runs"
@@ -58,6 +58,8 @@ def test_a_run_whose_metrics_are_unreadable_shows_the_checkpoints_epoch_count(tm
     rows = {r.summary.name: r for r in load_rows(root, TrendCache())}
     assert rows["damaged"].progress.epoch_text() == "4" and rows["damaged"].summary.epoch == 4
     assert rows["fine"].progress.epoch_text() == "3/100"
+    # and the row says why (the table marks it "damaged"; it showed "finished" with no word)
+    assert "metrics-1.h5" in rows["damaged"].metrics_problem and rows["fine"].metrics_problem is None
 
 
 def test_loading_rows_in_several_threads_at_once_does_not_crash(tmp_path):

@@ -94,7 +94,7 @@ class RunsScreen(BihmScreen):
         return [
             "●" if s.name in self.marked else " ",
             fmt.printable(s.name),
-            fmt.status_text("damaged" if r.warning else s.status),
+            fmt.status_text("damaged" if r.warning or r.metrics_problem else s.status),
             s.data or "—",
             fmt.layers_text(s.layers),
             r.progress.epoch_text() if r.progress is not None else ("—" if s.epoch is None else str(s.epoch)),
@@ -131,8 +131,8 @@ class RunsScreen(BihmScreen):
         if row.refusal:
             detail.update(f"[b]{fmt.escape(s.name)}[/b] is corrupt: {fmt.escape(row.model.problem or s.error or '')}")
             return
-        if row.warning:
-            detail.update(f"[b]{fmt.escape(s.name)}[/b] [b]warning:[/b] {fmt.escape(row.warning)}")
+        if row.warning or row.metrics_problem:
+            detail.update(f"[b]{fmt.escape(s.name)}[/b] [b]warning:[/b] {fmt.escape(row.warning or row.metrics_problem)}")
             return
         if s.error:
             detail.update(f"[b]{fmt.escape(s.name)}[/b] is corrupt: {fmt.escape(s.error)}")
