@@ -540,7 +540,8 @@ def _summarize_run(path: Path) -> RunSummary:
         if isinstance(v, int) and (getattr(s, key) is None or v > getattr(s, key)):
             setattr(s, key, v)
     bv = status.get("best_valid")
-    if isinstance(bv, (int, float)) and math.isfinite(bv) and (s.best_valid is None or bv > s.best_valid):
+    # a log-probability of binary data is at most 0: a larger one is forged, not a better run
+    if isinstance(bv, (int, float)) and math.isfinite(bv) and bv <= 0 and (s.best_valid is None or bv > s.best_valid):
         s.best_valid = float(bv)
     s.updated = status.get("updated") if isinstance(status.get("updated"), str) else None
     t = _parse_iso(s.updated) if s.updated else None

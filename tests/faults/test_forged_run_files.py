@@ -146,8 +146,11 @@ def test_a_forged_running_status_without_lock_or_start_time_is_not_running(tmp_p
     assert run.read_status()["state"] == "crashed"
     odd = make_run(root, "odd")
     _status(odd, state=["running"])
+    boast = make_run(root, "boast")
+    _status(boast, best_valid=1e10)  # a log-probability above 0 cannot be: the checkpoint's stands
     rows = {r.name: r for r in list_runs(root)}
     assert rows["forged"].status == "crashed"
+    assert rows["boast"].best_valid is not None and rows["boast"].best_valid < 0
     assert rows["odd"].status == "corrupt" and "status.json" in rows["odd"].error
 
 
