@@ -44,6 +44,17 @@ def _kind(mode: int) -> str | None:
     return "is not a regular file"
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (following
+    links): "is a character device, not a regular file", …; None otherwise. For outputs: writing
+    a file there atomically would replace the FIFO or device node (as root, /dev/zero itself)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return None if stat.S_ISDIR(mode) else _kind(mode)
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.relative_to(folder)

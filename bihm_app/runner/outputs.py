@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bihm_app.data.paths import data_home
 from bihm_app.errors import ConfigError
+from bihm_app.safe_files import not_a_regular_file
 from bihm_app.store.metrics import ARCHIVE_NAME
 from bihm_app.store.runlock import LOCK_NAME
 from bihm_app.store.runs import RunFolder
@@ -81,11 +82,14 @@ def check_output(path: Path | None, option: str) -> Path | None:
         return None
     path = Path(path)
     for p in _candidates(path):
-        why = _why_managed(p)
+        why = _why_managed(p) or not_a_regular_file(p)
         if why is not None:
             raise ConfigError(f"{option} {path}: {why}; refusing to write over it (choose another file)")
     if path.is_dir():
         raise ConfigError(f"{option} {path}: is a folder; give a file name")
+    parent = Path(os.path.abspath(path.expanduser())).parent
+    if parent.exists() and not parent.is_dir():
+        raise ConfigError(f"{option} {path}: {parent} is a file, not a folder")
     return path
 
 

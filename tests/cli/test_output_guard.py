@@ -110,3 +110,29 @@ def test_an_ordinary_earlier_output_may_be_overwritten(run_dir):
         res = runner.invoke(app, ["sample", *FRESH, "--n", "2", "--steps", "1", "--out", str(grid)])
         assert res.exit_code == 0, res.output
     assert grid.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("target", ["fifo", "device"])
+def test_an_output_over_a_fifo_or_a_device_is_refused(tmp_path, command, target):
+    """`bihm layers --out /dev/zero` wrote its PNG over the device node (atomically: the node was
+    replaced by a regular file — as root, the system's /dev/zero; review); a FIFO likewise. Catches
+    any output option that writes over something that is not a regular file. The device here is a
+    link to /dev/null (followed, as the write would), so the test never touches a real device."""
+    suffix = ".h5" if "--save" in command else ".png"
+    path = tmp_path / f"out-{target}{suffix}"
+    if target == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/null")
+    res = runner.invoke(app, [str(a) for a in COMMANDS[command](path)])
+    assert res.exit_code not in (0, None), res.output
+    assert "refusing" in res.output and ("named pipe" in res.output or "character device" in res.output), res.output
+    assert path.is_fifo() if target == "fifo" else (path.is_symlink() and os.readlink(path) == "/dev/null")
+
+
+def test_an_output_in_a_folder_that_is_a_file_says_so(tmp_path):
+    """`--plot FILE/x.png` said "File exists" (the folder could not be made): one line naming it."""
+    (tmp_path / "f").write_text("x")
+    res = runner.invoke(app, ["layers", *FRESH, "--n", "2", "--out", str(tmp_path / "f" / "x.png")])
+    assert res.exit_code == 1 and "is a file, not a folder" in res.output, res.output
