@@ -147,6 +147,13 @@ def classify_split(
         raise ConfigError(f"-K must be at least 1, got {K}")
     if batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {batch}")
+    if n < 0:
+        raise ConfigError(f"--n must be at least 0 (0: the whole split), got {n}")
+    from bihm_app.runner.budget import check_samples_fit, check_work
+
+    # absurd sizes are one line, not an overflow traceback (the engine streams over K: memory grows with the batch)
+    check_work(model.cfg, batch * K * model.n_classes, f"--batch {batch:,} × -K {K:,}")
+    check_samples_fit(model.cfg, batch * model.n_classes, model.device, f"--batch {batch:,}")
     ds = load_dataset(data)
     x, y, idx = labelled_split(ds, split, require_labels(model, where), where, n, seed)
     if on_start is not None:

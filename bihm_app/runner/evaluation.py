@@ -400,8 +400,11 @@ def parse_k_list(spec: str | Sequence[int] | None, default: Sequence[int] = DEFA
         vals = [int(v) for v in spec]
     else:
         try:
-            vals = [int(float(s)) for s in spec.split(",") if s.strip()]
-        except ValueError:
+            floats = [float(s) for s in spec.split(",")]  # an empty entry ("1,,10") is a ValueError too
+            if not all(math.isfinite(f) and f == int(f) for f in floats):
+                raise ValueError
+            vals = [int(f) for f in floats]
+        except (ValueError, OverflowError):  # "x", "1.5", "inf", "1e309"
             raise ConfigError(f"{what} {spec!r} is not a comma-separated list of integers") from None
     if not vals or any(v < 1 for v in vals):
         raise ConfigError(f"{what}: every K must be at least 1, got {spec!r}")

@@ -89,13 +89,18 @@ def machine_busy(own_threads: int = 1) -> float:
     return busy
 
 
+#: The most intra-op threads ``--threads`` may ask for (far more than any machine's cores; torch's
+#: thread pool crashed the process at 10⁶ and 10⁵).
+MAX_THREADS = 1024
+
+
 def check_option(option: str | int | None) -> str:
     """Normalise a ``--threads`` value to ``auto`` or a positive integer's text; raises ConfigError."""
     from bihm_app.errors import ConfigError
 
     spec = "auto" if option is None else str(option).strip().lower()
-    if spec != "auto" and not (spec.isdigit() and int(spec) >= 1):
-        raise ConfigError(f"--threads must be auto or a positive integer, got {option!r}")
+    if spec != "auto" and not (spec.isascii() and spec.isdigit() and 1 <= int(spec) <= MAX_THREADS):
+        raise ConfigError(f"--threads must be auto or an integer from 1 to {MAX_THREADS}, got {option!r}")
     return spec
 
 
@@ -113,9 +118,9 @@ def choose_threads(option: str | int | None = "auto", work: float | None = None,
         try:
             n = int(spec)
         except ValueError:
-            raise ValueError(f"--threads must be auto or a positive integer, got {option!r}") from None
-        if n < 1:
-            raise ValueError(f"--threads must be auto or a positive integer, got {option!r}")
+            raise ValueError(f"--threads must be auto or an integer from 1 to {MAX_THREADS}, got {option!r}") from None
+        if not 1 <= n <= MAX_THREADS:  # a million threads made torch's pool crash (SIGSEGV)
+            raise ValueError(f"--threads must be auto or an integer from 1 to {MAX_THREADS}, got {option!r}")
         return ThreadChoice(n, cpus, math.nan, "asked for")
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     cap = cpus

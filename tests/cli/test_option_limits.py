@@ -88,3 +88,23 @@ def test_eval_and_logz_refuse_absurd_sizes(tmp_path):
     assert res.exit_code == 1 and "--z-samples 1,000,000,000,000,000 × --inner 1,000" in one_error_line(res.stderr)
     res = bihm_here("logz", "t", "--samples", "100", "--inner", HUGE)
     assert res.exit_code == 1 and "--inner 1,000,000,000,000 is too large" in one_error_line(res.stderr)
+
+
+@pytest.mark.parametrize("threads", ["1000000", "²", "1" + "0" * 30, "0"])
+def test_threads_beyond_any_machine_or_not_ascii_digits_are_refused(threads):
+    """`--threads 1000000` made torch's thread pool crash the process (SIGSEGV, nothing printed),
+    `--threads ²` (a digit to str.isdigit) and 10³⁰ were tracebacks (review, session 6)."""
+    res = bihm_here("sample", *FRESH_DNA[:-2], "--n", "1", "--threads", threads)
+    assert res.exit_code == 1 and "--threads must be auto or an integer from 1 to" in one_error_line(res.stderr)
+
+
+@pytest.mark.parametrize("ks", ["inf", "1e309", "1,,10", "1.5"])
+def test_a_k_list_that_is_not_integers_is_one_line(ks):
+    """`bihm eval -K inf` was an OverflowError traceback; "1,,10" and "1.5" were read as 1, 10 and 1."""
+    from bihm_app.errors import ConfigError
+    from bihm_app.runner.evaluation import parse_k_list
+
+    with pytest.raises(ConfigError, match="not a comma-separated list of integers"):
+        parse_k_list(ks, what="-K")
+    assert parse_k_list("1, 10,1e3", what="-K") == [1, 10, 1000]
+

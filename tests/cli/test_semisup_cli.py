@@ -208,3 +208,15 @@ def test_label_l2_and_input_are_recorded_and_kept_on_resume_and_old_runs_resume_
            "model": {"labels": {"n_classes": C, "placement": "bottom", "proposal": "q", "gamma": 0.0}}}  # fmt: skip
     spec = SemiSpec.from_meta(old)
     assert (spec.label_l2, spec.label_input) == (0.0, "x,h1") and spec.label_config(C) == LabelConfig.from_dict(old["model"]["labels"])
+
+
+def test_classify_refuses_absurd_sizes_and_a_negative_n(toy):
+    """`bihm classify -K 1e30` / `--batch 1e30` were overflow tracebacks and `--n -1` classified the
+    whole split without a word (review, session 6)."""
+    res = bihm(*quick(toy, "--epochs", "1", "--name", "s", "--z-samples", "0"))
+    assert res.exit_code == 0, res.output
+    for args, words in [(["-K", "1" + "0" * 30], "is too large"), (["--batch", "1" + "0" * 30], "is too large"),
+                        (["--n", "-1"], "--n must be at least 0")]:  # fmt: skip
+        res = bihm("classify", "s", "--n", "10", *args)
+        assert res.exit_code == 1 and words in res.output and "Traceback" not in res.output, res.output
+
