@@ -92,22 +92,10 @@ class TrendCache:
         self._cache[str(run_path)] = entry
         return entry
 
-    def trend(self, run_path: Path) -> tuple[str, dict]:
-        """(sparkline of valid log p~*, config from the latest metrics file's run info)."""
-        entry = self._read(run_path)
-        return ("", {}) if entry is None else (entry.trend, entry.config)
-
-    def progress(self, run_path: Path, state: str) -> RunProgress | None:
-        """The run's progress from its metrics files (None without any)."""
-        entry = self._read(run_path)
-        if entry is None:
-            return None
-        return entry.running if state == "running" else entry.idle
-
-    def problem(self, run_path: Path) -> str | None:
-        """Why (part of) the run's metrics could not be read, or None."""
-        entry = self._read(run_path)
-        return None if entry is None else entry.problem
+    def entry(self, run_path: Path) -> _Cached:
+        """What the run's metrics files say (sparkline, config, progress, the first problem reading
+        them), read once per change of the files; empty for a run without any."""
+        return self._read(run_path) or _Cached((), "", {}, None, None)
 
 
 def load_rows(root: Path, cache: TrendCache) -> list[RunRow]:
@@ -138,20 +126,21 @@ def _row(s: RunSummary, cache: TrendCache) -> RunRow:
         model = usable_checkpoint(RunFolder(path), "best")
         if model.path is None:
             return RunRow(s, model=model)
-    trend, config = cache.trend(path)
+    entry = cache.entry(path)  # stats the metrics files once per row
+    trend, config = entry.trend, entry.config
     # a run that has not saved its first checkpoint yet: its metrics file knows the config
     if s.data is None and isinstance(config.get("data"), str):
         s.data = config["data"]
     layers = (config.get("model") or {}).get("layers")
     if s.layers is None and isinstance(layers, list):
         s.layers = layers
-    progress = cache.progress(path, s.status)
+    progress = entry.running if s.status == "running" else entry.idle
     if progress is not None and (progress.step or progress.epoch):  # the metrics are ahead of status.json
         s.epoch = max(s.epoch or 0, progress.epoch)
         s.step = max(s.step or 0, progress.step)
     elif progress is not None and (s.epoch or s.step):  # no readable rows: the checkpoint's count stands
         progress = replace(progress, epoch=s.epoch or 0, step=s.step or 0)
-    return RunRow(s, trend, progress, model, cache.problem(path))
+    return RunRow(s, trend, progress, model, entry.problem)
 
 
 def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:

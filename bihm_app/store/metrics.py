@@ -655,14 +655,6 @@ def archived_attempts(run_dir: Path) -> set[int]:
         return set()
 
 
-def _unreadable_archive(run_dir: Path) -> bool:
-    try:
-        read_archive(run_dir)
-    except CheckpointError:
-        return True
-    return False
-
-
 def _set_aside(path: Path) -> Path:
     """Rename a damaged file to ``<name>.unreadable`` (``.unreadable-2`` … if taken), never over
     another file: nothing of it is lost, and a new file can take its name."""
@@ -686,13 +678,17 @@ def compact_metrics(run_dir: Path, max_files: int = MAX_ATTEMPT_FILES) -> Path |
     from bihm_app.store.atomic import write_file_atomic
 
     run_dir = Path(run_dir)
-    covered_before = archived_attempts(run_dir)
+    path = run_dir / ARCHIVE_NAME
+    damaged = False
+    try:
+        covered_before = read_archive(run_dir)[1] if path.exists() or path.is_symlink() else set()
+    except CheckpointError:
+        covered_before, damaged = set(), True
     files = [p for p in metrics_files(run_dir) if attempt_number(p) not in covered_before]
     if len(files) < max_files:
         return None
     merged = read_run_metrics(run_dir)
-    path = run_dir / ARCHIVE_NAME
-    if (path.exists() or path.is_symlink()) and _unreadable_archive(run_dir):  # keep its bytes, not overwrite them
+    if damaged:  # keep its bytes, never overwrite them
         kept = _set_aside(path)
         merged.warnings.append(f"metrics archive {path} was unreadable (its epochs are missing); kept as {kept.name}")
     covers = sorted(covered_before | {attempt_number(p) for p in files})

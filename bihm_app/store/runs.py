@@ -503,7 +503,7 @@ def _summarize_run(path: Path) -> RunSummary:
     try:
         status = run.read_status()
         state = status.get("state", "unknown")
-        s.status = state if isinstance(state, str) and state.isprintable() and len(state) <= 20 else "corrupt"
+        s.status = state if state in STATES or state == "unknown" else "corrupt"
         if s.status == "corrupt" and state != "corrupt":
             errors.append(f"{run.path / 'status.json'}: its state is not a run state ({repr(state)[:40]})")
     except BihmError as exc:

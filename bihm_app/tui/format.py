@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.markup import escape as _markup_escape
 from rich.text import Text
 
-from bihm_app.runner.formats import age, layers_text, printable  # noqa: F401  (one definition for both front-ends)
+from bihm_app.runner.formats import MAX_SHOWN, age, layers_text, printable  # noqa: F401  (one definition for both front-ends)
 
 #: Status -> Rich style; bold keeps them apart in NO_COLOR and monochrome terminals.
 STATUS_STYLE = {
@@ -25,11 +25,11 @@ STATUS_STYLE = {
 }
 
 
-def escape(text: object, limit: int | None = None) -> str:
+def escape(text: object, limit: int = MAX_SHOWN) -> str:
     """Text from a file or a name, for Rich markup: control characters shown as "�" (an escape
     sequence in a log line or a status message cleared the screen and set the terminal's title),
     cut to ``limit`` characters, and markup escaped."""
-    return _markup_escape(printable(text) if limit is None else printable(text, limit))
+    return _markup_escape(printable(text, limit))
 
 
 def status_text(state: str) -> Text:

@@ -31,14 +31,14 @@ def test_a_row_that_raises_is_caught_per_run(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     _run_with_checkpoint(root, "a")
     _run_with_checkpoint(root, "b")
-    real = TrendCache.trend
+    real = TrendCache.entry
 
-    def trend(self, path):
+    def entry(self, path):
         if Path(path).name == "a":
             raise ValueError("boom")
         return real(self, path)
 
-    monkeypatch.setattr(summaries.TrendCache, "trend", trend)
+    monkeypatch.setattr(summaries.TrendCache, "entry", entry)
     rows = {r.summary.name: r for r in load_rows(root, TrendCache())}
     assert rows["b"].summary.status == "finished"
     assert rows["a"].summary.status == "corrupt" and "ValueError: boom" in rows["a"].summary.error
