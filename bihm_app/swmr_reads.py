@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import threading
 from pathlib import Path
 
 #: Metadata read attempts of a SWMR reader (libhdf5's default: 100, i.e. unbounded in practice).
@@ -26,6 +27,7 @@ READ_ATTEMPTS = 24
 
 _LIBHDF5 = re.compile(r"^libhdf5(-[0-9a-f]+)?\.(so|dylib)")
 _cache: dict[str, object] = {}
+_lookup = threading.Lock()
 
 
 def _candidates() -> list[str]:
@@ -49,24 +51,30 @@ def _candidates() -> list[str]:
 
 
 def _setter():
-    """``H5Pset_metadata_read_attempts`` of h5py's libhdf5, or None."""
-    if "set" not in _cache:
-        _cache["set"] = None
-        for path in _candidates():
-            try:
-                # PyDLL, not CDLL: its calls keep the GIL, as h5py's own calls into libhdf5 do, so no
-                # other thread is inside the (not thread-safe) library meanwhile — CDLL released it,
-                # and a thread reading metrics beside the runs list's loader crashed (SIGSEGV)
-                lib = ctypes.PyDLL(path)  # already loaded: the same library instance as h5py's
-                fn, get = lib.H5Pset_metadata_read_attempts, lib.H5Pget_metadata_read_attempts
-            except (OSError, AttributeError):
-                continue
-            fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
-            get.argtypes, get.restype = [ctypes.c_int64, ctypes.POINTER(ctypes.c_uint)], ctypes.c_int
-            if _works(fn, get):
-                _cache["set"] = fn
-                break
+    """``H5Pset_metadata_read_attempts`` of h5py's libhdf5, or None. Looked up once, under a lock:
+    a second thread that saw the lookup started but not finished took "None" and opened a damaged
+    file uncapped — the dashboard's runs list then hung for ever at start-up (two loaders at once)."""
+    with _lookup:
+        if "set" not in _cache:
+            _cache["set"] = _find_setter()
     return _cache["set"]
+
+
+def _find_setter():
+    for path in _candidates():
+        try:
+            # PyDLL, not CDLL: its calls keep the GIL, as h5py's own calls into libhdf5 do, so no
+            # other thread is inside the (not thread-safe) library meanwhile — CDLL released it,
+            # and a thread reading metrics beside the runs list's loader crashed (SIGSEGV)
+            lib = ctypes.PyDLL(path)  # already loaded: the same library instance as h5py's
+            fn, get = lib.H5Pset_metadata_read_attempts, lib.H5Pget_metadata_read_attempts
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes, fn.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+        get.argtypes, get.restype = [ctypes.c_int64, ctypes.POINTER(ctypes.c_uint)], ctypes.c_int
+        if _works(fn, get):
+            return fn
+    return None
 
 
 def _works(fn, get) -> bool:

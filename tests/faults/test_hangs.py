@@ -221,3 +221,26 @@ def test_damaged_metrics_files_are_skipped_in_bounded_time_not_waited_on_for_eve
     assert skipped, "no copy was damaged where it matters: the test lost its power"
     for ln in skipped:
         assert "metrics file" in ln and "metrics-1.h5" in ln and "\n" not in ln, ln
+
+
+def test_threads_that_open_metrics_at_once_all_get_the_capped_retries(monkeypatch):
+    """The lookup of libhdf5's read-attempts setter marked itself done before it had finished, so a
+    second thread opening a metrics file meanwhile (the dashboard starts two row loaders) got no cap
+    and hung for ever on a damaged file: the runs list stayed empty in 3 of 6 starts. Catches a
+    lookup that any thread sees half-done: with a slow search for the library, every one of four
+    threads must get the capped file-access list."""
+    import threading
+    import time
+
+    from bihm_app import swmr_reads
+
+    if swmr_reads._setter() is None:
+        pytest.skip("libhdf5's read-attempts setter is not reachable here (uncapped fallback)")
+    real = swmr_reads._candidates
+    monkeypatch.setattr(swmr_reads, "_candidates", lambda: time.sleep(0.3) or real())
+    monkeypatch.setattr(swmr_reads, "_cache", {})
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(swmr_reads.swmr_read_fapl())) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(got) == 4 and all(f is not None for f in got), got
