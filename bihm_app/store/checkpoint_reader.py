@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bihm_app.errors import CheckpointError
-from bihm_app.safe_files import FileProblem, hdf5_link_problem, open_regular
+from bihm_app.safe_files import FileProblem, dataset_storage_problem, hdf5_link_problem, open_regular
 from bihm_app.store.checkpoint_schema import (
     NUMERIC_KINDS,
     READABLE_VERSIONS,
@@ -167,7 +167,8 @@ class CheckpointReader:
 
     # -- 3, 4: HDF5 and schema ---------------------------------------------------------------------
     def _hdf5(self):
-        """h5py.File of the checked descriptor's file, refused if it holds links.
+        """h5py.File of the checked descriptor's file, refused if it holds links (datasets stored
+        elsewhere are refused when they are read, :meth:`_dataset_problem`).
 
         HDF5 reads through a Python file object on (a duplicate of) the checked descriptor: the
         very bytes whose seal was verified, even if a writer has since replaced the file's name.
@@ -183,7 +184,7 @@ class CheckpointReader:
             raise
         self._fileobjs.append(fo)
         try:
-            problem = hdf5_link_problem(f)
+            problem = hdf5_link_problem(f, datasets=False)  # each dataset read is checked as it is opened
         except Exception:
             f.close()
             raise
@@ -247,6 +248,9 @@ class CheckpointReader:
         problem = array_problem(name, d.dtype, d.shape)
         if problem is not None:
             return problem
+        storage = dataset_storage_problem(d)
+        if storage is not None:
+            return storage
         try:
             self.arrays[name] = np.asarray(d[()], order="C")
         except OSError as exc:

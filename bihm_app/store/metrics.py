@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app.errors import CheckpointError, DiskFull, RunError
-from bihm_app.safe_files import FileProblem, hdf5_link_problem, is_disk_full, open_hdf5
+from bihm_app.safe_files import FileProblem, dataset_storage_problem, hdf5_link_problem, is_disk_full, open_hdf5
 
 SCHEMA = "bihm-metrics"
 SCHEMA_VERSION = 1
@@ -353,7 +353,7 @@ class MetricsReader:
         except (OSError, RuntimeError, ValueError, KeyError) as exc:  # h5py's errors for a damaged file
             raise CheckpointError(f"{where}: {unreadable(exc)}") from None
         try:
-            problem = hdf5_link_problem(self._f, max_objects=64)
+            problem = hdf5_link_problem(self._f, max_objects=64, datasets=False)  # the tables are checked below
         except Exception as exc:  # noqa: BLE001
             problem = unreadable(exc)
         if problem is not None:
@@ -381,7 +381,11 @@ class MetricsReader:
             self._committed = f.get("committed")
             if self._committed is None or self._committed.shape != (4,) or self._committed.dtype.kind not in "iu":
                 raise CheckpointError(f"{where}: the 'committed' counter is missing")
-            if any(ds.compression is not None or ds.external or ds.chunks is None for ds in self._ds.values()):
+            for name, ds in (*self._ds.items(), ("committed", self._committed)):
+                storage = dataset_storage_problem(ds)
+                if storage is not None:
+                    raise CheckpointError(f"{where}: '{name}' {storage}")
+            if any(ds.compression is not None or ds.chunks is None for ds in self._ds.values()):
                 raise CheckpointError(f"{where}: tables are compressed or not chunked (not written by bihm)")
         except CheckpointError:
             self._f.close()
@@ -571,7 +575,7 @@ def read_archive(run_dir: Path) -> tuple[RunMetrics, set[int]]:
         raise CheckpointError(f"{where}: {unreadable(exc)}") from None
     try:
         with f:
-            problem = hdf5_link_problem(f, max_objects=64)
+            problem = hdf5_link_problem(f, max_objects=64, datasets=False)  # the tables are checked as they are read
             if problem is not None:
                 raise CheckpointError(f"{where}: {problem}")
             if f.attrs.get("schema") not in (ARCHIVE_SCHEMA, ARCHIVE_SCHEMA.encode()):
@@ -585,6 +589,9 @@ def read_archive(run_dir: Path) -> tuple[RunMetrics, set[int]]:
                 ds = f.get(name)
                 if ds is None or ds.dtype != dtype or ds.ndim != 1 or ds.shape[0] * dtype.itemsize > size:
                     raise CheckpointError(f"{where}: table {name!r} is missing, has the wrong columns or claims too many rows")
+                storage = dataset_storage_problem(ds)
+                if storage is not None:
+                    raise CheckpointError(f"{where}: table {name!r} {storage}")
                 tables[name] = ds[()]
     except CheckpointError:
         raise

@@ -244,3 +244,69 @@ def test_threads_that_open_metrics_at_once_all_get_the_capped_retries(monkeypatc
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(got) == 4 and all(f is not None for f in got), got
+
+
+def _virtual_layout(source: Path, n: int) -> h5py.VirtualLayout:
+    layout = h5py.VirtualLayout(shape=(n,), dtype="float32")
+    layout[:] = h5py.VirtualSource(str(source), "x", shape=(n,))
+    return layout
+
+
+@pytest.mark.parametrize("storage", ["virtual", "external"])
+def test_datasets_stored_in_other_files_are_refused_where_they_are_read(tmp_path, storage):
+    """A sealed checkpoint whose p_prior keeps its bytes in another file (a virtual dataset whose
+    source does not exist reads as the fill value, silently; external storage reads whatever file it
+    names) is refused by load and verify, naming the dataset; the meta alone (runs list) reads. A
+    metrics table stored elsewhere is refused the same way. Catches a loader that checks only the
+    links (the walk no longer opens datasets: each is checked when it is read)."""
+    path = tmp_path / "ck.h5"
+    arrays = make_arrays()
+    save_checkpoint(path, arrays, make_meta())
+    n = arrays["params/p_prior"].shape[0]
+    with h5py.File(path, "r+") as f:
+        del f["params/p_prior"]
+        if storage == "virtual":
+            f.create_virtual_dataset("params/p_prior", _virtual_layout(tmp_path / "missing.h5", n), fillvalue=0.0)
+        else:
+            (tmp_path / "raw.bin").write_bytes(np.zeros(n, np.float32).tobytes())
+            f.create_dataset("params/p_prior", shape=(n,), dtype="float32", external=[(str(tmp_path / "raw.bin"), 0, 4 * n)])
+    reseal(path)
+    phrase = "is a virtual dataset" if storage == "virtual" else "keeps its data in an external file"
+    with pytest.raises(CheckpointError, match=f"'params/p_prior' {phrase}"):
+        load_checkpoint(path)
+    report = verify_checkpoint(path)
+    assert not report.ok and phrase in report.error
+    assert read_meta(path)["progress"]  # no dataset read, nothing refused
+
+    metrics = tmp_path / "metrics-1.h5"
+    MetricsWriter(metrics, {"run": "x"}).close()
+    with h5py.File(metrics, "r+") as f:
+        rows = f["epochs"]
+        dtype, count = rows.dtype, rows.shape[0]
+        del f["epochs"]
+        if storage == "virtual":
+            layout = h5py.VirtualLayout(shape=(count,), dtype=dtype)
+            layout[:] = h5py.VirtualSource(str(tmp_path / "missing.h5"), "x", shape=(count,), dtype=dtype)
+            f.create_virtual_dataset("epochs", layout)
+        else:
+            f.create_dataset("epochs", shape=(count,), dtype=dtype, external=[(str(tmp_path / "raw.bin"), 0, h5py.h5f.UNLIMITED)])
+    with pytest.raises(CheckpointError, match=f"'epochs' {phrase}"):
+        MetricsReader(metrics)
+
+
+def test_the_hdf5_walk_stops_at_its_object_limit_and_survives_hard_link_cycles(tmp_path):
+    """A file with a hard-link cycle (a group that holds itself) and 30 groups: the walk ends (a
+    recursive walk that followed the cycle would not), is refused above a limit of 20 objects and
+    passes under the default limit. Catches an unbounded walk and an off-by-one limit."""
+    from bihm_app.safe_files import hdf5_link_problem
+
+    path = tmp_path / "cycle.h5"
+    with h5py.File(path, "w") as f:
+        for i in range(30):
+            f.create_group(f"g{i}")
+        f["g0/again"] = f["g0"]
+    with h5py.File(path, "r") as f:
+        assert hdf5_link_problem(f, max_objects=20) == "holds more than 20 objects"
+        assert hdf5_link_problem(f, max_objects=31) is None  # 30 groups and the one extra link
+        assert hdf5_link_problem(f, max_objects=30) == "holds more than 30 objects"
+        assert hdf5_link_problem(f) is None
