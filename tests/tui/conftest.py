@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,15 @@ def runs_root(_template_runs, tmp_path) -> Path:
     root = tmp_path / "bihm-home" / "runs"
     shutil.copytree(_template_runs, root)
     return root
+
+
+@pytest.fixture(autouse=True)
+def _short_chains(monkeypatch):
+    """Short Gibbs chains on the dashboard's picture screens (3 sweeps instead of 50 and 100): these
+    tests check what the screens show and do, not the sampler, whose law the exact tests in
+    ``tests/unit`` check with the defaults' K; `bihm sample`'s defaults stay the CLI tests'. A test
+    may set its own sweeps with ``monkeypatch`` again."""
+    from bihm_app.runner.pictures import INPAINTING, SAMPLING
+
+    monkeypatch.setattr("bihm_app.tui.screens.samples.SAMPLING", replace(SAMPLING, steps=3))
+    monkeypatch.setattr("bihm_app.tui.screens.inpaint.CONFIG", replace(INPAINTING, steps=3))
