@@ -67,8 +67,8 @@ def test_loading_rows_in_several_threads_at_once_does_not_crash(tmp_path):
     last one still runs). Opening a metrics file called libhdf5 through ctypes without the GIL or
     h5py's lock, so another thread could be inside the library at the same time: a segmentation
     fault (3 of 3 runs of 15 s; 2 of 3 of 6 s). Three threads load the rows of four runs with cold
-    caches for 4.5 s in a child process, which must end normally (with the one-walk HDF5 link check
-    4.5 s make 330 loads, more than the 250 that 6 s made when the test was written)."""
+    caches for 4.5 s in a child process, which must end normally (since the HDF5 link check is one
+    walk, 4.5 s make ~245 loads of the rows, as many as 6 s made when the test was written)."""
     import subprocess
     import sys
 
