@@ -294,19 +294,47 @@ def test_datasets_stored_in_other_files_are_refused_where_they_are_read(tmp_path
         MetricsReader(metrics)
 
 
-def test_the_hdf5_walk_stops_at_its_object_limit_and_survives_hard_link_cycles(tmp_path):
-    """A file with a hard-link cycle (a group that holds itself) and 30 groups: the walk ends (a
-    recursive walk that followed the cycle would not), is refused above a limit of 20 objects and
-    passes under the default limit. Catches an unbounded walk and an off-by-one limit."""
-    from bihm_app.safe_files import hdf5_link_problem
+def test_the_hdf5_walk_stops_at_its_object_limit_and_at_hard_link_cycles(tmp_path):
+    """30 groups, one of which holds itself (a hard-link cycle): refused above a limit of 20
+    objects, the cycle refused by the depth limit under the default object limit, and 30 groups
+    without the cycle pass. Catches an unbounded walk, an off-by-one limit, and a cycle walked until
+    100,000 objects."""
+    from bihm_app.safe_files import MAX_HDF5_DEPTH, hdf5_link_problem
 
     path = tmp_path / "cycle.h5"
     with h5py.File(path, "w") as f:
         for i in range(30):
             f.create_group(f"g{i}")
+    with h5py.File(path, "r") as f:
+        assert hdf5_link_problem(f, max_objects=30) is None
+        assert hdf5_link_problem(f, max_objects=29) == "holds more than 29 objects (or a cycle of hard links)"
+    with h5py.File(path, "r+") as f:
         f["g0/again"] = f["g0"]
     with h5py.File(path, "r") as f:
-        assert hdf5_link_problem(f, max_objects=20) == "holds more than 20 objects"
-        assert hdf5_link_problem(f, max_objects=31) is None  # 30 groups and the one extra link
-        assert hdf5_link_problem(f, max_objects=30) == "holds more than 30 objects"
-        assert hdf5_link_problem(f) is None
+        problem = hdf5_link_problem(f)
+        assert problem == f"'g0{'/again' * MAX_HDF5_DEPTH}' nests groups more than {MAX_HDF5_DEPTH} deep"
+
+
+def test_20000_nested_groups_in_a_sealed_checkpoint_are_one_line_not_a_crash(tmp_path):
+    """HDF5's own recursive walk (H5Lvisit) overflowed the C stack on 20,000 nested groups: a
+    segmentation fault instead of one line. The walk is iterative and refuses nesting deeper than
+    MAX_HDF5_DEPTH. Run in a child, so a crash fails the test instead of the test run."""
+    path = tmp_path / "deep.h5"
+    save_checkpoint(path, make_arrays(), make_meta())
+    with h5py.File(path, "r+") as f:
+        g = f.id
+        for _ in range(20_000):
+            g = h5py.h5g.create(g, b"a")
+    reseal(path)
+    res = in_child(
+        "from bihm_app.errors import CheckpointError\n"
+        "from bihm_app.store.checkpoint import load_checkpoint, read_meta\n"
+        "for read in (read_meta, load_checkpoint):\n"
+        "    try:\n"
+        f"        read({str(path)!r})\n"
+        "    except CheckpointError as exc:\n"
+        "        print(exc)\n"
+    )
+    assert res.returncode == 0, (res.returncode, res.stderr[-1000:])
+    lines = res.stdout.splitlines()
+    assert len(lines) == 2 and all("nests groups more than 32 deep" in line and "deep.h5" in line for line in lines), lines
