@@ -11,7 +11,7 @@ import typer
 
 from bihm_app.cli.ckpt_common import AsJson, Latest, RunsDir, fmt_value, resolve, show_value
 from bihm_app.cli.common import err, out
-from bihm_app.runner.checkpoints import METRICS, comparison, finite, json_safe, series
+from bihm_app.runner.checkpoints import METRICS, comparison, finite, json_safe, runs_lacking, series
 
 
 def _chart(series: dict, bands: dict, title: str):
@@ -35,6 +35,7 @@ def compare(
     """Configuration differences, metrics at each run's best epoch with standard errors, overlaid curves."""
     doc = comparison([resolve(t, runs_dir, latest) for t in targets])
     keys, flats = doc.pop("keys"), doc.pop("flat")
+    lacking = runs_lacking(doc["runs"], metric)  # before any output: a column no run has is refused
     if as_json:
         out.print_json(json.dumps(json_safe(doc), default=str))
         return
@@ -46,6 +47,11 @@ def compare(
     for table in _metrics_tables(runs, out.width):
         out.print(table)
     if chart:
+        if lacking:
+            from rich.markup import escape
+
+            err.print(f"[yellow]note:[/] --metric {escape(repr(metric))}: not in the history of {escape(', '.join(lacking))} "
+                      "(left out of the chart)", highlight=False)  # fmt: skip
         _print_chart(runs, metric)
 
 

@@ -14,7 +14,7 @@ from bihm_app.errors import ConfigError
 from bihm_app.runner.compare import at_best_epoch, best_index
 from bihm_app.runner.formats import flatten
 
-__all__ = ["METRICS", "checkpoint_summary", "comparison", "series", "json_safe", "finite"]
+__all__ = ["METRICS", "checkpoint_summary", "comparison", "series", "json_safe", "finite", "runs_lacking"]
 
 #: Metrics shown by `show` and `compare`, in order: (history key, label). Higher is better for all.
 METRICS = (
@@ -66,6 +66,25 @@ def series(history: dict, key: str) -> tuple[list[float], list[float], list[floa
             ys.append(float(v))
             es.append(float(ses[i]) if i < len(ses) and finite(ses[i]) else None)
     return xs, ys, es
+
+
+def runs_lacking(runs: list[dict], metric: str, option: str = "--metric") -> list[str]:
+    """Labels of the compared ``runs`` (``comparison()["runs"]``) whose history has no column
+    ``metric``; a ConfigError naming ``option`` and the columns the runs do have when none has it.
+    Runs that recorded no epoch yet (no columns at all) are left out of both."""
+    columns: list[str] = []
+    lacking = []
+    for r in runs:
+        history = r.get("history") or {}
+        names = [k for k, v in history.items() if isinstance(v, list)]
+        if not names:
+            continue
+        columns += [k for k in names if k not in columns]
+        if metric not in names:
+            lacking.append(r["label"])
+    if columns and metric not in columns:
+        raise ConfigError(f"{option} {metric!r}: no compared run has this history column; they have: {', '.join(columns)}")
+    return lacking
 
 
 def json_safe(v):

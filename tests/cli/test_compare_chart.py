@@ -103,3 +103,34 @@ def test_two_rows_around_zero_give_an_axis():
     both sides of 0 (a chart squeezed to its smallest height)."""
     axis = even_ticks(-98.98, 782.43, 2)
     assert axis.bottom <= -98.98 and axis.top >= 782.43 and math.isfinite(axis.unit)
+
+
+def test_a_metric_no_run_has_is_refused_naming_the_columns_they_have(two_runs):
+    """Catches ``--metric nosuch`` (a typo) exiting 0 after the tables with only "no history of
+    'nosuch' to plot": it must be one line naming the option and the columns the runs do have, exit
+    1, before any table is printed, no traceback."""
+    res = runner.invoke(ckpt_cmd.app, ["compare", "worse", "better", "--metric", "nosuch"])
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--metric 'nosuch'" in lines[0], res.stderr
+    assert "valid_log_ptilde" in lines[0] and "valid_log_p_se" in lines[0]  # the columns they have
+    assert res.stdout == "" and "Traceback" not in res.output
+    # --json and --no-chart get the same refusal (the option's value is wrong whatever is printed)
+    for extra in (["--json"], ["--no-chart"]):
+        res = runner.invoke(ckpt_cmd.app, ["compare", "worse", "better", "--metric", "nosuch", *extra])
+        assert res.exit_code == 1 and res.stdout == "", res.output
+
+
+def test_a_metric_some_runs_lack_names_them_and_draws_the_others(two_runs):
+    """Catches a chart that silently leaves out the runs without the column: the runs that lack it
+    are named on stderr; the runs that have it are still drawn (exit 0)."""
+    run = new_run(two_runs, "with_z")
+    meta = _meta(BETTER, 3)
+    meta["history"]["log_z2"] = [-6.0, -5.5, -5.2]
+    save_checkpoint(run.checkpoint_path, make_arrays(), meta)
+    run.write_status("finished", epoch=3)
+    res = runner.invoke(ckpt_cmd.app, ["compare", "worse", "with_z", "better", "--metric", "log_z2"])
+    assert res.exit_code == 0, res.output
+    note = [ln for ln in res.stderr.splitlines() if "log_z2" in ln]
+    assert len(note) == 1 and "worse, better" in note[0] and "with_z" not in note[0], res.stderr
+    assert "no history of" not in res.stdout
