@@ -140,12 +140,13 @@ def inpaint(
     from bihm_app.errors import ConfigError
     from bihm_app.render.png import save_gif, save_png
     from bihm_app.render.terminal import BitmapImage
-    from bihm_app.runner.pictures import chain_pictures, inpaint_panel, missing_mask, pick_indices, pick_rows
+    from bihm_app.runner.pictures import chain_pictures, check_mask, inpaint_panel, missing_mask, pick_indices, pick_rows
     from bihm_app.runner.sample_files import check_save_path, inpaint_extra, picture_settings
 
     cfg = replace(INPAINTING, steps=steps, K=k, inner_K=inner_k, keep_current=keep_current, seed=seed)
     if cfg.steps < 1:
         raise ConfigError("--steps must be at least 1")
+    mask = check_mask(mask, "--mask")  # before the model and the data are loaded
     save = check_save_path(save)
     out_path, gif = check_output(out_path, "--out"), check_output(gif, "--gif")
     lm, ds = _model(run, fresh, layers, data, device, seed, runs_dir)

@@ -12,6 +12,7 @@ missing).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from bihm_app.errors import ConfigError, DataError
 
 __all__ = ["METHODS", "MASKS", "SamplingConfig", "SAMPLING", "INPAINTING", "Pictures", "sample_pictures",
-           "chain_pictures", "layer_pictures", "missing_mask", "pick_rows", "test_row", "inpaint_panel", "inpaint_frames",
+           "chain_pictures", "layer_pictures", "check_mask", "missing_mask", "pick_rows", "test_row", "inpaint_panel", "inpaint_frames",
            "to_grid", "to_images"]  # fmt: skip
 
 METHODS = ("ancestral", "gibbs", "resample")
@@ -143,10 +144,38 @@ def to_images(rows: np.ndarray, image_shape: tuple[int, int] | None) -> np.ndarr
 
 
 # -- inpainting ------------------------------------------------------------------------------------
+#: A fraction of ``random:F``: a plain decimal number (no ``nan``, ``inf``, ``1_0`` or hex), checked in [0, 1].
+_FRACTION = re.compile(r"[+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_MASK_FORMS = "bottom, top, left, right, centre, random, random:F with F from 0 to 1 (e.g. random:0.25) or a PNG file"
+
+
+def check_mask(spec: str, option: str = "mask") -> str:
+    """The mask ``spec`` in the form the engine reads (a named part in lower case, ``random``,
+    ``random:F``) or a PNG file's path, checked before any work: an empty, non-numeric, non-finite or
+    out-of-range fraction, or a name with anything after it, is a ConfigError naming ``option`` and
+    the accepted forms."""
+    if Path(spec).suffix.lower() == ".png":
+        return spec
+    s = spec.strip().lower()
+    if s in MASKS or s == "center":
+        return s
+    name, colon, frac = s.partition(":")
+    if name.strip() != "random" or not colon:
+        raise ConfigError(f"{option} {spec!r}: unknown mask (use {_MASK_FORMS})")
+    frac = frac.strip()
+    if not frac:
+        raise ConfigError(f"{option} {spec!r}: the fraction after 'random:' is empty (use {_MASK_FORMS})")
+    if not _FRACTION.fullmatch(frac) or not 0.0 <= float(frac) <= 1.0:
+        raise ConfigError(f"{option} {spec!r}: the fraction after 'random:' must be a number from 0 to 1 (use {_MASK_FORMS})")
+    return f"random:{frac}"
+
+
 def missing_mask(spec: str, dim: int, image_shape: tuple[int, int] | None, seed: int = 0) -> np.ndarray:
-    """The missing pixels (D,) bool: a named part (:data:`MASKS`), ``random:F`` or a PNG file."""
+    """The missing pixels (D,) bool: a named part (:data:`MASKS`), ``random:F`` or a PNG file
+    (``spec`` as :func:`check_mask` accepts it)."""
     from bihm_app.engine.masks import mask_from_spec
 
+    spec = check_mask(spec)
     if Path(spec).suffix.lower() == ".png":
         return _png_mask(Path(spec), dim, image_shape)
     try:

@@ -92,3 +92,36 @@ def test_keep_current_kernel_runs_and_needs_two_proposals(tmp_path):
     assert res.exit_code == 0, res.output
     res = bihm("inpaint", *FRESH, "--index", "1", "--steps", "2", "-K", "1", "--keep-current")
     assert res.exit_code == 1 and "at least 2" in res.stderr
+
+
+LAX_MASKS = ["random:", "random: ", "random:nan", "random:inf", "random:-0.1", "random:1.5", "random:0.5x",
+             "random:1_0e-1", "random:0x1", "randomly", "random_0.3:0.3", "bottom:0.3", "centre2"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", LAX_MASKS)
+def test_a_lax_mask_is_refused_before_any_work(spec, monkeypatch):
+    """Catches masks the parser used to take as something else: ``random:`` (and ``randomly``,
+    ``random_0.3:0.3``) ran as ``random:0.5``, ``random:1_0e-1`` hid every pixel (Python's float
+    reads '1_0e-1' as 1.0), ``random:nan`` failed without naming the option. Each must be one line
+    naming --mask and the accepted form, exit 1, before the model or the data are loaded."""
+    from bihm_app.cli import sample_cmd
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the mask was checked")
+
+    monkeypatch.setattr(sample_cmd, "_model", no_model)
+    res = bihm("inpaint", *FRESH, "--index", "1", "--steps", "2", "-K", "2", "--mask", spec)
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--mask {spec!r}" in lines[0] and "random:F" in lines[0], res.stderr
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("spec, missing", [("random", 392), ("random:0.25", 196), (" Random : 0.25 ", 196),
+                                           ("random:1", 784), ("random:0", 0), ("random:.5", 392),
+                                           ("random:2.5e-1", 196), ("CENTRE", 196), ("center", 196)])  # fmt: skip
+def test_the_mask_forms_still_accepted(spec, missing):
+    """Catches the strict parser refusing a form the help names (or its case and spaces)."""
+    from bihm_app.runner.pictures import missing_mask
+
+    assert int(missing_mask(spec, 784, (28, 28)).sum()) == missing
