@@ -15,9 +15,10 @@ from bihm_app.store.checkpoint import read_meta
 from bihm_app.runner.preflight import UsableCheckpoint, usable_checkpoint
 from bihm_app.runner.progress import RunProgress, run_progress
 from bihm_app.store.metrics import ARCHIVE_NAME, decode_events, metrics_files, read_run_metrics
-from bihm_app.store.runs import RunFolder, RunSummary, list_runs
+from bihm_app.store.runs import RunFolder, RunSummary, list_runs, summarize_run
 
-__all__ = ["SPARK_WIDTH", "RunRow", "TrendCache", "load_rows", "hyper_parameters", "tail_lines"]
+__all__ = ["SPARK_WIDTH", "RunRow", "TrendCache", "SavedCounts", "load_rows", "with_saved_count", "hyper_parameters",
+           "tail_lines"]  # fmt: skip
 
 SPARK_WIDTH = 12
 
@@ -138,9 +139,45 @@ def _row(s: RunSummary, cache: TrendCache) -> RunRow:
     if progress is not None and (progress.step or progress.epoch):  # the metrics are ahead of status.json
         s.epoch = max(s.epoch or 0, progress.epoch)
         s.step = max(s.step or 0, progress.step)
-    elif progress is not None and (s.epoch or s.step):  # no readable rows: the checkpoint's count stands
-        progress = replace(progress, epoch=s.epoch or 0, step=s.step or 0)
+    elif progress is not None:
+        progress = with_saved_count(progress, s)
     return RunRow(s, trend, progress, model, entry.problem)
+
+
+def with_saved_count(progress: RunProgress, saved: RunSummary | None) -> RunProgress:
+    """``progress`` from the metrics files or, when they hold no readable row (a damaged or missing
+    metrics file), with the epoch and step count the checkpoint or status.json saved (``saved``):
+    what the runs table and the run view both show."""
+    if progress.step or progress.epoch or saved is None or not (saved.epoch or saved.step):
+        return progress
+    return replace(progress, epoch=saved.epoch or 0, step=saved.step or 0)
+
+
+class SavedCounts:
+    """The run view's summary of a run's saved files (checkpoints, status.json; as a runs-table row
+    has it), read again only when one of them changed; for the counts and scores to show when its
+    metrics files hold no readable row."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self.summary: RunSummary | None = None
+
+    def progress(self, run: RunFolder, progress: RunProgress) -> RunProgress:
+        """:func:`with_saved_count` of the run's saved files (not read while the metrics have rows)."""
+        if progress.step or progress.epoch:
+            return progress
+        key = tuple(_stat_key(p) for p in (run.checkpoint_path, run.best_path, run.status_path))
+        if key != self._key:
+            self._key, self.summary = key, summarize_run(run.path)
+        return with_saved_count(progress, self.summary)
+
+
+def _stat_key(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def tail_lines(path: Path, n: int, max_bytes: int = 16384) -> list[str]:

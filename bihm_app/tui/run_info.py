@@ -7,18 +7,26 @@ from rich.text import Text
 
 from bihm_app.runner.preflight import UsableCheckpoint
 from bihm_app.runner.progress import RunProgress
+from bihm_app.store.runs import RunSummary
 from bihm_app.tui import format as fmt
 
 
 def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
-              model: UsableCheckpoint | None, exit: tuple[int, str] | None, width: int = 0) -> str:  # fmt: skip
-    """Markup for the run view's info line; ``series`` is the view's RunSeries. With ``width`` the
-    fields are laid out in lines of that many cells, a field never split (a terminal wrapping
-    "… ± 0.37  2" / "log Z -4.09" reads as another number)."""
+              model: UsableCheckpoint | None, exit: tuple[int, str] | None, width: int = 0,
+              saved: RunSummary | None = None) -> str:  # fmt: skip
+    """Markup for the run view's info line; ``series`` is the view's RunSeries; ``saved``: the run's
+    summary from its checkpoints (runner/summaries.py:SavedCounts), whose best score stands when the
+    metrics files hold none. With ``width`` the fields are laid out in lines of that many cells, a
+    field never split (a terminal wrapping "… ± 0.37  2" / "log Z -4.09" reads as another number)."""
     state = str(status.get("state", "unknown"))
     best = series.best_valid()
-    parts = [f"[b]{fmt.escape(name)}[/b]", fmt.status_text(state).markup, fmt.escape(progress.text()),
-             f"best log p~* {fmt.pm(*best) if best else '—'}"]  # fmt: skip
+    if not best and saved is not None and saved.best_valid is not None:
+        best_text = f"{fmt.num(saved.best_valid)} (checkpoint)"
+    else:
+        best_text = fmt.pm(*best) if best else "—"
+    parts = [f"[b]{fmt.escape(name)}[/b]", fmt.status_text(state).markup, fmt.escape(progress.text()), f"best log p~* {best_text}"]
+    if series.warnings or (model is not None and model.warning):  # as the runs table marks the run
+        parts.insert(2, fmt.status_text("damaged").markup)
     err = series.best_error()
     if err:
         parts.append(f"best error {100 * err[0]:.2f} ± {100 * err[1]:.2f} %")

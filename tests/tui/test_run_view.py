@@ -65,3 +65,27 @@ def test_the_epoch_axis_keeps_the_last_ticks_number():
         axis = next(r for r, line in enumerate(lines) if "└" in line)
         labels = lines[axis + 1].split()
         assert [t for t in labels if t.isdigit()] == ["1", "2", "3"] and "epoch" in labels, lines[axis:]
+
+
+async def test_a_run_with_damaged_metrics_shows_the_checkpoints_epochs_and_says_so(runs_root):
+    """A finished run whose metrics file is garbage: the runs table shows its checkpoint's epoch
+    count (4), its best score and "damaged", but the run view said "0 epochs done · step 0" and "best
+    log p~* —". Catches a run view that takes the empty metrics' count over the checkpoint's, and one
+    whose info line lacks the table's word ("damaged") or its warning about the metrics file."""
+    from bihm_app.runner.summaries import TrendCache, load_rows
+    from tests.tui.runs_fixture import make_run
+
+    run = make_run(runs_root, "broken", epochs=4)
+    (run.path / "metrics-1.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    row = next(r for r in load_rows(runs_root, TrendCache()) if r.summary.name == "broken")
+    app = make_app(runs_root, cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        app.open_run("broken")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+        await pilot.pause(0.3)
+        info = " ".join(str(app.screen.query_one("#run-info", Static).render()).split())
+    assert "4 epochs done" in info and "0 epochs done" not in info and "0/100" not in info, info
+    assert row.metrics_problem and " ".join(row.metrics_problem.split()) in info, (row.metrics_problem, info)
+    assert "broken finished damaged 4 epochs" in info  # the table's status word, beside the state
+    assert f"best log p~* {row.summary.best_valid:.2f} (checkpoint)" in info  # the table's best, not "—"

@@ -17,7 +17,7 @@ from textual.widgets import Button, Header, Static
 from bihm_app.errors import BihmError
 from bihm_app.runner.preflight import ActionChecks
 from bihm_app.runner.progress import RunProgress, run_progress
-from bihm_app.runner.summaries import hyper_parameters, tail_lines
+from bihm_app.runner.summaries import SavedCounts, hyper_parameters, tail_lines
 from bihm_app.store.runs import RunFolder, open_run
 from bihm_app.tui.launcher import launch_log_path, start_note
 from bihm_app.tui.run_info import info_text
@@ -63,8 +63,7 @@ class RunScreen(BihmScreen):
         self._reported, self._mounted_at = False, 0.0
         self.run: RunFolder | None = None
         self.series: RunSeries | None = None
-        self.smooth = False
-        self.zoom_index = 0
+        self.smooth, self.zoom_index = False, 0
         self.epoch_view = "bounds"
         self._error_seen = False
         self.redraws = 0
@@ -75,6 +74,7 @@ class RunScreen(BihmScreen):
         self.exit: tuple[int, str] | None = None  # how the process launched from here ended (code, last log line)
         self.checks = ActionChecks()  # what samples read, whether resume may start (as on the runs list)
         self.progress: RunProgress | None = None
+        self.saved = SavedCounts()  # the saved epoch count, when the metrics files have no readable row
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -168,11 +168,11 @@ class RunScreen(BihmScreen):
         if series is None or run is None:
             return
         state = str(self._status.get("state", "unknown"))
-        self.progress = run_progress(series.updates, series.epochs, series.events, series.run_info, state)
+        self.progress = self.saved.progress(run, run_progress(series.updates, series.epochs, series.events, series.run_info, state))
         zoom = ZOOMS[self.zoom_index]
         view = ("smoothed" if self.smooth else "raw") + (f", last {zoom} epochs" if zoom else "")
         info = info_text(self.run_name, self._status, series, self.progress, view, self.checks.model, self.exit,
-                         self.query_one("#run-info").content_region.width or self.app.size.width - 2)
+                         self.query_one("#run-info").content_region.width or self.app.size.width - 2, self.saved.summary)
         self._set("#run-info", info)
         if not self._params:
             self._params = hyper_parameters(run, series.run_info)
