@@ -28,6 +28,7 @@ STATE_STYLE = {
     "corrupt": "bold red",
     "created": "dim",
     "unknown": "dim",
+    "empty": "dim",
 }
 
 
@@ -59,6 +60,8 @@ def list_(
     for r in runs:
         if r.error:
             out.print(f"[red]{escape(r.name)}:[/] {escape(r.error)}", highlight=False)
+        elif r.note:
+            out.print(f"[dim]{escape(r.name)}: {escape(r.note)}[/]", highlight=False)
 
 
 def runs_tables(runs, title: str, width: int) -> list:

@@ -449,6 +449,7 @@ class RunSummary:
     age_s: float | None = None
     path: str = ""
     error: str | None = None
+    note: str | None = None  # why an "empty" run shows nothing (not an error)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -494,7 +495,7 @@ def _summarize_run(path: Path) -> RunSummary:
 
     run = RunFolder(path)
     try:
-        os.listdir(run.path)  # a folder that cannot be listed (chmod 000) is unreadable, not empty
+        entries = os.listdir(run.path)  # a folder that cannot be listed (chmod 000) is unreadable, not empty
     except OSError as exc:
         raise RunError(f"run {run.path}: cannot read the run folder ({exc.strerror or exc})") from None
     s = RunSummary(name=run.name, status="unknown", path=str(run.path))
@@ -554,7 +555,21 @@ def _summarize_run(path: Path) -> RunSummary:
     if errors:
         s.status = "corrupt"
         s.error = errors[0] if len(errors) == 1 else f"{errors[0]} (+{len(errors) - 1} more)"
+    elif all(e == LOCK_NAME for e in entries):
+        _mark_empty(s, run, LOCK_NAME in entries)
     return s
+
+
+def _mark_empty(s: RunSummary, run: RunFolder, locked: bool) -> None:
+    """A run folder holding nothing or only its lock file: "empty", with the reason in ``note``."""
+    held, holder = lock_holder(run.path) if locked else (False, "")
+    s.status = "empty"
+    s.note = (f"nothing saved yet; {holder} holds its lock (starting?)" if held else
+              f"nothing saved yet ({'only a lock file' if locked else 'an empty folder'})")  # fmt: skip
+    try:
+        s.age_s = max(0.0, time.time() - run.path.stat().st_mtime)
+    except OSError:
+        pass
 
 
 def list_runs(root: Path) -> list[RunSummary]:

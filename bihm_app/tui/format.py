@@ -22,6 +22,7 @@ STATUS_STYLE = {
     "damaged": "bold dark_orange reverse",  # a checkpoint is damaged; actions use the other one
     "created": "dim",
     "unknown": "dim",
+    "empty": "dim",  # a run folder with nothing saved yet
 }
 
 

@@ -142,6 +142,32 @@ def test_list_runs_with_good_corrupt_and_odd_runs(tmp_path):
     assert runs["fresh"].status == "created" and runs["fresh"].epoch is None
 
 
+def test_a_run_folder_with_nothing_saved_is_empty_with_a_reason(tmp_path):
+    """An empty run folder, or one holding only its lock file (a training that died before its first
+    write), was listed as "unknown" with no word why. Catches such a folder not being "empty" with a
+    one-line reason (naming the process when a live one holds the lock: a training starting), and
+    the word spreading to folders that did save something (a status file, a log)."""
+    from bihm_app.store.runlock import RunLock
+
+    root = tmp_path / "runs"
+    (root / "bare").mkdir(parents=True)
+    (root / "lock-only").mkdir()
+    (root / "lock-only" / ".lock").write_text("process 1 on elsewhere")
+    (root / "starting").mkdir()
+    (root / "log-only").mkdir()
+    (root / "log-only" / "train.log").write_text("starting\n")
+    new_run(root, "fresh")
+    with RunLock(root / "starting"):
+        runs = {r.name: r for r in list_runs(root)}
+    assert runs["bare"].status == "empty" and runs["bare"].note == "nothing saved yet (an empty folder)"
+    assert runs["lock-only"].status == "empty" and runs["lock-only"].note == "nothing saved yet (only a lock file)"
+    s = runs["starting"]
+    assert s.status == "empty" and f"process {os.getpid()}" in s.note and "holds its lock" in s.note, s
+    assert all(runs[n].error is None and runs[n].age_s is not None for n in ("bare", "lock-only", "starting"))
+    assert runs["fresh"].status == "created" and runs["fresh"].note is None
+    assert runs["log-only"].status == "unknown" and runs["log-only"].note is None
+
+
 def test_resolve_checkpoint(tmp_path):
     root = tmp_path / "runs"
     run = _run_with_checkpoint(root, "r")

@@ -154,3 +154,18 @@ def test_format_age_is_one_rule_for_both_front_ends():
 
     assert [age(s) for s in (5, 90, 125, 7300, 200_000, None)] == ["5s", "1m", "2m", "2h", "2d", "—"]
     assert tui_format.age is age
+
+
+def test_runs_list_shows_an_empty_run_folder_as_empty_with_its_reason(runs):
+    """Catches a run folder with nothing saved (only its lock file) listed as "unknown" with no
+    reason: its status is "empty" in the table and in --json, with one line saying nothing was saved."""
+    (runs / "stillborn").mkdir()
+    (runs / "stillborn" / ".lock").write_text("")
+    r = runner.invoke(runs_cmd.app, ["list"])
+    assert r.exit_code == 0, r.output
+    row = next(ln for ln in r.stdout.splitlines() if "stillborn" in ln and "│" in ln)
+    assert "empty" in row and "unknown" not in r.stdout, r.stdout
+    assert "stillborn: nothing saved yet (only a lock file)" in r.stdout
+    by = {d["name"]: d for d in json.loads(runner.invoke(runs_cmd.app, ["list", "--json"]).stdout)}
+    assert by["stillborn"]["status"] == "empty" and by["stillborn"]["error"] is None and by["stillborn"]["note"]
+    assert by["alpha"]["note"] is None

@@ -492,3 +492,19 @@ async def test_help_and_palette_use_human_names_without_duplicates(runs_root):
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-text").render())
         assert "runs list" in text and "RunsScreen" not in text
+
+
+async def test_a_run_folder_with_nothing_saved_is_empty_in_the_table_with_its_reason(runs_root):
+    """Catches a run folder holding only its lock file shown as "unknown" in the runs table with an
+    empty detail line: the table says "empty" and the detail says nothing was saved yet."""
+    (runs_root / "stillborn").mkdir()
+    (runs_root / "stillborn" / ".lock").write_text("")
+    app = make_app(runs_root, cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        table = screen.query_one("#runs-table", DataTable)
+        assert str(table.get_cell("stillborn", "status")) == "empty"
+        select_row(screen, "stillborn")
+        await pilot.pause()
+        detail = str(screen.query_one("#runs-detail").render())
+    assert "stillborn" in detail and "nothing saved yet (only a lock file)" in detail, detail

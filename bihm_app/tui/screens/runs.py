@@ -134,8 +134,8 @@ class RunsScreen(BihmScreen):
         if row.warning or row.metrics_problem:
             detail.update(f"[b]{fmt.escape(s.name)}[/b] [b]warning:[/b] {fmt.escape(row.warning or row.metrics_problem)}")
             return
-        if s.error:
-            detail.update(f"[b]{fmt.escape(s.name)}[/b] is corrupt: {fmt.escape(s.error)}")
+        if s.error or s.note:
+            detail.update(f"[b]{fmt.escape(s.name)}[/b] " + (f"is corrupt: {fmt.escape(s.error)}" if s.error else fmt.escape(s.note)))
             return
         marked = f"   marked for compare: {', '.join(sorted(self.marked))}" if self.marked else ""
         method = f"{s.method} " if s.method else ""
