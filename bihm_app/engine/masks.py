@@ -13,6 +13,8 @@ get the mask where the model is.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -96,12 +98,16 @@ def _mask_on_cpu(spec: str, n_visible: int, image_shape: tuple[int, int] | None,
         return half_mask(s, n_visible, image_shape)
     if s in ("centre", "center"):
         return centre_mask(n_visible, image_shape)
-    if s.startswith("random"):
-        _, _, frac = s.partition(":")
+    if s == "random":
+        return random_mask(n_visible, 0.5, seed)
+    name, colon, frac = s.partition(":")
+    if name.strip() == "random" and colon:
         try:
-            f = float(frac) if frac else 0.5
+            f = float(frac.replace("_", "!"))  # float() reads "1_0" as 10: refused like any non-number
         except ValueError:
             raise ValueError(f"mask {spec!r}: the fraction after 'random:' must be a number in [0, 1]") from None
+        if not math.isfinite(f):
+            raise ValueError(f"mask {spec!r}: the fraction after 'random:' must be a number in [0, 1]")
         return random_mask(n_visible, f, seed)
     raise ValueError(
         f"unknown mask {spec!r} (use bottom, top, left, right, centre, random:FRACTION or a PNG file)"

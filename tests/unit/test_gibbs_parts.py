@@ -106,3 +106,20 @@ def test_mask_shapes():
         mask_from_spec("left", 7, None)
     with pytest.raises(ValueError, match="does not match"):
         mask_from_spec("top", 780, (28, 28))
+
+
+@pytest.mark.parametrize("spec", ["random:", "random: ", "randomly", "random_0.3:0.3", "random:nan", "random:inf",
+                                  "random:1_0e-1", "random:0x1", "random:1.5", "random:-0.1", "random:0.3x"])  # fmt: skip
+def test_mask_specs_with_a_bad_fraction_are_refused(spec):
+    """The engine read "random:" and "randomly" as half the pixels, "random_0.3:0.3" as 0.3 and
+    "random:1_0e-1" as 1.0 (Python's float reads "1_0" as 10): a typo silently changed what
+    inpainting hides. Each is one ValueError line naming the spec."""
+    with pytest.raises(ValueError, match="mask|fraction") as info:
+        mask_from_spec(spec, 50, None)
+    assert "\n" not in str(info.value)
+
+
+def test_mask_specs_that_are_meant_are_read():
+    assert int(mask_from_spec("random", 50, None).sum()) == 25  # the documented default fraction
+    assert int(mask_from_spec("Random : .2", 50, None).sum()) == 10
+    assert int(mask_from_spec("random:2.5e-1", 40, None).sum()) == 10
