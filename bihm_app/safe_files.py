@@ -19,8 +19,12 @@ import os
 import stat
 from pathlib import Path
 
-#: Objects (groups + datasets) walked in one HDF5 file before it is refused as unreasonable.
-MAX_HDF5_OBJECTS = 100_000
+#: Links (to groups, datasets, anything) walked in one HDF5 file before it is refused as
+#: unreasonable: bihm's checkpoints hold ~150 (paper12 with Adam's moments), its data files a
+#: handful; every object a reader keeps open costs ~14 KB (100,000 took 2 GB and 24 s to verify).
+MAX_HDF5_OBJECTS = 10_000
+#: Characters of an HDF5 name shown in a message (a hostile name can be any length).
+MAX_NAME_SHOWN = 120
 #: Groups nested deeper than this are refused (bihm's files nest two deep; paths of a deep chain
 #: grow with its depth, and HDF5's recursive walks overflow the C stack at ~20,000).
 MAX_HDF5_DEPTH = 32
@@ -188,6 +192,10 @@ def hdf5_link_problem(f, max_objects: int = MAX_HDF5_OBJECTS, datasets: bool = T
     """
     from h5py import h5d, h5g, h5l, h5o
 
+    def shown(name: str) -> str:  # control characters as "�", cut: the name may be hostile
+        name = "".join("\ufffd" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in name[: MAX_NAME_SHOWN + 1])
+        return name if len(name) <= MAX_NAME_SHOWN else name[: MAX_NAME_SHOWN - 1] + "…"
+
     seen = 0
     todo = [(f.id, "", 0)]  # (open group, its path, its depth)
     while todo:
@@ -201,32 +209,41 @@ def hdf5_link_problem(f, max_objects: int = MAX_HDF5_OBJECTS, datasets: bool = T
         gid.links.iterate(on_link, info=True)
         seen += len(entries)
         if seen > max_objects:
-            return f"holds more than {max_objects:,} objects (or a cycle of hard links)"
+            return f"holds more than {max_objects:,} links (or a cycle of hard links)"
         for name, kind in entries:
             full = f"{path}/{name.decode('utf-8', 'replace')}" if path else name.decode("utf-8", "replace")
+            try:
+                name.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"'{shown(full)}' is a name that is not UTF-8 text"
             if kind == h5l.TYPE_SOFT:
                 target = gid.links.get_val(name).decode("utf-8", "replace")
-                return f"'{full}' is a soft link (to {target!r}); links are not allowed"
+                return f"'{shown(full)}' is a soft link (to '{shown(target)}'); links are not allowed"
             if kind == h5l.TYPE_EXTERNAL:
-                file, where = (v.decode("utf-8", "replace") for v in gid.links.get_val(name))
-                return f"'{full}' is an external link (to {file}:{where}); links are not allowed"
+                file, where = (shown(v.decode("utf-8", "replace")) for v in gid.links.get_val(name))
+                return f"'{shown(full)}' is an external link (to {file}:{where}); links are not allowed"
             if kind != h5l.TYPE_HARD:
-                return f"'{full}' is a user-defined link (type {kind}); links are not allowed"
+                return f"'{shown(full)}' is a user-defined link (type {kind}); links are not allowed"
             kind = h5o.get_info(gid, name).type
             if kind == h5o.TYPE_GROUP:
                 if depth >= MAX_HDF5_DEPTH:
-                    return f"'{full}' nests groups more than {MAX_HDF5_DEPTH} deep"
+                    return f"'{shown(full)}' nests groups more than {MAX_HDF5_DEPTH} deep"
                 todo.append((h5g.open(gid, name), full, depth + 1))
             elif kind == h5o.TYPE_DATASET and datasets:
                 problem = _storage_problem(h5d.open(gid, name).get_create_plist())
                 if problem is not None:
-                    return f"'{full}' {problem}"
+                    return f"'{shown(full)}' {problem}"
     return None
 
 
 def dataset_storage_problem(d) -> str | None:
-    """Why an open h5py dataset's bytes are not in its own file, as a phrase to put after its name
-    ("is a virtual dataset …", "keeps its data in an external file"), or None."""
+    """Why an h5py object found where a dataset is read cannot be read as one, as a phrase to put
+    after its name ("is not a dataset", "is a virtual dataset …", "keeps its data in an external
+    file"), or None."""
+    from h5py import h5d
+
+    if not isinstance(getattr(d, "id", None), h5d.DatasetID):
+        return "is not a dataset"
     return _storage_problem(d.id.get_create_plist())
 
 

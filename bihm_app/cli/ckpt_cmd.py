@@ -12,7 +12,7 @@ from bihm_app.cli.ckpt_compare import compare
 from bihm_app.cli.ckpt_common import AsJson, Latest, RunsDir, fmt_value, resolve, show_value
 from bihm_app.cli.common import cli_errors, err, out, runs_root
 from bihm_app.runner.checkpoints import METRICS, checkpoint_summary, json_safe
-from bihm_app.runner.formats import flatten
+from bihm_app.runner.formats import flatten, printable
 
 app = typer.Typer(
     name="ckpt",
@@ -168,7 +168,7 @@ def verify(
                 prefix = f"checkpoint {r.path}: "
                 if detail.startswith(prefix):
                     detail = detail[len(prefix) :]
-                out.print(f"  {sym} {c.name:<10} {escape(detail)}", highlight=False)
+                out.print(f"  {sym} {c.name:<10} {escape(printable(detail))}", highlight=False)
     bad = [r for r in reports if not r.ok]
     if bad:
         if not as_json:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from bihm_app.cli.common import cli_errors, out, runs_root
-from bihm_app.runner.formats import age, layers_text
+from bihm_app.runner.formats import age, layers_text, printable
 
 app = typer.Typer(name="runs", help="List the training runs.", no_args_is_help=True, rich_markup_mode="rich")
 
@@ -59,9 +59,9 @@ def list_(
         out.print(table)
     for r in runs:
         if r.error:
-            out.print(f"[red]{escape(r.name)}:[/] {escape(r.error)}", highlight=False)
+            out.print(f"[red]{escape(printable(r.name))}:[/] {escape(printable(r.error))}", highlight=False)
         elif r.note:
-            out.print(f"[dim]{escape(r.name)}: {escape(r.note)}[/]", highlight=False)
+            out.print(f"[dim]{escape(printable(r.name))}: {escape(printable(r.note))}[/]", highlight=False)
 
 
 def runs_tables(runs, title: str, width: int) -> list:
