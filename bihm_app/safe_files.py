@@ -177,8 +177,9 @@ def open_hdf5(path: Path, within: Path | None = None, swmr: bool = False, **kwar
 
 def hdf5_link_problem(f, max_objects: int = MAX_HDF5_OBJECTS, datasets: bool = True) -> str | None:
     """Why an open HDF5 file is unsafe to read, or None: soft, external or user-defined links,
-    datasets stored in external files or virtual datasets, groups nested more than
-    :data:`MAX_HDF5_DEPTH` deep, or more than ``max_objects`` objects (a cycle of hard links too).
+    datasets stored in external files or virtual datasets, names that are not UTF-8, groups nested
+    more than :data:`MAX_HDF5_DEPTH` deep (a cycle of hard links too), or more than ``max_objects``
+    links. Names in the messages are cut and their control characters shown as "�".
     ``datasets=False`` leaves the datasets' storage to the caller, which then checks each dataset
     it reads with :func:`dataset_storage_problem` (the dataset is open then anyway).
 
