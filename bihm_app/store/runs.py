@@ -19,6 +19,7 @@ import math
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -555,9 +556,18 @@ def _summarize_run(path: Path) -> RunSummary:
     if errors:
         s.status = "corrupt"
         s.error = errors[0] if len(errors) == 1 else f"{errors[0]} (+{len(errors) - 1} more)"
-    elif all(e == LOCK_NAME for e in entries):
+    elif all(e == LOCK_NAME or e == run.log_path.name and _empty_file(run.log_path) for e in entries):
         _mark_empty(s, run, LOCK_NAME in entries)
     return s
+
+
+def _empty_file(path: Path) -> bool:
+    """A regular file of 0 bytes (a log a training opened and died before writing to)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def _mark_empty(s: RunSummary, run: RunFolder, locked: bool) -> None:

@@ -156,6 +156,9 @@ def test_a_run_folder_with_nothing_saved_is_empty_with_a_reason(tmp_path):
     (root / "starting").mkdir()
     (root / "log-only").mkdir()
     (root / "log-only" / "train.log").write_text("starting\n")
+    (root / "empty-log").mkdir()  # a training that opened its log and died before writing a line
+    (root / "empty-log" / ".lock").write_text("process 1 on elsewhere")
+    (root / "empty-log" / "train.log").write_text("")
     new_run(root, "fresh")
     with RunLock(root / "starting"):
         runs = {r.name: r for r in list_runs(root)}
@@ -166,6 +169,7 @@ def test_a_run_folder_with_nothing_saved_is_empty_with_a_reason(tmp_path):
     assert all(runs[n].error is None and runs[n].age_s is not None for n in ("bare", "lock-only", "starting"))
     assert runs["fresh"].status == "created" and runs["fresh"].note is None
     assert runs["log-only"].status == "unknown" and runs["log-only"].note is None
+    assert runs["empty-log"].status == "empty" and runs["empty-log"].note == "nothing saved yet (only a lock file)"
 
 
 def test_resolve_checkpoint(tmp_path):
