@@ -262,10 +262,16 @@ class CheckpointReader:
 
         if not isinstance(self.f.get("params"), h5py.Group):
             raise self.fail("missing group 'params'")
-        found: list = []
-        self.f.visititems(lambda name, obj: None if isinstance(obj, h5py.Group) else found.append((name, obj)))
+        names: list[str] = []
+
+        def on_object(name: bytes, info) -> None:  # names only: one object open at a time below
+            if info.type != h5py.h5o.TYPE_GROUP:
+                names.append(name.decode("utf-8"))  # the link check refused names that are not UTF-8
+
+        h5py.h5o.visit(self.f.id, on_object, info=True)
         bad = []
-        for name, obj in sorted(found, key=lambda item: item[0]):
+        for name in sorted(names):
+            obj = self.f[name]
             problem = self._dataset_problem(obj) if isinstance(obj, h5py.Dataset) else "is not a dataset"
             if problem is not None:
                 bad.append(f"dataset '{name}' {problem}")
