@@ -69,14 +69,15 @@ def series(history: dict, key: str) -> tuple[list[float], list[float], list[floa
 
 
 def runs_lacking(runs: list[dict], metric: str, option: str = "--metric") -> list[str]:
-    """Labels of the compared ``runs`` (``comparison()["runs"]``) whose history has no column
-    ``metric``; a ConfigError naming ``option`` and the columns the runs do have when none has it.
-    Runs that recorded no epoch yet (no columns at all) are left out of both."""
+    """Labels of the compared ``runs`` (``comparison()["runs"]``) whose history has no value in
+    column ``metric`` (no column, or an empty one); a ConfigError naming ``option`` and the columns
+    the runs do have when none has it. Runs that recorded no epoch yet (no values at all) are left
+    out of both."""
     columns: list[str] = []
     lacking = []
     for r in runs:
         history = r.get("history") or {}
-        names = [k for k, v in history.items() if isinstance(v, list)]
+        names = [k for k, v in history.items() if isinstance(v, list) and v]
         if not names:
             continue
         columns += [k for k in names if k not in columns]

@@ -134,3 +134,10 @@ def test_a_metric_some_runs_lack_names_them_and_draws_the_others(two_runs):
     note = [ln for ln in res.stderr.splitlines() if "log_z2" in ln]
     assert len(note) == 1 and "worse, better" in note[0] and "with_z" not in note[0], res.stderr
     assert "no history of" not in res.stdout
+    # a column that is there but empty (a run stored before the column was filled) lacks it too
+    run = new_run(two_runs, "empty_z")
+    meta = _meta(BETTER, 3)
+    meta["history"]["log_z2"] = []
+    save_checkpoint(run.checkpoint_path, make_arrays(), meta)
+    res = runner.invoke(ckpt_cmd.app, ["compare", "empty_z", "with_z", "--metric", "log_z2"])
+    assert res.exit_code == 0 and "not in the history of empty_z" in " ".join(res.stderr.split()), res.output
