@@ -43,10 +43,23 @@ def _check_sha(sha: str, what: str) -> str:
 
 
 def download(
-    url: str, dest: Path, sha256: str, *, progress: Progress | None = None, label: str = "", timeout: float = 60.0
+    url: str, dest: Path, sha256: str, *, progress: Progress | None = None, label: str = "", timeout: float = 60.0,
+    max_bytes: int | None = None,
 ) -> Path:
-    """Download `url` to `dest`, resuming ``dest.part``; verify `sha256`; return `dest`."""
+    """Download `url` to `dest`, resuming ``dest.part``; verify `sha256`; return `dest`.
+
+    ``max_bytes`` (default: the read limit, :class:`~bihm_app.data.limits.ReadLimits`, 512 MiB or
+    ``--max-bytes``/``BIHM_MAX_BYTES``) caps the file: a larger declared length is refused before
+    anything is written, and a stream that passes the cap is stopped and its ``.part`` deleted (a
+    server that never ends filled the disk)."""
     sha256 = _check_sha(sha256, url)
+    cap = ReadLimits.default(max_bytes).max_bytes
+
+    def too_big(what: str) -> DataError:
+        part.unlink(missing_ok=True)
+        return DataError(f"download {url}: {what} the limit of {cap:,} bytes (--max-bytes or BIHM_MAX_BYTES "
+                         "raise it); nothing was kept")  # fmt: skip
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file() and sha256_file(dest) == sha256:
         return dest
@@ -73,7 +86,11 @@ def download(
                 have = 0  # the server ignored the Range request: start over
             length = resp.headers.get("Content-Length")
             total = have + int(length) if length is not None and length.isdigit() else None
+            if total is not None and total > cap:
+                raise too_big(f"the server declares {total:,} bytes, more than")
             done = have
+            if done > cap:
+                raise too_big(f"the partial download holds {done:,} bytes, more than")
             try:
                 with open(part, "ab" if have else "wb") as fh:
                     if progress:
@@ -82,6 +99,9 @@ def download(
                         block = resp.read(_CHUNK)
                         if not block:
                             break
+                        if done + len(block) > cap:
+                            fh.close()
+                            raise too_big("the server sent more than")
                         fh.write(block)
                         done += len(block)
                         if progress:
@@ -154,10 +174,10 @@ def fetch_remote(
 
     folder = downloads_dir(spec.name)
     paths = {}
+    limits = ReadLimits.default(max_bytes)  # a bad --max-bytes is refused before any download
     for f in resolved:
         paths[f.split] = download(f.url, folder / f"{f.split}-{f.filename}", f.sha256, progress=progress,
-                                  label=f"{spec.name} {f.split}")
-    limits = ReadLimits.default(max_bytes)
+                                  label=f"{spec.name} {f.split}", max_bytes=limits.max_bytes)
     if "all" in paths:
         raw = read_file(paths["all"], spec.fmt, limits)
     else:

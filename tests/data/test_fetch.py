@@ -25,6 +25,7 @@ class Server:
         self.files: dict[str, bytes] = {}
         self.ranges: list[str | None] = []
         self.honour_range = True
+        self.sent: dict[str, int] = {}  # bytes written per endless path
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +33,19 @@ class Server:
                 pass
 
             def do_GET(self):
+                if self.path.startswith("/endless"):  # zeros without end and without a length
+                    self.send_response(200)
+                    if self.path == "/endless-declared":
+                        self.send_header("Content-Length", str(10**13))
+                    self.end_headers()
+                    block = bytes(1 << 16)
+                    try:
+                        while server.sent.get(self.path, 0) < 1 << 30:  # 1 GiB: the test fails long before
+                            self.wfile.write(block)
+                            server.sent[self.path] = server.sent.get(self.path, 0) + len(block)
+                    except OSError:  # the client hung up
+                        pass
+                    return
                 body = server.files.get(self.path)
                 rng = self.headers.get("Range")
                 server.ranges.append(rng)
@@ -128,6 +142,34 @@ def test_http_error_and_bad_checksum_argument(server, tmp_path):
     with pytest.raises(DataError, match="not a SHA-256"):
         download(server.url("/missing"), tmp_path / "m.bin", "abc")
     assert leftovers(tmp_path) == []
+
+
+def test_a_download_that_passes_the_size_limit_is_stopped_and_deleted(server, tmp_path):
+    """A server that streams zeros without end (no Content-Length) filled the disk: 73 GB in 90 s.
+    Catches a download with no size cap: the stream stops at the limit (here 1 MB), the .part file
+    is deleted, one line names the limit and the option that raises it. A declared Content-Length
+    over the limit is refused before anything is written."""
+    sha = _sha(b"x")
+    for path in ("/endless", "/endless-declared"):
+        with pytest.raises(DataError, match="the limit of 1,000,000 bytes .*--max-bytes") as info:
+            download(server.url(path), tmp_path / "e.bin", sha, max_bytes=1_000_000)
+        assert "\n" not in str(info.value) and leftovers(tmp_path) == []
+    assert server.sent["/endless"] < 50_000_000  # stopped soon after the limit (the socket buffers a little)
+    assert "declares 10,000,000,000,000 bytes" in str(info.value)
+    (tmp_path / "e.bin.part").write_bytes(bytes(2_000_000))  # a leftover from a larger limit; the server ignores Range
+    with pytest.raises(DataError, match="the limit of 1,000,000 bytes"):
+        download(server.url("/endless"), tmp_path / "e.bin", sha, max_bytes=1_000_000)
+    assert leftovers(tmp_path) == []
+    server.files["/f.bin"] = PAYLOAD  # under the limit: as before
+    assert download(server.url("/f.bin"), tmp_path / "f.bin", _sha(PAYLOAD), max_bytes=len(PAYLOAD)).read_bytes() == PAYLOAD
+
+
+def test_fetch_refuses_a_bad_max_bytes_before_downloading(server, rng):
+    x = binary(rng, 60, 9)
+    server.files["/any.csv"] = _csv(x)
+    with pytest.raises(DataError, match="--max-bytes must be at least 1"):
+        fetch_dataset("anyset2", url=server.url("/any.csv"), sha256={"all": _sha(_csv(x))}, max_bytes=0)
+    assert server.ranges == []  # nothing was requested
 
 
 def _csv(x: np.ndarray) -> bytes:
