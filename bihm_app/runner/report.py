@@ -256,8 +256,11 @@ def _status_line(rep: RunReport) -> str:
     parts.append(f"epoch {p.get('epoch', '—')}, {p.get('step', '—')} updates")
     if isinstance(took, (int, float)):
         parts.append(f"{duration(took)} of training")
-    if p.get("best_epoch"):
-        parts.append(f"best validation log p̃*(x) {p.get('best_valid'):.3f} at epoch {p['best_epoch']}")
+    best = p.get("best_valid")
+    if p.get("best_epoch") and isinstance(best, (int, float)) and math.isfinite(best):
+        parts.append(f"best validation log p̃*(x) {best:.3f} at epoch {p['best_epoch']}")
+    elif not p.get("epoch"):
+        parts.append("no epoch finished yet (no validation estimate)")
     return "; ".join(parts) + "."
 
 
@@ -271,8 +274,9 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
     progress = progress or no_progress
     if not runs:
         raise ConfigError("give at least one run")
-    if len(set(runs)) != len(runs):
-        raise ConfigError("a run is named twice")
+    twice = sorted({r for r in runs if runs.count(r) > 1})
+    if twice:
+        raise ConfigError(f"run {', '.join(repr(r) for r in twice)} is named twice")
     out_dir = Path(out_dir)
     reports = [collect(Path(root), name, options, progress) for name in runs]  # a bad run: no empty folder left
     try:

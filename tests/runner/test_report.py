@@ -107,3 +107,27 @@ def test_a_damaged_checkpoint_h5_is_a_note_and_best_h5_serves_the_report(two_run
     assert "checkpoint.h5" in md and "truncated" in md and "## rb" in md
     res = bihm("report", "ra", "ghost", "--out", tmp_path / "none")
     assert res.exit_code == 1 and not (tmp_path / "none").exists()
+
+
+def test_a_run_stopped_in_its_first_epoch_is_reported_not_a_traceback(two_runs, tmp_path):
+    """A run stopped before its first epoch ended saves best_epoch −1 and no best score: the
+    report's status line formatted None and raised (a traceback, and a report of several runs lost
+    all of them, leaving a half-written folder). Catches that: the report is written, says no epoch
+    finished, and reports the other run."""
+    from bihm_app.store.checkpoint import load_checkpoint, save_checkpoint
+    from bihm_app.store.runs import new_run
+
+    ck = load_checkpoint(runs() / "ra" / "checkpoint.h5")
+    meta = dict(ck.meta)
+    meta["progress"] = {**meta["progress"], "epoch": 0, "best_epoch": -1, "best_valid": None, "finished": False}
+    meta["history"] = {k: [] for k in meta.get("history", {})}
+    early = new_run(runs(), "early")
+    save_checkpoint(early.checkpoint_path, ck.arrays, meta)
+    early.write_status("stopped", epoch=0)
+    res = bihm("report", "early", "rb", "--out", tmp_path / "r", "--cached-only", "--no-pictures")
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "no epoch finished yet" in md and "## rb" in md
+    res = bihm("report", "rb", "early", "rb", "--out", tmp_path / "r2")
+    assert res.exit_code == 1 and "'rb' is named twice" in res.output
+
