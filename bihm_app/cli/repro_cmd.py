@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -33,7 +34,28 @@ def _lrs(spec: str) -> list[float]:
         raise ConfigError(f"--lrs {spec!r} is not a comma-separated list of numbers") from None
     if not vals or any(not 0 < v <= 1 for v in vals):
         raise ConfigError(f"--lrs must be learning rates in (0, 1], got {spec!r}")
-    return vals
+    from bihm_app.runner.repro import lr_label
+
+    unique: dict[str, float] = {}  # 1e-2 and 0.01 name the same run: trained once, with the whole budget
+    for v in vals:
+        unique.setdefault(lr_label(v), v)
+    return list(unique.values())
+
+
+def _eval_settings(ks: list[int], big_k: int, k10k_points: int, z_samples: float, k_option: str):
+    """The test-set evaluation, checked before any training (it used to fail after the budget was spent)."""
+    from bihm_app.runner import repro
+
+    if any(k < 1 for k in ks):
+        raise ConfigError(f"{k_option} must be at least 1, got {min(ks)}")
+    if big_k < 0:
+        raise ConfigError(f"--big-k must be 0 (skip) or at least 1, got {big_k}")
+    if k10k_points < 0:
+        raise ConfigError(f"--k10k-points must be 0 (all) or more, got {k10k_points}")
+    if not (math.isfinite(z_samples) and z_samples >= 2 and z_samples == int(z_samples)):
+        raise ConfigError(f"--z-samples must be a whole number of at least 2, got {z_samples:g}")
+    points = [(k, 0) for k in ks] + ([(big_k, k10k_points)] if big_k else [])
+    return repro.EvalSettings(points=points, z_samples=int(z_samples))
 
 
 def _run(kind: str, call, as_json: bool, out_dir: Path | None, runs_dir: Path | None, quiet: bool, heading: str) -> None:
@@ -103,8 +125,7 @@ def uci(
     names = [s.strip() for s in sets.split(",") if s.strip()]
     if not names:
         raise ConfigError("--sets is empty")
-    points = [(test_k, 0)] + ([(big_k, k10k_points)] if big_k else [])
-    settings = repro.EvalSettings(points=points, z_samples=int(z_samples))
+    settings = _eval_settings([test_k], big_k, k10k_points, z_samples, "--test-k")
     budget_s, lr_list = repro.parse_duration(budget), _lrs(lrs)
 
     def call(root, **kw):
@@ -135,8 +156,7 @@ def mnist(
     from bihm_app.runner import repro
     from bihm_app.runner.evaluation import parse_k_list
 
-    points = [(k, 0) for k in parse_k_list(ks, what="--ks")] + ([(big_k, k10k_points)] if big_k else [])
-    settings = repro.EvalSettings(points=points, z_samples=int(z_samples))
+    settings = _eval_settings(parse_k_list(ks, what="--ks"), big_k, k10k_points, z_samples, "--ks")
     budget_s = repro.parse_duration(budget)
 
     def call(root, **kw):

@@ -170,17 +170,25 @@ def _override(cfg: TrainConfig, overrides: dict | None) -> TrainConfig:
 
 
 def parse_duration(text: str | None) -> float | None:
-    """'30m' -> 1800, '1h30m' -> 5400, '90s' / '90' -> 90, 'none' / None -> None."""
-    if text is None or str(text).strip().lower() in ("", "none", "0"):
+    """'30m' -> 1800, '1h30m' -> 5400, '90s' / '90' -> 90, 'none' / None -> None (no limit).
+
+    A zero budget is refused: it read as "no limit" and trained on to early stopping; training
+    nothing is ``--eval-only``."""
+    if text is None or str(text).strip().lower() in ("", "none"):
         return None
     s = str(text).strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
-    if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([dhms])", "", s).strip():
-        raise ConfigError(f"budget {text!r} is not a duration (e.g. 30m, 2h, 1h30m, 90s)")
-    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    return sum(float(n) * unit[u] for n, u in parts)
+        seconds = float(s)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([dhms])", s)
+        if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([dhms])", "", s).strip():
+            raise ConfigError(f"budget {text!r} is not a duration (e.g. 30m, 2h, 1h30m, 90s)")
+        unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+        seconds = sum(float(n) * unit[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f"--budget {text!r}: give a positive duration, leave --budget out for no limit, "
+                          "or use --eval-only to train nothing")  # fmt: skip
+    return seconds
 
 
 # -- adoption -----------------------------------------------------------------------------------

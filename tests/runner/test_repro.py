@@ -104,6 +104,30 @@ def test_parse_duration():
     assert repro.parse_duration("90") == 90 and repro.parse_duration("2.5s") == 2.5 and repro.parse_duration(None) is None
     with pytest.raises(ConfigError):
         repro.parse_duration("soon")
+    for zero in ("0", "0s", "0m0s"):  # read as "no limit" and trained on to early stopping
+        with pytest.raises(ConfigError, match="positive duration.*--eval-only"):
+            repro.parse_duration(zero)
+
+
+def test_cli_checks_the_evaluation_and_learning_rates_before_training(tmp_path, monkeypatch):
+    """--test-k 0, --big-k -1, --k10k-points -1 and --z-samples 1 were found only after the whole
+    training budget was spent ("K must be at least 1 ..." naming no option), and `repro mnist
+    --big-k -1` trained without end; "--lrs 1e-2,0.01" trained one run twice on half the budget
+    each. Catches each: one line naming the option before any training (the trainer is replaced by
+    one that fails the test), and the learning rates handed over once."""
+    calls = []
+    monkeypatch.setattr(repro, "run_uci", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(AssertionError("trained")))
+    monkeypatch.setattr(repro, "run_mnist", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    for args, option in ((["uci", "--test-k", "0"], "--test-k"), (["uci", "--big-k", "-1"], "--big-k"),
+                         (["uci", "--k10k-points", "-1"], "--k10k-points"), (["uci", "--z-samples", "1"], "--z-samples"),
+                         (["mnist", "--big-k", "-1"], "--big-k"), (["mnist", "--ks", "0"], "--ks"),
+                         (["uci", "--budget", "0"], "--budget")):  # fmt: skip
+        res = bihm("repro", *args, "--runs-dir", tmp_path / "runs")
+        assert res.exit_code == 1 and option in res.output and "Traceback" not in res.output, (args, res.output)
+    assert calls == []
+    from bihm_app.cli.repro_cmd import _lrs
+
+    assert _lrs("1e-2,0.01,1e-3") == [0.01, 0.001]
 
 
 # -- arithmetic ------------------------------------------------------------------------------------
