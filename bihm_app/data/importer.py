@@ -41,6 +41,12 @@ class SplitPlan:
 def split_rows(raw: RawData, plan: SplitPlan, what: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Complete train/valid/test: keep the file's own splits, carve the missing ones (seeded)."""
     plan.check()
+    for s, y in raw.labels.items():  # a label per row, before rows are drawn with them
+        if s not in raw.splits:
+            raise DataError(f"{what}: labels for split '{s}', which has no rows")
+        n_rows, n_labels = np.asarray(raw.splits[s]).shape[0], np.asarray(y).reshape(-1).shape[0]
+        if n_labels != n_rows:
+            raise DataError(f"{what}: split '{s}' has {n_labels:,} labels for {n_rows:,} rows")
     if "all" in raw.splits:
         pool, pool_labels, missing = np.asarray(raw.splits["all"]), raw.labels.get("all"), ["valid", "test"]
         splits: dict[str, np.ndarray] = {}

@@ -59,6 +59,10 @@ class SemiSpec:
             raise ConfigError(f"--labelled-per-batch must be at least 1, got {self.labelled_per_batch}")
 
     def label_config(self, C: int) -> LabelConfig:
+        """The engine's label layer for C classes (a data set whose labels are all one class: one line)."""
+        if C < 2:
+            raise ConfigError(f"--labels: the data set's labels hold {C} class{'es' if C != 1 else ''}; "
+                              "a classifier needs at least 2")  # fmt: skip
         return LabelConfig(C, self.placement, self.proposal, self.gamma, self.label_l2, self.label_l2_x, self.label_input)
 
     def to_dict(self) -> dict:
@@ -102,6 +106,7 @@ class SemiTrainingRun(TrainingRun):
             raise ConfigError("semi-supervised training uses the BiHM objective (--method bihm)")
         lab = labelled_indices(ds, spec.semisup.n_labels, spec.train.seed)
         labelled_per_batch(spec.train.batch_size, spec.semisup.labelled_per_batch, len(lab), ds.size("train") - len(lab))
+        spec.semisup.label_config(n_classes(ds))  # a one-class label set is refused before the run folder is made
 
     # -- hooks ------------------------------------------------------------------------------------
     def build_model(self) -> SemiBiHM:

@@ -174,6 +174,19 @@ def test_bad_semisup_input_gives_one_clear_line(toy, args, needle):
     assert not runs_dir().exists() or not any(runs_dir().iterdir())
 
 
+def test_labels_of_one_class_are_refused_before_a_run_folder_is_made(tmp_path):
+    """Labels that are all one class raised the engine's ValueError as a traceback, after a run
+    folder was created. Catches both: one line naming --labels, exit 1, no run folder."""
+    rng = np.random.default_rng(1)
+    x = (rng.random((200, 12)) < 0.5).astype(np.uint8)
+    np.savez(tmp_path / "one.npz", x_train=x, y_train=np.zeros(200, np.uint8))
+    assert bihm("data", "import", tmp_path / "one.npz", "--name", "oneclass").exit_code == 0
+    res = bihm("train", "--data", "oneclass", "--labels", "30", "--labelled-per-batch", "5", "--layers", "6,3", "--quiet")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "--labels" in res.stderr and "at least 2" in res.stderr, res.stderr
+    assert not runs_dir().exists() or not any(runs_dir().iterdir())
+
+
 def test_unsupervised_runs_are_refused_by_classify_and_top_runs_by_sample(toy):
     assert bihm("train", "--data", toy, "--layers", "8", "--epochs", "1", "--z-samples", "0", "--quiet", "--name", "u").exit_code == 0
     res = bihm("classify", "u")

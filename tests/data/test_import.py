@@ -38,6 +38,17 @@ def test_npz_with_splits_and_labels(tmp_path, rng):
     assert np.array_equal(load_dataset("withlabels").labels("test"), labels["y_test"])
 
 
+def test_labels_that_do_not_match_the_rows_are_one_line(tmp_path, rng):
+    """150 labels for 200 training rows (a file cut short, or labels of another split) raised an
+    IndexError traceback while the rows were drawn into splits. Catches the count not being checked
+    per split, before any split is carved, with the split named."""
+    x = binary(rng, 200, 20)
+    np.savez(tmp_path / "m.npz", x_train=x, y_train=rng.integers(0, 3, 150))
+    with pytest.raises(DataError, match="split 'train' has 150 labels for 200 rows") as info:
+        import_file(tmp_path / "m.npz", "mismatch")
+    assert "m.npz" in str(info.value) and not (data_home() / "mismatch").exists()
+
+
 def test_npz_single_array_is_split_by_seed(tmp_path, rng):
     x = binary(rng, 200, 20)
     np.savez_compressed(tmp_path / "one.npz", data=x)
