@@ -61,19 +61,20 @@ def detect_format(path: Path) -> str:
 
 def _from_named(arrays: dict[str, np.ndarray], what: str) -> RawData:
     """Pick splits (and labels) out of named arrays, or the single array when there is one."""
-    lower = {k.lower(): k for k in arrays}
+    by_lower: dict[str, list[str]] = {}
+    for k in arrays:
+        by_lower.setdefault(k.lower(), []).append(k)
     splits: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
-    for split, keys in _SPLIT_KEYS.items():
-        for k in keys:
-            if k in lower:
-                splits[split] = arrays[lower[k]]
-                break
-    for split, keys in _LABEL_KEYS.items():
-        for k in keys:
-            if k in lower and split in splits:
-                labels[split] = np.asarray(arrays[lower[k]]).reshape(-1)
-                break
+    for table, out in ((_SPLIT_KEYS, splits), (_LABEL_KEYS, labels)):
+        for split, keys in table.items():
+            found = [name for k in keys for name in by_lower.get(k, [])]
+            if len(found) > 1:  # "train" and "Train", or "train" and "x_train": which one was meant?
+                kind = "labels" if table is _LABEL_KEYS else "rows"
+                raise DataError(f"{what}: arrays {', '.join(repr(n) for n in sorted(found))} could each be the "
+                                f"{split} {kind}; keep one (or rename the others)")  # fmt: skip
+            if found and (table is _SPLIT_KEYS or split in splits):
+                out[split] = arrays[found[0]] if table is _SPLIT_KEYS else np.asarray(arrays[found[0]]).reshape(-1)
     if splits:
         if "train" not in splits:
             raise DataError(f"{what}: has split(s) {', '.join(splits)} but no 'train'")

@@ -49,6 +49,25 @@ def test_labels_that_do_not_match_the_rows_are_one_line(tmp_path, rng):
     assert "m.npz" in str(info.value) and not (data_home() / "mismatch").exists()
 
 
+@pytest.mark.parametrize("names", [("train", "Train"), ("train", "x_train"), ("y_train", "train_labels")])
+def test_two_arrays_that_could_be_the_same_split_are_refused_by_name(tmp_path, rng, names):
+    """A file holding "train" and "Train" (or "train" and "x_train", or two label arrays of one
+    split) was imported from whichever name came first, silently: the other array's rows were
+    dropped. Catches a silent choice: one line naming both arrays, nothing imported."""
+    x = binary(rng, 100, 20)
+    arrays = {"train": x} if names[0].startswith("y") else {}
+    arrays.update({n: (rng.integers(0, 3, 100) if n.startswith("y") or "labels" in n else binary(rng, 100, 20)) for n in names})
+    np.savez(tmp_path / "dup.npz", **arrays)
+    with pytest.raises(DataError, match=f"arrays '{sorted(names)[0]}', '{sorted(names)[1]}' could each be") as info:
+        import_file(tmp_path / "dup.npz", "dup")
+    assert "dup.npz" in str(info.value) and not (data_home() / "dup").exists()
+    with h5py.File(tmp_path / "dup.h5", "w") as f:
+        for n, a in arrays.items():
+            f[n] = a
+    with pytest.raises(DataError, match="could each be"):
+        import_file(tmp_path / "dup.h5", "duph5")
+
+
 def test_npz_single_array_is_split_by_seed(tmp_path, rng):
     x = binary(rng, 200, 20)
     np.savez_compressed(tmp_path / "one.npz", data=x)
