@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from bihm_app.cli.common import cli_errors, out, progress_bar, runs_root
+from bihm_app.errors import ConfigError
 
 
 def confusion_table(confusion, title: str, width: int) -> list:
@@ -47,11 +48,15 @@ def classify(
     from bihm_app.runner.classify import classify_run
     from bihm_app.runner.outputs import check_output, wrong_png
 
+    if wrong < 0:
+        raise ConfigError(f"--wrong must be 0 or more, got {wrong}")
     if out_path is not None:
+        if Path(out_path).suffix.lower() != ".png":
+            raise ConfigError(f"--out {out_path}: the confusion matrix is written as PNG; give a file name ending in .png")
         check_output(out_path, "--out"), check_output(wrong_png(out_path), "--out (its *-wrong.png)")
     with progress_bar() as prog:
         task = prog.add_task(f"classify K = {k}", total=None)
-        res = classify_run(run, runs_root(runs_dir), split, k, seed=seed, n=n, batch=batch, n_wrong=max(wrong, 0),
+        res = classify_run(run, runs_root(runs_dir), split, k, seed=seed, n=n, batch=batch, n_wrong=wrong,
                            which=which, device=device, progress=lambda m: prog.advance(task, m),
                            on_start=lambda total: prog.update(task, total=total))  # fmt: skip
     ev = res.evaluation

@@ -69,7 +69,8 @@ def labelled_per_batch(batch_size: int, wanted: int, n_labelled: int, n_unlabell
     if n_unlabelled == 0:
         return batch_size
     if not 1 <= wanted < batch_size:
-        raise ConfigError(f"labelled points per batch must be in 1..{batch_size - 1} (batch {batch_size}), got {wanted}")
+        raise ConfigError(f"--labelled-per-batch: labelled points per batch must be in 1..{batch_size - 1} "
+                          f"(with --batch {batch_size}), got {wanted}")  # fmt: skip
     return min(wanted, n_labelled)
 
 

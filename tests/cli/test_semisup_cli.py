@@ -162,6 +162,9 @@ def test_labelled_set_is_balanced_seeded_and_batches_mix_it_in(toy):
         (["train", "--data", "toy4", "--labels", "40", "--labelled-per-batch", "100"], "labelled points per batch"),
         (["train", "--data", "toy4", "--labels", "40", "--method", "rws"], "BiHM objective"),
         (["classify", "ghost"], "ghost"),
+        (["train", "--data", "toy4", "--labels", "40", "--batch", "20"], "--labelled-per-batch"),
+        (["classify", "ghost", "--wrong", "-1"], "--wrong must be 0 or more"),
+        (["classify", "ghost", "--out", "confusion.txt"], "ending in .png"),
     ],
 )
 def test_bad_semisup_input_gives_one_clear_line(toy, args, needle):
