@@ -46,14 +46,9 @@ def classify(
 ) -> None:
     """Classify a split with argmax_y B̃(x, y): error ± SE, per-class errors, confusion matrix, mistakes."""
     from bihm_app.runner.classify import classify_run
-    from bihm_app.runner.outputs import check_output, wrong_png
+    from bihm_app.runner.outputs import wrong_png
 
-    if wrong < 0:
-        raise ConfigError(f"--wrong must be 0 or more, got {wrong}")
-    if out_path is not None:
-        if Path(out_path).suffix.lower() != ".png":
-            raise ConfigError(f"--out {out_path}: the confusion matrix is written as PNG; give a file name ending in .png")
-        check_output(out_path, "--out"), check_output(wrong_png(out_path), "--out (its *-wrong.png)")
+    _check_outputs(wrong, out_path)
     with progress_bar() as prog:
         task = prog.add_task(f"classify K = {k}", total=None)
         res = classify_run(run, runs_root(runs_dir), split, k, seed=seed, n=n, batch=batch, n_wrong=wrong,
@@ -93,3 +88,15 @@ def classify(
         out.print(labels, highlight=False)
     for f in files.values():
         out.print(f"wrote {f}", highlight=False)
+
+
+def _check_outputs(wrong: int, out_path: Path | None) -> None:
+    """--wrong and --out, before any work."""
+    from bihm_app.runner.outputs import check_output, wrong_png
+
+    if wrong < 0:
+        raise ConfigError(f"--wrong must be 0 or more, got {wrong}")
+    if out_path is not None:
+        if Path(out_path).suffix.lower() != ".png":
+            raise ConfigError(f"--out {out_path}: the confusion matrix is written as PNG; give a file name ending in .png")
+        check_output(out_path, "--out"), check_output(wrong_png(out_path), "--out (its *-wrong.png)")

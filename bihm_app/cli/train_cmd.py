@@ -75,6 +75,13 @@ def _semi_spec(labels, resume, label_at, proposal, gamma, per_batch, l2, label_i
     """The semi-supervised settings of a new run (None: unsupervised, or a resume: the run's own)."""
     if labels < 0:
         raise ConfigError(f"--labels must be at least 1 (or 0 for unsupervised training), got {labels}")
+    if not labels and not resume:  # label options without --labels were ignored, silently
+        given = [opt for opt, value, default in (("--label-at", label_at, "top"), ("--label-proposal", proposal, "q"),
+                 ("--gamma", gamma, 0.0), ("--labelled-per-batch", per_batch, 50), ("--label-l2", l2, 0.0),
+                 ("--label-input", label_input, "x,h1"), ("--label-l2-x", l2_x, None)) if value != default]  # fmt: skip
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for semi-supervised training: "
+                              "add --labels N (labelled training points)")  # fmt: skip
     if not labels or resume:
         return None
     from bihm_app.runner.semisup_loop import SemiSpec

@@ -164,6 +164,8 @@ def test_labelled_set_is_balanced_seeded_and_batches_mix_it_in(toy):
         (["classify", "ghost"], "ghost"),
         (["train", "--data", "toy4", "--labels", "40", "--batch", "20"], "--labelled-per-batch"),
         (["classify", "ghost", "--wrong", "-1"], "--wrong must be 0 or more"),
+        (["train", "--data", "toy4", "--label-at", "bottom"], "--label-at is for semi-supervised training: add --labels"),
+        (["train", "--data", "toy4", "--gamma", "0.5", "--label-l2", "0.1"], "--gamma, --label-l2 are for semi"),
         (["classify", "ghost", "--out", "confusion.txt"], "ending in .png"),
     ],
 )
