@@ -97,6 +97,6 @@ def _check_outputs(wrong: int, out_path: Path | None) -> None:
     if wrong < 0:
         raise ConfigError(f"--wrong must be 0 or more, got {wrong}")
     if out_path is not None:
+        check_output(out_path, "--out"), check_output(wrong_png(out_path), "--out (its *-wrong.png)")
         if Path(out_path).suffix.lower() != ".png":
             raise ConfigError(f"--out {out_path}: the confusion matrix is written as PNG; give a file name ending in .png")
-        check_output(out_path, "--out"), check_output(wrong_png(out_path), "--out (its *-wrong.png)")
