@@ -175,9 +175,24 @@ def fetch_remote(
     folder = downloads_dir(spec.name)
     paths = {}
     limits = ReadLimits.default(max_bytes)  # a bad --max-bytes is refused before any download
+    plan = plan or SplitPlan()
+    plan.check()  # and bad split fractions too
     for f in resolved:
         paths[f.split] = download(f.url, folder / f"{f.split}-{f.filename}", f.sha256, progress=progress,
                                   label=f"{spec.name} {f.split}", max_bytes=limits.max_bytes)
+    try:
+        out = _convert(spec, paths, resolved, limits, plan, overwrite)
+    except DataError as exc:  # the verified downloads stay for the next try; say where
+        raise DataError(f"{exc} (the downloaded files are kept in {folder} for the next try; delete the folder "
+                        "to free the space)") from None  # fmt: skip
+    if not keep_downloads:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def _convert(spec: RemoteDataset, paths: dict[str, Path], resolved: list[RemoteFile], limits: ReadLimits,
+             plan: SplitPlan, overwrite: bool) -> Path:  # fmt: skip
+    """The downloaded, verified files of ``spec`` read and stored as a data set."""
     if "all" in paths:
         raw = read_file(paths["all"], spec.fmt, limits)
     else:
@@ -189,13 +204,10 @@ def fetch_remote(
             splits[s] = np.asarray(r.splits["all"])
         raw = RawData(splits)
     origin = ", ".join(f.url for f in resolved)
-    out = store_raw(
-        raw, spec.name, plan=plan or SplitPlan(), source="fetched", origin=origin, description=spec.description,
+    return store_raw(
+        raw, spec.name, plan=plan, source="fetched", origin=origin, description=spec.description,
         image_shape=spec.image_shape, transpose=spec.transpose_images, expected_dim=spec.dim, overwrite=overwrite,
     )
-    if not keep_downloads:
-        shutil.rmtree(folder, ignore_errors=True)
-    return out
 
 
 def fetch_dataset(

@@ -195,9 +195,24 @@ def test_fetch_remote_rejects_wrong_dimension_and_writes_nothing(server, rng):
     x = binary(rng, 50, 12)
     server.files["/a.csv"] = _csv(x)
     spec = RemoteDataset("dimcheck", "", (RemoteFile("all", server.url("/a.csv"), _sha(_csv(x))),), "csv", dim=13)
-    with pytest.raises(DataError, match="expected dimension 13, found \\[12\\]"):
+    with pytest.raises(DataError, match="expected dimension 13, found \\[12\\]") as info:
         fetch_remote(spec)
     assert not (data_home() / "dimcheck").exists()
+    # the verified download stays for the next try, and the line says where (it was left unmentioned)
+    assert f"kept in {downloads_dir('dimcheck')}" in str(info.value) and downloads_dir("dimcheck").exists()
+
+
+def test_fetch_checks_the_split_fractions_before_downloading(server, rng):
+    """--valid-fraction 0.99 --test-fraction 0.5 was refused only after the download. Catches a
+    request made before the fractions are checked."""
+    from bihm_app.data.importer import SplitPlan
+
+    x = binary(rng, 50, 12)
+    server.files["/a.csv"] = _csv(x)
+    spec = RemoteDataset("fractions", "", (RemoteFile("all", server.url("/a.csv"), _sha(_csv(x))),), "csv")
+    with pytest.raises(DataError, match="--valid-fraction \\+ --test-fraction must be < 1"):
+        fetch_remote(spec, plan=SplitPlan(valid_fraction=0.99, test_fraction=0.5))
+    assert server.ranges == []
 
 
 def test_table_entry_without_pinned_checksum_refuses_to_download():
