@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app import __version__
-from bihm_app.errors import BihmError, ConfigError
+from bihm_app.errors import BihmError, ConfigError, RunError
 from bihm_app.runner.formats import flatten
 from bihm_app.runner.subsets import describe_points
 from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, ProgressFactory, evaluate_target, no_progress, run_cache
@@ -309,7 +309,10 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
         if r.sweep:
             save_k_sweep_png({r.name: r.sweep}, sub / "k-sweep.png", f"{r.name}: log p̃*(x) and log p(x) against K")
         if options.pictures and (r.path / "best.h5").exists():
-            r.figures.update(picture_figures(Path(root), r, sub, options, progress))
+            try:
+                r.figures.update(picture_figures(Path(root), r, sub, options, progress))
+            except RunError as exc:  # a label-on-top run has no label-free p(x, h) to sample: the rest stands
+                r.notes.append(f"pictures left out: {exc}")
         lines += _run_section(r)
     md = out_dir / "report.md"
     md.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -192,6 +192,17 @@ def test_labels_of_one_class_are_refused_before_a_run_folder_is_made(tmp_path):
     assert not runs_dir().exists() or not any(runs_dir().iterdir())
 
 
+def test_report_of_a_label_on_top_run_leaves_out_only_its_pictures(toy, tmp_path):
+    """`bihm report` of a label-on-top run refused the whole report (its model has no label-free
+    p(x, h) to draw pictures from). Catches that: the report is written with its curves and a note
+    saying why the pictures are left out."""
+    assert bihm(*quick(toy, "--epochs", "1", "--name", "top", "--z-samples", "0")).exit_code == 0
+    res = bihm("report", "top", "--out", tmp_path / "rep", "--cached-only")
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "pictures left out" in md and "label on top" in md and "samples.png" not in md
+
+
 def test_unsupervised_runs_are_refused_by_classify_and_top_runs_by_sample(toy):
     assert bihm("train", "--data", toy, "--layers", "8", "--epochs", "1", "--z-samples", "0", "--quiet", "--name", "u").exit_code == 0
     res = bihm("classify", "u")
