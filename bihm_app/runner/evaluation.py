@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -182,13 +183,25 @@ def cache_path(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") 
 
 def read_cache(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") -> EvalCache | None:
     """The cached results in a run folder, or None if there are none (or the file is unusable)."""
+    return _load_cache(run_dir, split, checkpoint)[0]
+
+
+def cache_problem(run_dir: Path, split: str = "test", checkpoint: str = "best.h5") -> str | None:
+    """Why a cache file that exists cannot be used (one line naming it), or None."""
+    return _load_cache(run_dir, split, checkpoint)[1]
+
+
+def _load_cache(run_dir: Path, split: str, checkpoint: str) -> tuple[EvalCache | None, str | None]:
     from bihm_app.safe_files import FileProblem, read_capped
 
     path = cache_path(run_dir, split, checkpoint)
+    if not os.path.lexists(path):
+        return None, None
     try:  # a regular file inside the run folder only, and bounded (never blocks on a FIFO)
-        return EvalCache.from_dict(json.loads(read_capped(path, 16 << 20, within=Path(run_dir)).decode("utf-8")))
-    except (OSError, ValueError, UnicodeDecodeError, TypeError, RecursionError, FileProblem):
-        return None
+        return EvalCache.from_dict(json.loads(read_capped(path, 16 << 20, within=Path(run_dir)).decode("utf-8"))), None
+    except (OSError, ValueError, UnicodeDecodeError, TypeError, RecursionError, FileProblem) as exc:
+        why = " ".join(str(exc).split())[:160] or type(exc).__name__
+        return None, f"{path}: unreadable ({why})"
 
 
 def write_cache(run_dir: Path, cache: EvalCache) -> Path:

@@ -27,7 +27,9 @@ from bihm_app import __version__
 from bihm_app.errors import BihmError, ConfigError, RunError
 from bihm_app.runner.formats import flatten
 from bihm_app.runner.subsets import describe_points
-from bihm_app.runner.evaluation import DEFAULT_SWEEP, EvalPlan, ProgressFactory, evaluate_target, no_progress, run_cache
+from bihm_app.runner.evaluation import (
+    DEFAULT_SWEEP, EvalPlan, ProgressFactory, cache_problem, evaluate_target, no_progress, run_cache,
+)
 from bihm_app.runner.tables import Table, duration, md_escape, pm, to_markdown
 
 MAX_CURVE_POINTS = 1000
@@ -118,6 +120,9 @@ def collect(root: Path, name: str, options: ReportOptions, progress: ProgressFac
         rep.notes.append("no best.h5 yet: nothing to evaluate or draw")
         return rep
     cache = run_cache(run.path, options.split)
+    damaged = cache_problem(run.path, options.split)
+    if damaged is not None:  # it was ignored silently
+        rep.notes.append(f"{damaged}; ignored (`bihm eval {run.name}` writes it again)")
     sweep = cache.sweep() if cache is not None else []
     points = [(K, options.sweep_points) for K in options.sweep] if len(sweep) < 3 else []
     # 2 log Z: computed unless an estimate with at least the samples asked for is cached

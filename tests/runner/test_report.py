@@ -131,3 +131,14 @@ def test_a_run_stopped_in_its_first_epoch_is_reported_not_a_traceback(two_runs, 
     res = bihm("report", "rb", "early", "rb", "--out", tmp_path / "r2")
     assert res.exit_code == 1 and "'rb' is named twice" in res.output
 
+
+def test_a_damaged_evaluation_cache_is_a_note_not_silence(two_runs, tmp_path):
+    """A damaged eval-test.json was ignored silently: the report said "no cached evaluation" as if
+    none had been run. Catches that: the report names the file, says it is ignored and how to
+    write it again."""
+    (runs() / "ra" / "eval-test.json").write_text("{ not json")
+    res = bihm("report", "ra", "--out", tmp_path / "r", "--cached-only", "--no-pictures")
+    assert res.exit_code == 0, res.output
+    md = " ".join((tmp_path / "r" / "report.md").read_text().split())
+    assert "eval-test.json: unreadable" in md and "ignored" in md and "bihm eval ra" in md
+
