@@ -83,35 +83,52 @@ def random_mask(n_visible: int, fraction: float, seed: int = 0) -> Tensor:
 def mask_from_spec(
     spec: str, n_visible: int, image_shape: tuple[int, int] | None, seed: int = 0, device: torch.device | str | None = None
 ) -> Tensor:
-    """``bottom|top|left|right|centre|center|random:F`` -> the missing-pixel mask (D,) bool, on the
-    CPU (the same mask on every machine) or on ``device``.
+    """``bottom|top|left|right|centre|center|random[:F]`` -> the missing-pixel mask (D,) bool, on
+    the CPU (the same mask on every machine) or on ``device``.
 
     Raises ValueError with one line for an unknown spec or a bad fraction.
     """
-    m = _mask_on_cpu(spec, n_visible, image_shape, seed)
+    try:
+        name, fraction = parse_mask_spec(spec)
+    except ValueError as exc:
+        raise ValueError(f"mask {spec!r}: {exc} (use {MASK_FORMS})") from None
+    if name == "random":
+        m = random_mask(n_visible, fraction, seed)
+    elif name == "centre":
+        m = centre_mask(n_visible, image_shape)
+    else:
+        m = half_mask(name, n_visible, image_shape)
     return m if device is None else m.to(device)
 
 
-def _mask_on_cpu(spec: str, n_visible: int, image_shape: tuple[int, int] | None, seed: int) -> Tensor:
+#: The mask specs :func:`parse_mask_spec` reads, for messages.
+MASK_FORMS = "bottom, top, left, right, centre, random, random:F with F from 0 to 1 (e.g. random:0.25)"
+
+
+def parse_mask_spec(spec: str) -> tuple[str, float]:
+    """A mask spec's part (``bottom``, ``top``, ``left``, ``right``, ``centre`` or ``random``) and
+    the fraction of pixels ``random`` hides (0.5 without one), without building the mask: case and
+    surrounding spaces do not matter, ``center`` is ``centre``.
+
+    Raises ValueError (a phrase, the spec not quoted) for anything else — ``random:`` with an empty,
+    non-numeric ("1_0", which float() reads as 10), non-finite or out-of-range fraction, and a name
+    with anything after it (``randomly``, ``random_0.3:0.3``)."""
     s = spec.strip().lower()
-    if s in ("bottom", "top", "left", "right"):
-        return half_mask(s, n_visible, image_shape)
-    if s in ("centre", "center"):
-        return centre_mask(n_visible, image_shape)
-    if s == "random":
-        return random_mask(n_visible, 0.5, seed)
+    if s in ("bottom", "top", "left", "right", "centre", "center", "random"):
+        return ("centre" if s == "center" else s), 0.5
     name, colon, frac = s.partition(":")
-    if name.strip() == "random" and colon:
-        try:
-            f = float(frac.replace("_", "!"))  # float() reads "1_0" as 10: refused like any non-number
-        except ValueError:
-            raise ValueError(f"mask {spec!r}: the fraction after 'random:' must be a number in [0, 1]") from None
-        if not math.isfinite(f):
-            raise ValueError(f"mask {spec!r}: the fraction after 'random:' must be a number in [0, 1]")
-        return random_mask(n_visible, f, seed)
-    raise ValueError(
-        f"unknown mask {spec!r} (use bottom, top, left, right, centre, random:FRACTION or a PNG file)"
-    )
+    if name.strip() != "random" or not colon:
+        raise ValueError("unknown mask")
+    frac = frac.strip()
+    if not frac:
+        raise ValueError("the fraction after 'random:' is empty")
+    try:
+        f = float(frac.replace("_", "!"))
+    except ValueError:
+        f = math.nan
+    if not (math.isfinite(f) and 0.0 <= f <= 1.0):
+        raise ValueError("the fraction after 'random:' must be a number from 0 to 1")
+    return "random", f
 
 
 def _check_shape(n_visible: int, image_shape: tuple[int, int]) -> tuple[int, int]:

@@ -12,7 +12,6 @@ missing).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -144,30 +143,20 @@ def to_images(rows: np.ndarray, image_shape: tuple[int, int] | None) -> np.ndarr
 
 
 # -- inpainting ------------------------------------------------------------------------------------
-#: A fraction of ``random:F``: a plain decimal number (no ``nan``, ``inf``, ``1_0`` or hex), checked in [0, 1].
-_FRACTION = re.compile(r"[+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_MASK_FORMS = "bottom, top, left, right, centre, random, random:F with F from 0 to 1 (e.g. random:0.25) or a PNG file"
-
-
 def check_mask(spec: str, option: str = "mask") -> str:
-    """The mask ``spec`` in the form the engine reads (a named part in lower case, ``random``,
-    ``random:F``) or a PNG file's path, checked before any work: an empty, non-numeric, non-finite or
-    out-of-range fraction, or a name with anything after it, is a ConfigError naming ``option`` and
-    the accepted forms."""
+    """The mask ``spec`` in the form the engine reads (``random:F`` with its fraction, a named part
+    in lower case) or a PNG file's path, checked before any work (the engine's
+    :func:`~bihm_app.engine.masks.parse_mask_spec`): anything else is a ConfigError naming
+    ``option`` and the accepted forms."""
+    from bihm_app.engine.masks import MASK_FORMS, parse_mask_spec
+
     if Path(spec).suffix.lower() == ".png":
         return spec
-    s = spec.strip().lower()
-    if s in MASKS or s == "center":
-        return s
-    name, colon, frac = s.partition(":")
-    if name.strip() != "random" or not colon:
-        raise ConfigError(f"{option} {spec!r}: unknown mask (use {_MASK_FORMS})")
-    frac = frac.strip()
-    if not frac:
-        raise ConfigError(f"{option} {spec!r}: the fraction after 'random:' is empty (use {_MASK_FORMS})")
-    if not _FRACTION.fullmatch(frac) or not 0.0 <= float(frac) <= 1.0:
-        raise ConfigError(f"{option} {spec!r}: the fraction after 'random:' must be a number from 0 to 1 (use {_MASK_FORMS})")
-    return f"random:{frac}"
+    try:
+        name, fraction = parse_mask_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{option} {spec!r}: {exc} (use {MASK_FORMS} or a PNG file)") from None
+    return f"random:{fraction!r}" if name == "random" else name
 
 
 def missing_mask(spec: str, dim: int, image_shape: tuple[int, int] | None, seed: int = 0) -> np.ndarray:
