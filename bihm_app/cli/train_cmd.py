@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -75,17 +76,20 @@ def _semi_spec(labels, resume, label_at, proposal, gamma, per_batch, l2, label_i
     """The semi-supervised settings of a new run (None: unsupervised, or a resume: the run's own)."""
     if labels < 0:
         raise ConfigError(f"--labels must be at least 1 (or 0 for unsupervised training), got {labels}")
+    from bihm_app.runner.semisup_loop import SemiSpec
+
     if not labels and not resume:  # label options without --labels were ignored, silently
-        given = [opt for opt, value, default in (("--label-at", label_at, "top"), ("--label-proposal", proposal, "q"),
-                 ("--gamma", gamma, 0.0), ("--labelled-per-batch", per_batch, 50), ("--label-l2", l2, 0.0),
-                 ("--label-input", label_input, "x,h1"), ("--label-l2-x", l2_x, None)) if value != default]  # fmt: skip
+        options = {"--label-at": ("placement", label_at), "--label-proposal": ("proposal", proposal),
+                   "--gamma": ("gamma", gamma), "--labelled-per-batch": ("labelled_per_batch", per_batch),
+                   "--label-l2": ("label_l2", l2), "--label-input": ("label_input", label_input),
+                   "--label-l2-x": ("label_l2_x", l2_x)}  # fmt: skip
+        defaults = {f.name: f.default for f in dataclasses.fields(SemiSpec)}
+        given = [opt for opt, (field, value) in options.items() if value != defaults[field]]
         if given:
             raise ConfigError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for semi-supervised training: "
                               "add --labels N (labelled training points)")  # fmt: skip
     if not labels or resume:
         return None
-    from bihm_app.runner.semisup_loop import SemiSpec
-
     return SemiSpec(labels, label_at, proposal, gamma, per_batch, l2, label_input, l2_x)
 
 

@@ -54,6 +54,7 @@ def download(
     server that never ends filled the disk)."""
     sha256 = _check_sha(sha256, url)
     cap = ReadLimits.default(max_bytes).max_bytes
+    part = dest.with_name(dest.name + ".part")
 
     def too_big(what: str) -> DataError:
         part.unlink(missing_ok=True)
@@ -63,7 +64,6 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file() and sha256_file(dest) == sha256:
         return dest
-    part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": f"bihm-app/{__version__}"}
     if have:

@@ -120,7 +120,7 @@ def collect(root: Path, name: str, options: ReportOptions, progress: ProgressFac
         rep.notes.append("no best.h5 yet: nothing to evaluate or draw")
         return rep
     cache = run_cache(run.path, options.split)
-    damaged = cache_problem(run.path, options.split)
+    damaged = cache_problem(run.path, options.split) if cache is None else None
     if damaged is not None:  # it was ignored silently
         rep.notes.append(f"{damaged}; ignored (`bihm eval {run.name}` writes it again)")
     sweep = cache.sweep() if cache is not None else []
