@@ -310,6 +310,14 @@ def truncate(path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+async def _status_and_detail(pilot, screen, name: str) -> tuple[str, str]:
+    """The runs table's status cell of run ``name`` and the detail line once its row is selected."""
+    status = str(screen.query_one("#runs-table", DataTable).get_cell(name, "status"))
+    select_row(screen, name)
+    await pilot.pause()
+    return status, str(screen.query_one("#runs-detail").render())
+
+
 async def test_damaged_checkpoint_falls_back_to_best_on_both_views_with_a_warning(runs_root):
     """Catches the runs list refusing samples of a run whose best.h5 is fine while the run view
     allows them without a word: both must allow them, from best.h5, and warn."""
@@ -317,11 +325,8 @@ async def test_damaged_checkpoint_falls_back_to_best_on_both_views_with_a_warnin
     app = make_app(runs_root, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await runs_loaded(pilot)
-        table = screen.query_one("#runs-table", DataTable)
-        assert str(table.get_cell("alpha", "status")) == "damaged"
-        select_row(screen, "alpha")
-        await pilot.pause()
-        assert "checkpoint.h5 is damaged" in str(screen.query_one("#runs-detail").render())
+        status, detail = await _status_and_detail(pilot, screen, "alpha")
+        assert status == "damaged" and "checkpoint.h5 is damaged" in detail
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SamplesScreen) and app.screen.generated >= 1)
         samples = app.screen
@@ -501,10 +506,6 @@ async def test_a_run_folder_with_nothing_saved_is_empty_in_the_table_with_its_re
     (runs_root / "stillborn" / ".lock").write_text("")
     app = make_app(runs_root, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await runs_loaded(pilot)
-        table = screen.query_one("#runs-table", DataTable)
-        assert str(table.get_cell("stillborn", "status")) == "empty"
-        select_row(screen, "stillborn")
-        await pilot.pause()
-        detail = str(screen.query_one("#runs-detail").render())
+        status, detail = await _status_and_detail(pilot, await runs_loaded(pilot), "stillborn")
+    assert status == "empty", status
     assert "stillborn" in detail and "nothing saved yet (only a lock file)" in detail, detail
