@@ -62,7 +62,21 @@ def _register() -> None:
 _register()
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM outside training (which saves and stops on its own handler): one line and exit 143,
+    unwinding so that temporary files and staging folders are removed on the way out."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+    sys.stderr.write("bihm: terminated (SIGTERM)\n")
+    raise SystemExit(143)
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

@@ -76,7 +76,7 @@ def _run(kind: str, call, as_json: bool, out_dir: Path | None, runs_dir: Path | 
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: finished results are cached in the run folders; run the same command again to continue[/]")
         raise typer.Exit(130) from None
-    tables = [repro.training_table(result), repro.comparison_table(result)]
+    tables = result.tables()
     payload = result.to_dict()
     target = Path(out_dir) if out_dir is not None else root.parent / "repro"
     try:
@@ -91,7 +91,15 @@ def _run(kind: str, call, as_json: bool, out_dir: Path | None, runs_dir: Path | 
         raise ConfigError(f"--out {target}: cannot write ({exc})") from None
     if as_json:
         out.print_json(json.dumps(payload, default=str))
-        return
+    else:
+        _print_tables(tables, md)
+    if not result.evaluated:
+        why = "; ".join(f"{g.group}: {g.note}" for g in result.groups if g.note) or "no run is ready"
+        err.print(f"[red]nothing evaluated ({why})[/]", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_tables(tables, md: Path) -> None:
     for t in tables:
         for part in table_of(t, out.width):
             out.print(part)

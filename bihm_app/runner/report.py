@@ -17,6 +17,8 @@ Layout of ``out_dir``::
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +33,7 @@ from bihm_app.runner.evaluation import (
     DEFAULT_SWEEP, EvalPlan, ProgressFactory, cache_problem, evaluate_target, no_progress, run_cache,
 )
 from bihm_app.runner.tables import Table, duration, md_escape, pm, to_markdown
+from bihm_app.store.atomic import fsync_dir
 
 MAX_CURVE_POINTS = 1000
 
@@ -271,10 +274,11 @@ def _status_line(rep: RunReport) -> str:
 
 def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOptions | None = None,
                  progress: ProgressFactory | None = None, command: str = "") -> Path:  # fmt: skip
-    """Write ``out_dir/report.md`` and its figures; returns the markdown's path."""
-    from bihm_app.render.chart import save_chart_png
-    from bihm_app.runner.evaluation import save_k_sweep_png
+    """Write ``out_dir/report.md`` and its figures; returns the markdown's path.
 
+    Everything is written into a staging folder inside ``out_dir`` first and moved into place at
+    the end (figures, then report.md last): an error or a kill half-way leaves the previous report
+    and its figures as they were, never new figures beside an old report."""
     options = options or ReportOptions()
     progress = progress or no_progress
     if not runs:
@@ -286,8 +290,26 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
     reports = [collect(Path(root), name, options, progress) for name in runs]  # a bad run: no empty folder left
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        stage = _staging_folder(out_dir)
     except OSError as exc:
         raise ConfigError(f"--out {out_dir}: cannot create ({exc})") from None
+    try:
+        lines = _write_figures_and_text(root, reports, stage, options, progress, command)
+        (stage / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        _publish(stage, out_dir)
+    except OSError as exc:
+        raise ConfigError(f"--out {out_dir}: cannot write ({exc})") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out_dir / "report.md"
+
+
+def _write_figures_and_text(root: Path, reports: list[RunReport], out_dir: Path, options: ReportOptions,
+                            progress: ProgressFactory, command: str) -> list[str]:  # fmt: skip
+    """The figures into ``out_dir`` (the staging folder) and the report's markdown lines."""
+    from bihm_app.render.chart import save_chart_png
+    from bihm_app.runner.evaluation import save_k_sweep_png
+
     lines = ["# bihm-app report", "",
              f"Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by bihm-app {__version__}"
              + (f" with `{command}`" if command else "") + ".", ""]  # fmt: skip
@@ -319,9 +341,46 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
             except RunError as exc:  # a label-on-top run has no label-free p(x, h) to sample: the rest stands
                 r.notes.append(f"pictures left out: {exc}")
         lines += _run_section(r)
-    md = out_dir / "report.md"
-    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return md
+    return lines
+
+
+STAGE_PREFIX = ".bihm-report-"
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """A fresh ``.bihm-report-<pid>.tmp`` folder in ``out_dir``; leftovers of killed reports (their
+    process gone) are removed."""
+    for old in out_dir.glob(f"{STAGE_PREFIX}*.tmp"):
+        pid = old.name[len(STAGE_PREFIX) : -len(".tmp")]
+        if not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    stage = out_dir / f"{STAGE_PREFIX}{os.getpid()}.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    return stage
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process's own leftover
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, another user's
+    return True
+
+
+def _publish(stage: Path, out_dir: Path) -> None:
+    """Move the staged files into ``out_dir`` (each ``os.replace`` is atomic), report.md last."""
+    files = sorted(p for p in stage.rglob("*") if p.is_file())
+    files.sort(key=lambda p: p.name == "report.md" and p.parent == stage)
+    for f in files:
+        dest = out_dir / f.relative_to(stage)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(f, dest)
+    fsync_dir(out_dir)
 
 
 def _figures(name: str, figs: list[tuple[str, str]]) -> list[str]:

@@ -459,6 +459,15 @@ class ReproResult:
             "groups": [g.to_dict() for g in self.groups],
         }  # fmt: skip
 
+    @property
+    def evaluated(self) -> bool:
+        """Some group has test-set estimates (else there is no comparison to show)."""
+        return any(g.estimates for g in self.groups)
+
+    def tables(self) -> list[Table]:
+        """The training table, and the comparison with the thesis when something was evaluated."""
+        return [training_table(self)] + ([comparison_table(self)] if self.evaluated else [])
+
 
 def point_label(K: int, n: int, size: int) -> str:
     n_pts = size if n <= 0 else min(n, size)

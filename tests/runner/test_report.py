@@ -142,3 +142,36 @@ def test_a_damaged_evaluation_cache_is_a_note_not_silence(two_runs, tmp_path):
     md = " ".join((tmp_path / "r" / "report.md").read_text().split())
     assert "eval-test.json: unreadable" in md and "ignored" in md and "bihm eval ra" in md
 
+
+
+def test_a_report_killed_half_way_leaves_the_previous_one_whole(two_runs, tmp_path, monkeypatch):
+    """A report wrote its figures straight into --out and report.md last: killed (SIGTERM, a full
+    disk) while drawing the second run, the folder held the new figures of the first run beside the
+    old report.md. Catches that: the report is staged in a hidden folder and moved into place at
+    the end, so an interrupted one leaves every file of the previous report as it was and no
+    staging folder; a staging folder left by a killed process is swept by the next report."""
+    import bihm_app.runner.report as report
+
+    out = tmp_path / "rep"
+    assert bihm("report", *two_runs, "--out", out, "--cached-only", "--no-pictures").exit_code == 0
+    before = {p.relative_to(out): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    assert Path("ra/training.png") in before and Path("report.md") in before
+    real = report.training_figures
+
+    def killed_at_the_second_run(run_dir, sub, name, notes=None):
+        if name == "rb":
+            raise SystemExit(143)  # what bihm's SIGTERM handler raises
+        return real(run_dir, sub, name, notes)
+
+    with monkeypatch.context() as m:
+        m.setattr(report, "training_figures", killed_at_the_second_run)
+        res = bihm("report", *two_runs, "--out", out, "--cached-only", "--no-pictures")
+    assert res.exit_code == 143
+    after = {p.relative_to(out): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    dead = out / f"{report.STAGE_PREFIX}999999999.tmp"  # no such process
+    (dead / "ra").mkdir(parents=True)
+    (dead / "ra" / "training.png").write_bytes(b"half")
+    res = bihm("report", "ra", "--out", out, "--cached-only", "--no-pictures")
+    assert res.exit_code == 0, res.output
+    assert not list(out.glob(f"{report.STAGE_PREFIX}*")) and (out / "report.md").read_bytes() != before[Path("report.md")][0]

@@ -358,10 +358,14 @@ def test_cli_end_to_end_on_dna_with_a_tiny_budget_then_only_prints(tmp_path):
 
 
 def test_cli_mnist_eval_only_without_runs_and_a_bad_protocol(tmp_path):
+    """Also catches a repro that evaluated nothing exiting 0 under an empty comparison table ("Test
+    points: ."): it writes the training table, says why nothing was evaluated and exits 1."""
     res = bihm("repro", "mnist", "--protocol", "small", "--eval-only", "--out", tmp_path)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output
+    assert "nothing evaluated (mnist-small:" in " ".join(res.output.split()) and "Test points" not in res.output
     md = (tmp_path / "mnist-small.md").read_text()
     assert "| mnist-small | mnist-small-s0 | 1e-3 |" in md and "nothing to evaluate" in md
+    assert "against the thesis" not in md
     assert not (root() / "mnist-small-s0").exists()  # --eval-only creates no run
     res = bihm("repro", "mnist", "--protocol", "huge")
     assert res.exit_code == 1 and "unknown MNIST protocol 'huge'" in res.output and "Traceback" not in res.output

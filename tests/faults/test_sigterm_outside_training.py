@@ -1,0 +1,28 @@
+"""SIGTERM to a `bihm` command outside training (which has its own save-and-stop handler): one line,
+exit 143, and the command's clean-up runs (a report's staging folder is removed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.faults.helpers import TINY, bihm_child, bihm_here, child_env
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM to oneself")
+def test_sigterm_during_a_report_is_one_line_and_leaves_no_staging_folder(tmp_path):
+    """Catches the default SIGTERM action (exit 143 without a word, the half-written staging folder
+    left in --out, where only the next report would sweep it) and a handler that swallows the signal
+    or prints a traceback."""
+    assert bihm_here("train", *TINY, "--epochs", "1", "--name", "r").exit_code == 0
+    pre = ("import os, signal, time\nimport bihm_app.runner.report as rep\n"
+           "def _kill(*a, **k):\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(30)\n"
+           "rep.training_figures = _kill")  # fmt: skip
+    out = tmp_path / "rep"
+    proc = bihm_child("report", "r", "--out", out, "--cached-only", "--no-pictures", pre=pre, timeout=60,
+                      env=child_env(BIHM_HOME=os.environ["BIHM_HOME"]))  # fmt: skip
+    assert proc.returncode == 143, proc.stderr
+    assert "terminated (SIGTERM)" in proc.stderr and "Traceback" not in proc.stderr
+    assert out.is_dir() and not any(Path(out).iterdir())  # created, then the staging folder removed
