@@ -60,6 +60,15 @@ class UsableCheckpoint:
     meta: dict = field(default_factory=dict)
     warning: str | None = None
     problem: str | None = None
+    none_saved: bool = False  # neither file exists: a run before its first save, not a damaged one
+
+    def refusal(self, name: str) -> str | None:
+        """Why pictures (samples, inpainting, layers) cannot be made of run ``name``, or None."""
+        if self.path is not None:
+            return None
+        if self.none_saved:
+            return f"run {name} has no checkpoint yet: nothing to draw until its first save"
+        return f"run {name} is corrupt, no readable checkpoint: {self.problem}"
 
 
 def usable_checkpoint(run: RunFolder, prefer: str = "best") -> UsableCheckpoint:
@@ -85,7 +94,7 @@ def usable_checkpoint(run: RunFolder, prefer: str = "best") -> UsableCheckpoint:
             chosen = (path, meta)
     if chosen is None:
         if not any(os.path.lexists(p) for p in order):
-            return UsableCheckpoint(None, problem="it has no checkpoint yet (it stopped before the first save)")
+            return UsableCheckpoint(None, problem="it has no checkpoint yet", none_saved=True)
         return UsableCheckpoint(None, problem="; ".join(problems))
     path, meta = chosen
     warning = None

@@ -3,6 +3,7 @@ hyper-parameters and the tail of its launch log (plain data; the screens render 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class RunRow:
     progress: RunProgress | None = None
     model: UsableCheckpoint | None = None  # checked only for runs with a damaged checkpoint
     metrics_problem: str | None = None  # a metrics file that could not be read (its rows are missing)
+    no_checkpoint: bool = False  # neither best.h5 nor checkpoint.h5 exists yet (a new or empty run)
 
     @property
     def warning(self) -> str | None:
@@ -42,9 +44,8 @@ class RunRow:
     @property
     def refusal(self) -> str | None:
         """Why pictures (samples, inpainting, layers) cannot be made of this run, or None."""
-        if self.model is not None and self.model.path is None:
-            return f"run {self.summary.name} is corrupt, no readable checkpoint: {self.model.problem}"
-        return None
+        model = UsableCheckpoint(None, none_saved=True) if self.no_checkpoint else self.model
+        return model.refusal(self.summary.name) if model is not None else None
 
 
 @dataclass
@@ -141,7 +142,9 @@ def _row(s: RunSummary, cache: TrendCache) -> RunRow:
         s.step = max(s.step or 0, progress.step)
     elif progress is not None:
         progress = with_saved_count(progress, s)
-    return RunRow(s, trend, progress, model, entry.problem)
+    run = RunFolder(path)
+    none_yet = not any(os.path.lexists(p) for p in (run.best_path, run.checkpoint_path))
+    return RunRow(s, trend, progress, model, entry.problem, no_checkpoint=none_yet)
 
 
 def with_saved_count(progress: RunProgress, saved: RunSummary | None) -> RunProgress:

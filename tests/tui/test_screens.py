@@ -253,6 +253,28 @@ async def test_samples_of_a_corrupt_run_are_refused(runs_root):
         assert any("corrupt" in n.message for n in app._notifications)
 
 
+async def test_pictures_of_a_run_without_a_checkpoint_are_refused_before_a_screen_opens(runs_root):
+    """A run folder with no checkpoint yet (a training in its first epoch, a launch that died): the
+    runs list opened the samples, inpainting or layers screen, which then showed "is corrupt, no
+    readable checkpoint". Catches that: `s`, `i` and `l` stay on the list with one notification
+    that says there is no checkpoint yet (not that the run is corrupt), and the detail line does
+    not call the run corrupt."""
+    from bihm_app.store.runs import new_run
+
+    new_run(runs_root, "fresh").write_status("stopped", epoch=0)
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        select_row(screen, "fresh")
+        for key in ("s", "i", "l"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert isinstance(app.screen, RunsScreen), key
+        said = [n.message for n in app._notifications]  # (the same message again is shown once)
+        assert any("run fresh has no checkpoint yet" in m for m in said) and not any("corrupt" in m for m in said), said
+        assert "corrupt" not in str(screen.query_one("#runs-detail").render())
+
+
 async def test_inpaint_screen_animates_the_chain(runs_root, monkeypatch):
     monkeypatch.setattr("bihm_app.tui.screens.inpaint.FRAME_S", 0.01)
     monkeypatch.setattr("bihm_app.tui.screens.inpaint.CONFIG", replace(INPAINTING, steps=5))

@@ -60,7 +60,7 @@ class PictureScreen(BihmScreen):
         as the runs list and the run view decide), with the warning when it had to fall back."""
         found = usable_checkpoint(open_run(self.run_name, self.root), "best")
         if found.path is None:
-            raise RunError(f"run {self.run_name} is corrupt, no readable checkpoint: {found.problem}")
+            raise RunError(found.refusal(self.run_name))
         return load_model(found.path, self.root, "cpu", "best", True), found.warning
 
     def _loaded(self, loaded: tuple[LoadedModel, str | None]) -> None:

@@ -232,7 +232,7 @@ class RunScreen(BihmScreen):
         self.checks.update(self.run, str(self._status.get("state", "unknown")))
         model = self.checks.model
         if model is not None and model.path is None:
-            self.fail(f"run {self.run_name} is corrupt, no readable checkpoint: {model.problem}", title="refused")
+            self.fail(model.refusal(self.run_name), title="refused")
             return
         if model is not None and model.warning:
             self.notify(model.warning, title=f"run {self.run_name}", severity="warning", timeout=8)

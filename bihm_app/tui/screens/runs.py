@@ -128,7 +128,7 @@ class RunsScreen(BihmScreen):
             detail.update("")
             return
         s = row.summary
-        if row.refusal:
+        if row.refusal and not row.no_checkpoint:
             detail.update(f"[b]{fmt.escape(s.name)}[/b] is corrupt: {fmt.escape(row.model.problem or s.error or '')}")
             return
         if row.warning or row.metrics_problem:
