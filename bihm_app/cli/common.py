@@ -74,10 +74,14 @@ def as_count(value: float, option: str, minimum: int = 0) -> int:
 
 
 def progress_bar(rank: int = 0):
-    """A transient Rich progress bar on stderr (hidden when stderr is not a terminal, and on torchrun
-    ranks other than 0)."""
+    """A transient Rich progress bar on stderr; when stderr is not a terminal, a line now and then
+    instead (cli/log_progress.py); nothing on torchrun ranks other than 0."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    if rank == 0 and not err.is_terminal:
+        from bihm_app.cli.log_progress import LogProgress
+
+        return LogProgress(err)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err, transient=True, disable=not err.is_terminal or rank != 0)  # fmt: skip
 
