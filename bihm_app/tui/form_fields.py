@@ -18,6 +18,7 @@ FIELDS = (
     ("lr", "learning rate", "Adam step: 0.001 or 1e-3"),
     ("epochs", "epochs", "at most (early stopping)"),
     ("device", "device", ""),
+    ("precision", "precision", "bf16: faster on AMX CPUs, GPUs"),
     ("labels", "labelled points", "0: unsupervised; N: ch. 4"),
     ("gamma", "γ (eq. 4.7)", "weight of log Ã, in [-1, 1]"),
     ("label_at", "label at", "where y joins the net"),
@@ -32,7 +33,7 @@ def fid(field: str) -> str:
 
 NUMBERS = {"K": int, "batch": int, "epochs": int, "labels": int, "lr": float, "gamma": float}
 TEXTS = ("name", "layers")
-SELECTS = ("data", "device", "label_at", "label_proposal")
+SELECTS = ("data", "device", "precision", "label_at", "label_proposal")
 WIDE = ("data", "device")  # selects whose choices are long (a fetch hint, a GPU's name)
 
 

@@ -34,6 +34,7 @@ class NewRunSpec:
     lr: float = 1e-3
     epochs: int = 100
     device: str = "auto"
+    precision: str = "fp32"  # matrix products in fp32 or bf16 (``bihm train --precision``)
     name: str = ""
     quick: bool = True
     labels: int = 0  # semi-supervised (chapter 4): labelled training points; 0 = unsupervised
@@ -80,7 +81,7 @@ class NewRunSpec:
         args = [
             sys.executable, "-m", "bihm_app", "train", "--data", self.data, "--layers", self.layers.replace(" ", ""),
             "-K", str(self.K), "--batch", str(self.batch), "--lr", repr(float(self.lr)), "--epochs", str(self.epochs),
-            "--device", self.device, "--name", name, "--runs-dir", str(root), "--quiet",
+            "--device", self.device, "--precision", self.precision, "--name", name, "--runs-dir", str(root), "--quiet",
         ]  # fmt: skip
         if self.quick:
             args += list(QUICK_VALIDATION)

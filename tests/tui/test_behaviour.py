@@ -449,6 +449,36 @@ async def test_a_worker_result_arriving_while_the_app_shuts_down_is_dropped(runs
     assert delivered == []
 
 
+async def test_a_row_highlight_queued_before_shutdown_is_ignored(runs_root, monkeypatch):
+    """The same shutdown order for the table's own message: showing the rows queues a
+    RowHighlighted, and on a loaded machine it was handled after shutdown had removed the table
+    (NoMatches '#runs-table' from the detail line; the test above failed so under load). Replays
+    it: the app stopped, the table removed, then the highlight handled."""
+    import asyncio
+
+    from textual.app import App
+    from textual.widgets import DataTable
+
+    real_close_all = App._close_all
+    handled = []
+
+    async def close_all(self):
+        screen = next(s for s in self.screen_stack if isinstance(s, RunsScreen))
+        table = screen.query_one("#runs-table", DataTable)
+        key = table.coordinate_to_cell_key((0, 0)).row_key
+        await table.remove()
+        screen.post_message(DataTable.RowHighlighted(table, 0, key))
+        await asyncio.sleep(0.2)
+        handled.append(True)
+        await real_close_all(self)
+
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        monkeypatch.setattr(App, "_close_all", close_all)
+    assert handled == [True]
+
+
 async def test_a_child_exit_reaped_while_the_app_shuts_down_leaves_the_run_view_alone(runs_root, monkeypatch):
     """The same shutdown order for the process watcher: a training child that exits while the app
     shuts down was reported to a RunScreen whose buttons were already gone (NoMatches '#stop' from

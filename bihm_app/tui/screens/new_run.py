@@ -1,5 +1,5 @@
-"""The new-run form: name, data, layers, K, batch, lr, epochs, device (what torch sees) and the
-semi-supervised options; it launches ``bihm train`` as a child process and opens the run's live view.
+"""The new-run form: name, data, layers, K, batch, lr, epochs, device (what torch sees), precision and
+the semi-supervised options; it launches ``bihm train`` as a child process and opens the run's live view.
 
 Every field is checked as it is typed, with the rules of ``bihm train`` (``runner/preflight.py``
 for the name and the data set, the engine's TrainConfig for the numbers): a rejected value stays
@@ -74,6 +74,9 @@ class NewRunScreen(BihmScreen):
             return Select(choices, value=d.data if d.data in values else values[0], allow_blank=False, id=wid, compact=True)
         if field == "device":
             return Select([("auto", "auto")], value="auto", allow_blank=False, id=wid, compact=True)
+        if field == "precision":
+            return Select([("fp32", "fp32"), ("bf16 (fp32 weights and sums)", "bf16")], value=d.precision,
+                          allow_blank=False, id=wid, compact=True)  # fmt: skip
         if field == "label_at":
             return Select([("top (eq. 4.2)", "top"), ("bottom (eq. 4.6)", "bottom")], value=d.label_at,
                           allow_blank=False, id=wid, compact=True)  # fmt: skip
@@ -133,7 +136,7 @@ class NewRunScreen(BihmScreen):
                 values[field] = value
         spec = NewRunSpec(
             data=str(raw["data"]), layers=str(raw["layers"]).strip(), device=str(raw["device"]),
-            name=str(raw["name"]).strip(), quick=bool(raw["quick"]), label_at=str(raw["label_at"]),
+            name=str(raw["name"]).strip(), quick=bool(raw["quick"]), label_at=str(raw["label_at"]), precision=str(raw["precision"]),
             label_proposal=str(raw["label_proposal"]),
             **{f: values.get(f, getattr(self.defaults, f)) for f in NUMBERS},
         )  # fmt: skip

@@ -116,7 +116,8 @@ class RunsScreen(BihmScreen):
         return next((r for r in self.rows if r.summary.name == name), None)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
-        self._show_detail()
+        if self.app.is_running and self.is_attached:  # a highlight queued before shutdown removed the table
+            self._show_detail()
 
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
         self.action_open_run()
