@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _train(home: Path, name: str, precision: str, seed: int, epochs: int) -> subprocess.Popen | None:
+    home = home.resolve()  # the child runs in the repository: a relative --home would be another folder
     if (home / "runs" / name / "best.h5").exists():
         return None
     cmd = [sys.executable, "-m", "bihm_app", "train", "--layers", "paper12", "--epochs", str(epochs), "--patience", "0",

@@ -30,7 +30,7 @@ def report(
     K-sensitivity plot, ESS, Gibbs samples, inpainting and layer-wise pictures."""
     from bihm_app.runner.evaluation import parse_k_list
     from bihm_app.runner.outputs import check_output_dir
-    from bihm_app.runner.report import ReportOptions, write_report
+    from bihm_app.runner.report import ReportOptions, report_figures, write_report
 
     check_output_dir(out_dir, "--out")
 
@@ -39,5 +39,5 @@ def report(
     command = "bihm " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and sys.argv[0].endswith("bihm") else ""
     with TaskBars() as bars:
         md = write_report(runs_root(runs_dir), runs, out_dir, opts, bars, command)
-    figures = sorted(p.relative_to(md.parent) for p in md.parent.rglob("*.png"))
+    figures = report_figures(md)
     out.print(f"wrote {md} and {len(figures)} figures", highlight=False)

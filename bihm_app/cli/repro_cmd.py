@@ -72,7 +72,7 @@ def _run(kind: str, call, as_json: bool, out_dir: Path | None, runs_dir: Path | 
             result = call(root, reporter=lambda plan: RichReporter(err, quiet=quiet), progress=bars, log=log)
     except repro.Interrupted as exc:
         err.print(f"[yellow]interrupted: {exc}[/]", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if "SIGTERM" in str(exc) else 130) from None  # as `bihm train`
     except KeyboardInterrupt:
         err.print("[yellow]interrupted: finished results are cached in the run folders; run the same command again to continue[/]")
         raise typer.Exit(130) from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -342,6 +343,13 @@ def _write_figures_and_text(root: Path, reports: list[RunReport], out_dir: Path,
                 r.notes.append(f"pictures left out: {exc}")
         lines += _run_section(r)
     return lines
+
+
+def report_figures(md: Path) -> list[Path]:
+    """The PNG files report.md ``md`` links to, each once (not every PNG of its folder: --out may
+    hold other pictures, an earlier report's figures or another report's staging folder)."""
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", Path(md).read_text(encoding="utf-8"))
+    return [md.parent / p for p in dict.fromkeys(links)]
 
 
 STAGE_PREFIX = ".bihm-report-"

@@ -126,8 +126,8 @@ def _row(s: RunSummary, cache: TrendCache) -> RunRow:
     model = None
     if s.status == "corrupt":  # which checkpoint, if any, actions can still use (as the run view does)
         model = usable_checkpoint(RunFolder(path), "best")
-        if model.path is None:
-            return RunRow(s, model=model)
+        if model.path is None:  # (a damaged status.json beside no checkpoint: the status is what is corrupt)
+            return RunRow(s, model=model, no_checkpoint=model.none_saved)
     entry = cache.entry(path)  # stats the metrics files once per row
     trend, config = entry.trend, entry.config
     # a run that has not saved its first checkpoint yet: its metrics file knows the config

@@ -392,10 +392,15 @@ def new_run(root: Path, name: str | None = None, *, stem: str | None = None) -> 
 def open_run(run: str | Path, root: Path | None = None) -> RunFolder:
     """A run by name (under ``root``) or by the path of its folder; RunError if there is none."""
     p = Path(run)
-    if p.is_dir():
+    named = Path(root) / str(run) if root is not None and _NAME.match(str(run)) else None
+    if named is not None and not named.is_dir():
+        named = None
+    # a folder of that name in the working directory (the figures of `bihm report RUN --out .`)
+    # that is not a run does not hide the run of that name
+    if p.is_dir() and (named is None or RunFolder(p).looks_like_run()):
         folder = RunFolder(p)
-    elif root is not None and _NAME.match(str(run)) and (Path(root) / str(run)).is_dir():
-        folder = RunFolder(Path(root) / str(run))
+    elif named is not None:
+        folder = RunFolder(named)
     else:
         where = f" under {root}" if root is not None else ""
         raise RunError(f"no run named {str(run)!r}{where}")

@@ -39,8 +39,8 @@ def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
         info += f"\n[b]{state}:[/b] {fmt.escape(status['message'], 300)}"
     for w in series.warnings[:1]:
         info += f"\n[b]warning:[/b] {fmt.escape(w)}"
-    if model is not None and model.none_saved:  # not damaged: none written yet (a first epoch runs)
-        info += "" if state == "running" else "\n[b]no checkpoint:[/b] it stopped before its first save"
+    if model is not None and model.none_saved:  # not damaged: none written yet (starting, or a first epoch runs)
+        info += "" if state in ("running", "created") else "\n[b]no checkpoint:[/b] it stopped before its first save"
     elif model is not None and (model.warning or model.problem):
         info += f"\n[b]warning:[/b] {fmt.escape(model.warning or 'no readable checkpoint: ' + str(model.problem))}"
     if exit is not None:

@@ -175,3 +175,22 @@ def test_a_report_killed_half_way_leaves_the_previous_one_whole(two_runs, tmp_pa
     res = bihm("report", "ra", "--out", out, "--cached-only", "--no-pictures")
     assert res.exit_code == 0, res.output
     assert not list(out.glob(f"{report.STAGE_PREFIX}*")) and (out / "report.md").read_bytes() != before[Path("report.md")][0]
+
+
+def test_the_figure_count_is_the_reports_own(tmp_path):
+    """`bihm report` printed "wrote report.md and N figures" with N every PNG under --out: with
+    `--out .` or a folder holding other pictures, figures of an earlier report that this one did
+    not draw, or another report's staging folder, N was too large. Catches that: N is the number
+    of figures report.md links to."""
+    assert bihm("train", *QUICK, "--name", "ra").exit_code == 0
+    out = tmp_path / "rep"
+    (out / "ra").mkdir(parents=True)
+    Image.new("L", (4, 4)).save(out / "holiday.png")
+    Image.new("L", (4, 4)).save(out / "ra" / "samples.png")  # an earlier report's, drawn with pictures
+    (out / ".bihm-report-1.tmp").mkdir()  # a live report's staging folder (pid 1 is alive)
+    Image.new("L", (4, 4)).save(out / ".bihm-report-1.tmp" / "compare-valid.png")
+    res = bihm("report", "ra", "--out", out, "--cached-only", "--no-pictures")
+    assert res.exit_code == 0, res.output
+    linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (out / "report.md").read_text()))
+    assert linked and all((out / p).is_file() for p in linked)
+    assert f"and {len(linked)} figures" in " ".join(res.output.split()), res.output

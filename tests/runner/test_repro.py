@@ -371,3 +371,28 @@ def test_cli_mnist_eval_only_without_runs_and_a_bad_protocol(tmp_path):
     assert res.exit_code == 1 and "unknown MNIST protocol 'huge'" in res.output and "Traceback" not in res.output
     res = bihm("repro", "uci", "--budget", "soon")
     assert res.exit_code == 1 and "budget 'soon' is not a duration" in res.output
+
+
+class _TermAt(Reporter):
+    """Sends this process SIGTERM after ``at`` updates (as a batch scheduler or `kill` would)."""
+
+    def __init__(self, *_args, at: int = 3, **_kw) -> None:
+        self.at, self.n = at, 0
+
+    def update(self, step, batch_in_epoch, objective) -> None:
+        self.n += 1
+        if self.n == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_cli_repro_stopped_by_sigterm_exits_143_like_train(tmp_path, monkeypatch):
+    """`bihm train` exits 143 on SIGTERM (130 on Ctrl-C), and so does every other command since
+    SIGTERM is handled outside training; `bihm repro` stopped by SIGTERM during training exited 130,
+    the Ctrl-C code, so a scheduler could not tell a kill from a person. Catches that: the run is
+    saved, the message says how to continue, and the exit code is 143."""
+    monkeypatch.setattr("bihm_app.cli.train_report.RichReporter", _TermAt)
+    res = bihm("repro", "uci", "--sets", "dna", "--lrs", "1e-2", "--budget", "60s", "--test-k", "5", "--big-k", "0",
+               "--z-samples", "500", "-q", "--out", tmp_path / "out")  # fmt: skip
+    assert res.exit_code == 143, res.output
+    assert "signal SIGTERM; saved" in " ".join(res.output.split())
+    assert RunFolder(root() / "uci-dna-lr1e-2-s0").read_status()["state"] == "stopped"

@@ -188,3 +188,23 @@ def test_resolve_checkpoint(tmp_path):
     new_run(root, "empty")
     with pytest.raises(RunError, match="no checkpoint yet"):
         resolve_checkpoint("empty", root)
+
+
+def test_a_folder_in_the_working_directory_that_is_not_a_run_does_not_hide_the_run_of_that_name(tmp_path, monkeypatch):
+    """`bihm report ra --out .` writes its figures into ./ra; run again from there, the same
+    command (and `bihm eval ra`, `bihm sample ra`, …) said "ra is not a run folder": a bare name
+    was taken as a path first. Catches that: a folder in the working directory that does not look
+    like a run leaves the run of that name under the runs folder found; a folder that does look
+    like a run, or an explicit path, still wins."""
+    root = tmp_path / "runs"
+    new_run(root, "ra")
+    here = tmp_path / "here"
+    (here / "ra").mkdir(parents=True)
+    (here / "ra" / "training.png").write_bytes(b"png")
+    monkeypatch.chdir(here)
+    assert open_run("ra", root).path == root / "ra"
+    with pytest.raises(RunError, match="not a run folder"):
+        open_run("./ra", root)  # a path, not a name: as given
+    new_run(here, "rb")
+    new_run(root, "rb")
+    assert open_run("rb", root).path.resolve() == (here / "rb").resolve()  # a run folder named by path

@@ -275,6 +275,49 @@ async def test_pictures_of_a_run_without_a_checkpoint_are_refused_before_a_scree
         assert "corrupt" not in str(screen.query_one("#runs-detail").render())
 
 
+async def test_a_run_still_starting_is_not_said_to_have_stopped(runs_root):
+    """A run launched a moment ago is "created" while its process loads the data and builds the
+    model (seconds for MNIST): the run view said "no checkpoint: it stopped before its first
+    save" about it, as if it had died. Catches that: a live "created" run, like a running one,
+    gets no such line; once its process is gone (read as crashed) the line is shown."""
+    from bihm_app.store.runs import new_run
+
+    run = new_run(runs_root, "starting")  # status "created", our own (live) pid
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        app.open_run("starting")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+        await pilot.pause(0.2)
+        info = " ".join(str(app.screen.query_one("#run-info").render()).split())
+        assert "created" in info and "stopped before" not in info, info
+    run.write_status("created", pid=2**22 + 12345)  # no such process: it died before its first save
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await runs_loaded(pilot)
+        app.open_run("starting")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+        await pilot.pause(0.2)
+        info = " ".join(str(app.screen.query_one("#run-info").render()).split())
+        assert "stopped before its first save" in info, info
+
+
+async def test_the_detail_line_of_a_run_with_a_damaged_status_and_no_checkpoint_names_the_status(runs_root):
+    """A run folder whose status.json is unreadable and which has no checkpoint: the runs list's
+    detail line said "X is corrupt: it has no checkpoint yet", hiding what is damaged (a missing
+    checkpoint is not damage). Catches that: the line names status.json and its problem."""
+    bad = runs_root / "badstat"
+    bad.mkdir()
+    (bad / "status.json").write_text("{garbage")
+    app = make_app(runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await runs_loaded(pilot)
+        select_row(screen, "badstat")
+        await pilot.pause()
+        detail = " ".join(str(screen.query_one("#runs-detail").render()).split())
+        assert "status.json" in detail and "unreadable" in detail, detail
+
+
 async def test_inpaint_screen_animates_the_chain(runs_root, monkeypatch):
     monkeypatch.setattr("bihm_app.tui.screens.inpaint.FRAME_S", 0.01)
     monkeypatch.setattr("bihm_app.tui.screens.inpaint.CONFIG", replace(INPAINTING, steps=5))
