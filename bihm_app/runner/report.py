@@ -20,6 +20,7 @@ import math
 import os
 import re
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app import __version__
-from bihm_app.errors import BihmError, ConfigError, RunError
+from bihm_app.errors import BihmError, ConfigError, DiskFull, RunError
 from bihm_app.runner.formats import flatten
 from bihm_app.runner.subsets import describe_points
 from bihm_app.runner.evaluation import (
@@ -289,19 +290,24 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
         raise ConfigError(f"run {', '.join(repr(r) for r in twice)} is named twice")
     out_dir = Path(out_dir)
     reports = [collect(Path(root), name, options, progress) for name in runs]  # a bad run: no empty folder left
+    created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         stage = _staging_folder(out_dir)
     except OSError as exc:
-        raise ConfigError(f"--out {out_dir}: cannot create ({exc})") from None
+        raise ConfigError(f"--out {out_dir}: cannot create ({exc.strerror or exc})") from None
     try:
         lines = _write_figures_and_text(root, reports, stage, options, progress, command)
         (stage / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
         _publish(stage, out_dir)
-    except OSError as exc:
-        raise ConfigError(f"--out {out_dir}: cannot write ({exc})") from None
+    except OSError as exc:  # the staging folder's path means nothing to the user: the reason only
+        raise ConfigError(f"--out {out_dir}: cannot write the report ({exc.strerror or exc})") from None
+    except DiskFull:
+        raise DiskFull(f"--out {out_dir}: cannot write the report (no space left on device)") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a report that failed leaves no empty folder it made
     return out_dir / "report.md"
 
 
@@ -356,21 +362,20 @@ STAGE_PREFIX = ".bihm-report-"
 
 
 def _staging_folder(out_dir: Path) -> Path:
-    """A fresh ``.bihm-report-<pid>.tmp`` folder in ``out_dir``; leftovers of killed reports (their
+    """A fresh ``.bihm-report-<pid>-<random>.tmp`` folder in ``out_dir``; leftovers of killed reports (their
     process gone) are removed."""
     for old in out_dir.glob(f"{STAGE_PREFIX}*.tmp"):
-        pid = old.name[len(STAGE_PREFIX) : -len(".tmp")]
+        pid = old.name[len(STAGE_PREFIX) : -len(".tmp")].split("-")[0]
         if not (pid.isdigit() and _alive(int(pid))):
             shutil.rmtree(old, ignore_errors=True)
-    stage = out_dir / f"{STAGE_PREFIX}{os.getpid()}.tmp"
-    shutil.rmtree(stage, ignore_errors=True)
+    stage = out_dir / f"{STAGE_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"  # two reports of one process apart
     stage.mkdir()
     return stage
 
 
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
-        return False  # this process's own leftover
+        return True  # another report of this process (the dashboard's) may be writing there now
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -194,3 +194,35 @@ def test_the_figure_count_is_the_reports_own(tmp_path):
     linked = set(re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", (out / "report.md").read_text()))
     assert linked and all((out / p).is_file() for p in linked)
     assert f"and {len(linked)} figures" in " ".join(res.output.split()), res.output
+
+
+def test_a_report_that_cannot_be_written_names_the_reason_not_the_staging_folder(two_runs, tmp_path, monkeypatch):
+    """A full disk while drawing said "cannot write …/.bihm-report-1428.tmp/ra/validation.png" — a
+    hidden path that no longer exists — and a failed first report left an empty --out folder behind.
+    Catches both: one line naming --out and the reason, and no folder where there was none; a
+    report of this process writing beside (the dashboard's) keeps its staging folder."""
+    import errno
+
+    import bihm_app.runner.report as report
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "/x/.bihm-report-1.tmp/ra/training.png")
+
+    def full_as_the_atomic_writer_says(*a, **k):
+        from bihm_app.errors import DiskFull
+
+        raise DiskFull("no space left on device while writing /x/.bihm-report-1.tmp/ra/training.png")
+
+    out = tmp_path / "new" / "rep"
+    for fault, reason in ((full, "No space left on device"), (full_as_the_atomic_writer_says, "no space left on device")):
+        with monkeypatch.context() as m:
+            m.setattr(report, "training_figures", fault)
+            res = bihm("report", "ra", "--out", out, "--cached-only", "--no-pictures")
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        line = " ".join(res.output.split())
+        assert f"--out {out}: cannot write the report ({reason})" in line and ".bihm-report" not in line, line
+        assert not out.exists()
+    out.mkdir(parents=True)
+    busy = report._staging_folder(out)  # as if another report of this process were writing
+    assert bihm("report", "ra", "--out", out, "--cached-only", "--no-pictures").exit_code == 0
+    assert busy.is_dir() and (out / "report.md").exists()
