@@ -94,7 +94,7 @@ def _run(kind: str, call, as_json: bool, out_dir: Path | None, runs_dir: Path | 
     else:
         _print_tables(tables, md)
     if not result.evaluated:
-        why = "; ".join(f"{g.group}: {g.note}" for g in result.groups if g.note) or "no run is ready"
+        why = "; ".join(f"{g.group}: {g.not_evaluated}" for g in result.groups if g.not_evaluated) or "no run is ready"
         err.print(f"[red]nothing evaluated ({why})[/]", highlight=False)
         raise typer.Exit(1)
 

@@ -429,6 +429,7 @@ class GroupResult:
     split_size: int = 0
     comparisons: dict[str, dict[str, Comparison]] = field(default_factory=dict)  # point label -> column -> cmp
     note: str = ""
+    not_evaluated: str = ""  # why the test set was not evaluated (empty once it was)
 
     @property
     def selected_state(self) -> RunState | None:
@@ -606,14 +607,16 @@ def _finish_group(root, g: GroupResult, settings, device, progress, quantities, 
     pending = [r for r in g.runs if r.state in ("running", "missing", "new", "resumable")]
     g.provisional = bool(pending)
     if best is None:
-        g.note = (g.note + "; " if g.note else "") + "no run with a checkpoint yet: nothing to evaluate"
+        g.not_evaluated = "no run with a checkpoint yet: nothing to evaluate"
+        g.note = (g.note + "; " if g.note else "") + g.not_evaluated
         log(f"{g.group}: {g.note}")
         return
     g.selected = best.name
     if pending:
         what = ", ".join(f"{r.name} ({r.state})" for r in pending)
         if not eval_only:
-            g.note = (g.note + "; " if g.note else "") + f"not evaluated yet: {what} not done (--eval-only evaluates what is there)"
+            g.not_evaluated = f"not evaluated yet: {what} not done (--eval-only evaluates what is there)"
+            g.note = (g.note + "; " if g.note else "") + g.not_evaluated
             log(f"{g.group}: {g.note}")
             return
         g.note = (g.note + "; " if g.note else "") + f"provisional: {what} not done"

@@ -362,7 +362,9 @@ def test_cli_mnist_eval_only_without_runs_and_a_bad_protocol(tmp_path):
     points: ."): it writes the training table, says why nothing was evaluated and exits 1."""
     res = bihm("repro", "mnist", "--protocol", "small", "--eval-only", "--out", tmp_path)
     assert res.exit_code == 1, res.output
-    assert "nothing evaluated (mnist-small:" in " ".join(res.output.split()) and "Test points" not in res.output
+    said = " ".join(res.output.split())
+    assert "nothing evaluated (mnist-small: no run with a checkpoint yet: nothing to evaluate)" in said, said
+    assert "Test points" not in res.output
     md = (tmp_path / "mnist-small.md").read_text()
     assert "| mnist-small | mnist-small-s0 | 1e-3 |" in md and "nothing to evaluate" in md
     assert "against the thesis" not in md
