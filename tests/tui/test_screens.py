@@ -282,24 +282,21 @@ async def test_a_run_still_starting_is_not_said_to_have_stopped(runs_root):
     gets no such line; once its process is gone (read as crashed) the line is shown."""
     from bihm_app.store.runs import new_run
 
+    async def run_view_info() -> str:
+        app = make_app(runs_root)
+        async with app.run_test(size=SIZE) as pilot:
+            await runs_loaded(pilot)
+            app.open_run("starting")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
+            await pilot.pause(0.2)
+            return " ".join(str(app.screen.query_one("#run-info").render()).split())
+
     run = new_run(runs_root, "starting")  # status "created", our own (live) pid
-    app = make_app(runs_root)
-    async with app.run_test(size=SIZE) as pilot:
-        await runs_loaded(pilot)
-        app.open_run("starting")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
-        await pilot.pause(0.2)
-        info = " ".join(str(app.screen.query_one("#run-info").render()).split())
-        assert "created" in info and "stopped before" not in info, info
+    info = await run_view_info()
+    assert "created" in info and "stopped before" not in info, info
     run.write_status("created", pid=2**22 + 12345)  # no such process: it died before its first save
-    app = make_app(runs_root)
-    async with app.run_test(size=SIZE) as pilot:
-        await runs_loaded(pilot)
-        app.open_run("starting")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.redraws >= 1)
-        await pilot.pause(0.2)
-        info = " ".join(str(app.screen.query_one("#run-info").render()).split())
-        assert "stopped before its first save" in info, info
+    info = await run_view_info()
+    assert "stopped before its first save" in info, info
 
 
 async def test_the_detail_line_of_a_run_with_a_damaged_status_and_no_checkpoint_names_the_status(runs_root):
