@@ -78,7 +78,7 @@ class LogProgress:
         t.done += amount
         now = self.clock()
         wait = self.first if t.last is None else self.every
-        if now - (t.start if t.last is None else t.last) >= wait and not (t.total and t.done >= t.total):
+        if now - (t.start if t.last is None else t.last) >= wait and not (t.total and t.done >= t.total * (1 - 1e-9)):
             t.last = now
             self.console.print(escape(self.line(t, now)), highlight=False, soft_wrap=True)
 

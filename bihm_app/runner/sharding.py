@@ -89,25 +89,31 @@ def local_moments(
     rows = chunk_rows(model.sizes, model.device)
     chunk = 0
     for b0 in range(0, n_points, batch):
-        for s0 in range(b0, min(b0 + batch, n_points), rows):
-            sub = slice(s0, min(s0 + rows, b0 + batch, n_points))
+        b1 = min(b0 + batch, n_points)
+        told = float(b0)  # points reported so far (fractions of a sub-batch while its chunks run)
+        for s0 in range(b0, b1, rows):
+            sub = slice(s0, min(s0 + rows, b1))
             xs = x[sub].to(device=model.device, dtype=model.dtype)
             k_chunk = max(1, rows // xs.shape[0])
             h, f = LogMoments(), LogMoments()
             u1 = None  # q's first-layer logits of xs, once for all its chunks
             for k0 in range(0, K, k_chunk):
+                k = min(k_chunk, K - k0)
                 if chunk % world == rank:
-                    k = min(k_chunk, K - k0)
                     u1 = first_layer_logits(model, xs) if u1 is None else u1
                     lp, lq = log_weights(model, xs, k, chunk_generator(seed, chunk, model.device), ws, u1)
                     add_log_weights(h, f, lp.double(), lq.double())
                 chunk += 1
+                if progress is not None and k0 + k < K:  # a large K: the bar moves within the batch
+                    at = s0 + xs.shape[0] * (k0 + k) / K
+                    progress(at - told)
+                    told = at
             for acc, part in ((half, h), (full, f)):
                 if part.s1 is not None:
                     acc.s1[sub], acc.s2[sub] = part.s1.cpu(), part.s2.cpu()
                     acc.n[sub] = part.n
         if progress is not None:
-            progress(min(b0 + batch, n_points) - b0)
+            progress(b1 - told)  # the batch's points in all (whole once it is done)
     return half, full
 
 
@@ -119,7 +125,8 @@ def evaluate_sharded(
     """log p̃*(x), log p(x) and ESS averaged over the rows of x (N, D) with K samples each, this rank's
     share of the chunks computed here and the moments merged across ranks (see the module docstring).
 
-    ``progress(points)`` is called after every batch of points.
+    ``progress(points)`` is called after every batch of points (the batch's points in all), and with a
+    fraction of a point while the chunks of a large K run (so a bar moves during a long batch).
     """
     if K < 1:
         raise ValueError(f"K must be at least 1, got {K}")

@@ -44,3 +44,29 @@ def test_rank_share_adds_up():
         assert sum(rank_share(total, chunk, r, world) for r in range(world)) == total
     with pytest.raises(ValueError):
         log_z2_sharded(tiny_model((3, 2)), 1, seed=0)
+
+
+def test_progress_moves_within_a_batch_of_a_large_k_and_adds_up_to_the_points():
+    """A batch of points at a large K is one long computation (K = 10⁶ on 100 points of the 12-layer
+    net: ~15 minutes) during which the bar stood still at 0 with no time left shown. Catches that:
+    progress arrives chunk by chunk, never backwards, and adds up to exactly the points at the end
+    of every batch (the bar then closes), with the same estimates as without a progress callback."""
+    import math
+
+    import torch
+
+    from bihm_app.engine.model import BiHM, ModelConfig, make_generator
+    from bihm_app.runner.sharding import local_moments
+
+    torch.set_num_threads(1)
+    model = BiHM(ModelConfig(20, (30, 10)), make_generator(0))
+    x = (torch.rand(7, 20, generator=make_generator(1)) < 0.5).float()
+    calls = []
+    with_bar = local_moments(model, x, 40_000, seed=3, batch=4, progress=calls.append)  # 5 chunks a batch
+    plain = local_moments(model, x, 40_000, seed=3, batch=4)
+    assert torch.equal(with_bar[0].s1, plain[0].s1) and torch.equal(with_bar[1].s2, plain[1].s2)
+    assert len(calls) > 4 and all(c >= 0 for c in calls)
+    running = [sum(calls[: i + 1]) for i in range(len(calls))]
+    assert any(0 < r < 4 and r != int(r) for r in running)  # within the first batch
+    assert math.isclose(running[-1], 7, rel_tol=1e-12)
+    assert any(math.isclose(r, 4, rel_tol=1e-12) for r in running)  # the first batch whole
