@@ -7,7 +7,7 @@ the first after :data:`FIRST_S` seconds, then at most every :data:`EVERY_S` seco
 ``BIHM_PROGRESS_EVERY=SECONDS`` sets both) — with the count done, the elapsed time and, when the
 total is known, the time left at the rate so far:
 
-    2 log Z: 310,000/1,000,000 (31 %), 5 min elapsed, about 11 min left
+    2 log Z: 310,000/1,000,000 (31 %), 5m 10s elapsed, about 11m 30s left
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.markup import escape
 
-from bihm_app.runner.tables import duration
+from bihm_app.runner.progress import duration
 
 FIRST_S = 30.0
 EVERY_S = 300.0
