@@ -29,6 +29,14 @@ ERROR_COLUMNS = ("valid_error",)  # semi-supervised runs: the validation classif
 PERCENT_COLUMNS = frozenset(ERROR_COLUMNS)  # drawn in percent
 
 
+def _stat_key(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
 class RunSeries:
     """All metrics of a run folder, tailed live."""
 
@@ -37,6 +45,7 @@ class RunSeries:
         self._readers: dict[Path, MetricsReader] = {}
         self._closed: set[Path] = set()
         self._bad: dict[Path, str] = {}
+        self._bad_stat: dict[Path, tuple | None] = {}  # a bad file's size, time and inode when it failed
         self.updates = np.zeros(0, dtype=UPDATE_DTYPE)
         self.epochs = np.zeros(0, dtype=EPOCH_DTYPE)
         self.events: list[dict] = []
@@ -75,21 +84,22 @@ class RunSeries:
         """Read new rows of every metrics file (new attempts are picked up); True if any arrived."""
         changed = self._sync_archive()
         for path in metrics_files(self.run_dir):
-            if path in self._closed or path in self._bad or attempt_number(path) in self._covered:
+            if path in self._closed or attempt_number(path) in self._covered or not self._worth_trying(path):
                 continue
             reader = self._readers.get(path)
             if reader is None:
                 try:
                     reader = MetricsReader(path)
                 except BihmError as exc:
-                    self._bad[path] = str(exc)
+                    self._mark_bad(path, str(exc))
                     continue
                 self._readers[path] = reader
+                self._bad.pop(path, None)
                 self._start_attempt(reader.run_info)
             try:
                 delta = reader.poll()
             except (BihmError, OSError, RuntimeError, ValueError) as exc:
-                self._bad[path] = f"metrics file {path}: {' '.join(str(exc).split())[:200]}"
+                self._mark_bad(path, f"metrics file {path}: {' '.join(str(exc).split())[:200]}", final=True)
                 reader.close()
                 self._readers.pop(path, None)
                 continue
@@ -110,6 +120,20 @@ class RunSeries:
             self._rate.append((time.monotonic(), self.step))
             self._rate = self._rate[-20:]
         return changed
+
+    def _mark_bad(self, path: Path, why: str, final: bool = False) -> None:
+        """``final``: it failed after rows were read from it (reading it again would repeat them)."""
+        self._bad[path], self._bad_stat[path] = why, ("final",) if final else _stat_key(path)
+
+    def _worth_trying(self, path: Path) -> bool:
+        """A file not marked bad, or one that could not be opened and has changed since: a trainer
+        creates its metrics file in place and only then opens it for concurrent readers, so a poll
+        in between fails (more likely on a loaded machine) — the run view then stopped following
+        that live run for good."""
+        if path not in self._bad:
+            return True
+        failed_at = self._bad_stat.get(path)
+        return failed_at != ("final",) and _stat_key(path) != failed_at
 
     def _start_attempt(self, info: dict) -> None:
         """A resumed attempt drops the rows of earlier attempts after the step it resumed from."""
