@@ -15,9 +15,29 @@ from bihm_app.errors import BihmError
 from bihm_app.runner.formats import printable
 from bihm_app.store.runs import runs_root as _runs_root
 
+class _PipeConsole(Console):
+    """A Console that goes quiet when its reader goes away instead of exiting.
+
+    Rich's default answer to a broken pipe is ``SystemExit(1)``: under ``bihm train 2>&1 | tee log``,
+    Ctrl-C ends ``tee`` too, the next line raised inside the training loop and the run was marked
+    ``crashed`` (message "1") instead of saved and ``stopped``. Here the stream is pointed at
+    /dev/null and the command carries on (training saves and exits as on Ctrl-C)."""
+
+    def on_broken_pipe(self) -> None:
+        import os
+
+        self.quiet = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())  # later writes (and the flush at exit) go nowhere
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 #: Results go to stdout, diagnostics and progress bars to stderr (so `--json` output stays clean).
-out = Console()
-err = Console(stderr=True)
+out = _PipeConsole()
+err = _PipeConsole(stderr=True)
 
 F = TypeVar("F", bound=Callable)
 
