@@ -322,6 +322,25 @@ async def test_new_run_form_fits_80x24(runs_root):
         assert re.search(r"\bStart\b", "\n".join(screen_lines(app)[:-1])), text  # the button, not the footer key
 
 
+async def test_every_choice_of_the_new_run_forms_selects_fits_one_row_at_80x24(runs_root):
+    """Catches a choice whose label is wider than its select at 80 columns: choosing it wraps the
+    select onto a second row and pushes the rest of the form down (precision's "bf16 (fp32 weights
+    and sums)" did)."""
+    from textual.widgets import Select
+
+    app = make_app(runs_root)
+    async with app.run_test(size=SMALL) as pilot:
+        await runs_loaded(pilot)
+        app.action_new_run()
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+        await pilot.pause(0.3)
+        for select in app.screen.query("#nr-body Select"):
+            for label, value in list(select._options):
+                select.value = value
+                await pilot.pause()
+                assert select.region.height == 1, (select.id, str(label), select.region)
+
+
 async def test_q_stays_off_under_a_dialog_over_the_new_run_form(runs_root):
     """Catches the form's footer offering ``q Quit`` again while help or the confirm dialog is
     over it (q and ? were judged on the dialog, which has no text field)."""

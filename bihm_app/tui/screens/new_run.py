@@ -75,7 +75,7 @@ class NewRunScreen(BihmScreen):
         if field == "device":
             return Select([("auto", "auto")], value="auto", allow_blank=False, id=wid, compact=True)
         if field == "precision":
-            return Select([("fp32", "fp32"), ("bf16 (fp32 weights and sums)", "bf16")], value=d.precision,
+            return Select([("fp32", "fp32"), ("bf16 (fp32 weights)", "bf16")], value=d.precision,
                           allow_blank=False, id=wid, compact=True)  # fmt: skip
         if field == "label_at":
             return Select([("top (eq. 4.2)", "top"), ("bottom (eq. 4.6)", "bottom")], value=d.label_at,
