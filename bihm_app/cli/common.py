@@ -15,6 +15,7 @@ from bihm_app.errors import BihmError
 from bihm_app.runner.formats import printable
 from bihm_app.store.runs import runs_root as _runs_root
 
+
 class _PipeConsole(Console):
     """A Console that goes quiet when its reader goes away instead of exiting.
 
