@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from bihm_app.errors import ConfigError
-from bihm_app.runner.compare import at_best_epoch, best_index
+from bihm_app.runner.compare import at_best_epoch, best_by, best_index
 from bihm_app.runner.formats import flatten
 
 __all__ = ["METRICS", "checkpoint_summary", "comparison", "series", "json_safe", "finite", "runs_lacking"]
@@ -174,7 +174,7 @@ def comparison(paths: list[Path]) -> dict:
     shown = [key for key, _ in METRICS if any(key in c.meta["history"] for c in ckpts)]
     runs = []
     for lab, p, c in zip(unique_labels(paths), paths, ckpts):
-        epoch, cells = at_best_epoch(c.meta["history"], shown)
+        epoch, cells = at_best_epoch(c.meta["history"], shown, best_by(_method(c.meta)))
         metrics = {k: dict(zip(("value", "se", "epoch"), (*cells.get(k, (None, None)), epoch))) for k in shown}
         best = dict(zip(("value", "se", "epoch"), _best(c.meta["history"], "valid_log_ptilde")))
         runs.append({"label": lab, "path": str(p), "config": c.meta["config"], "data": c.meta["data"],
@@ -182,3 +182,9 @@ def comparison(paths: list[Path]) -> dict:
                      "best_valid_log_ptilde": best, "history": c.meta["history"]})  # fmt: skip
     return {"runs": runs, "config_differences": {k: [f.get(k) for f in flats] for k in differing},
             "keys": keys, "flat": flats}  # fmt: skip
+
+
+def _method(meta: dict) -> object:
+    """``config.train.method`` of a checkpoint's meta (None where it is missing or malformed)."""
+    train = (meta.get("config") or {}).get("train") if isinstance(meta.get("config"), dict) else None
+    return train.get("method") if isinstance(train, dict) else None

@@ -1,6 +1,7 @@
 """What "compare runs" reports, for ``bihm ckpt compare`` and the dashboard's compare screen alike:
-every metric **at each run's best epoch** — the epoch with the highest finite validation log p̃*(x),
-the epoch whose parameters ``best.h5`` holds — with its standard error.
+every metric **at each run's best epoch** — the epoch whose parameters ``best.h5`` holds: the highest
+finite validation log p̃*(x) for BiHM runs, log p(x) for RWS runs (their early-stopping criterion),
+the lowest validation error for semi-supervised ones — with its standard error.
 """
 
 from __future__ import annotations
@@ -14,63 +15,28 @@ import numpy as np
 
 from bihm_app.errors import BihmError
 from bihm_app.runner.formats import flatten
+from bihm_app.store.best_epoch import BEST_BY, ERROR_BY, RWS_BEST_BY, best_by, best_index, best_row, has_column
 
-__all__ = ["BEST_BY", "ERROR_BY", "METRICS", "best_index", "best_row", "at_best_epoch", "RunFacts", "run_facts", "compare_runs", "config_differences",
+__all__ = ["BEST_BY", "RWS_BEST_BY", "ERROR_BY", "METRICS", "best_by", "best_index", "best_row", "at_best_epoch", "RunFacts", "run_facts", "compare_runs", "config_differences",
            "cached_test", "write_compare_report"]  # fmt: skip
 
 #: The metrics of the dashboard's comparison: (metrics-file column, label).
 METRICS = (("valid_log_ptilde", "log p~*"), ("valid_log_p", "log p"), ("log_z2", "2 log Z"))
 
-#: The column that picks the best epoch (higher is better) ...
-BEST_BY = "valid_log_ptilde"
-#: ... unless the run has this one (semi-supervised runs: lower is better), as their ``best.h5``.
-ERROR_BY = "valid_error"
-
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def best_index(values: Sequence) -> int | None:
-    """Index of the largest finite value (the first of equals), None when there is none."""
-    best = None
-    for i, v in enumerate(values):
-        v = float(v) if v is not None else None
-        if _finite(v) and (best is None or v > float(values[best])):
-            best = i
-    return best
-
-
-def best_row(history: Mapping[str, Sequence]) -> int | None:
-    """Index of the epoch whose parameters ``best.h5`` holds: the lowest finite validation error where
-    the run records one (a semi-supervised run keeps its best classifier), else the highest
-    validation log p̃*; the first of equals, as the training loop keeps the first."""
-    if _has(history, ERROR_BY):
-        i = best_index([None if v is None else -float(v) for v in list(history[ERROR_BY])])
-        if i is not None:
-            return i
-    return best_index(list(history[BEST_BY])) if _has(history, BEST_BY) else None
-
-
-def at_best_epoch(history: Mapping[str, Sequence], keys: Sequence[str]) -> tuple[int | None, dict[str, tuple]]:
-    """(best epoch (:func:`best_row`), {key: (value, se)}) from per-epoch columns (``history[key]``,
-    ``history[key_se]``, ``history["epoch"]``): a checkpoint's history dict or the metrics file's
-    epoch rows alike. Values that are missing or not finite come back as None."""
-    i = best_row(history)
+def at_best_epoch(history: Mapping[str, Sequence], keys: Sequence[str], by: str = BEST_BY) -> tuple[int | None, dict[str, tuple]]:
+    """(best epoch (:func:`best_row` by ``by``), {key: (value, se)}) from per-epoch columns
+    (``history[key]``, ``history[key_se]``, ``history["epoch"]``): a checkpoint's history dict or the
+    metrics file's epoch rows alike. Values that are missing or not finite come back as None."""
+    i = best_row(history, by)
     if i is None:
         return None, {}
-    epochs = list(history["epoch"]) if _has(history, "epoch") else []
+    epochs = list(history["epoch"]) if has_column(history, "epoch") else []
     epoch = int(epochs[i]) if i < len(epochs) else i + 1
-    return epoch, {k: (_cell(history, k, i), _cell(history, f"{k}_se", i)) for k in keys if _has(history, k)}
-
-
-def _has(history, key: str) -> bool:
-    names = getattr(getattr(history, "dtype", None), "names", None)
-    return key in names if names is not None else (key in history and history[key] is not None)
+    return epoch, {k: (_cell(history, k, i), _cell(history, f"{k}_se", i)) for k in keys if has_column(history, k)}
 
 
 def _cell(history, key: str, i: int) -> float | None:
-    if not _has(history, key):
+    if not has_column(history, key):
         return None
     col = history[key]
     if i >= len(col) or col[i] is None:
@@ -125,7 +91,8 @@ def run_facts(root: Path, name: str) -> RunFacts:
         facts.problem = rm.warnings[0]
     e = rm.epochs
     facts.epochs = len(e)
-    facts.best_epoch, cells = at_best_epoch(e, [col for col, _ in METRICS] + ["ess"]) if len(e) else (None, {})
+    by = best_by(facts.config.get("train.method"))
+    facts.best_epoch, cells = at_best_epoch(e, [col for col, _ in METRICS] + ["ess"], by) if len(e) else (None, {})
     if facts.best_epoch is not None:
         facts.ess = cells.pop("ess", (None, None))[0]
         facts.metrics = cells

@@ -29,6 +29,7 @@ import numpy as np
 
 from bihm_app import __version__
 from bihm_app.errors import BihmError, ConfigError, DiskFull, RunError
+from bihm_app.runner.compare import at_best_epoch, best_by
 from bihm_app.runner.formats import flatten
 from bihm_app.runner.subsets import describe_points
 from bihm_app.runner.evaluation import (
@@ -63,6 +64,7 @@ class RunReport:
     path: Path
     config: dict = field(default_factory=dict)
     progress: dict = field(default_factory=dict)
+    best_valid: float | None = None  # validation log p̃* of the epoch best.h5 holds (store/best_epoch.py)
     status: dict = field(default_factory=dict)
     estimates: list[dict] = field(default_factory=list)  # every cached test estimate
     headline: dict | None = None  # the test estimate with most points, then the largest K
@@ -120,6 +122,9 @@ def collect(root: Path, name: str, options: ReportOptions, progress: ProgressFac
                 rep.notes.append(str(exc))
                 continue
             rep.config, rep.progress = meta.get("config", {}), meta.get("progress", {})
+            method = (rep.config.get("train") or {}).get("method") if isinstance(rep.config, dict) else None
+            history = meta.get("history") if isinstance(meta.get("history"), dict) else {}
+            rep.best_valid = at_best_epoch(history, ["valid_log_ptilde"], best_by(method))[1].get("valid_log_ptilde", (None,))[0]
             break
     if not run.best_path.exists():
         rep.notes.append("no best.h5 yet: nothing to evaluate or draw")
@@ -234,7 +239,7 @@ def summary_table(reports: list[RunReport], split: str) -> Table:
         rows.append([
             r.name, str(r.config.get("data", "—")), layers or "—", str(train.get("method", "—")),
             str(r.progress.get("epoch", "—")), str(r.progress.get("best_epoch", "—")),
-            pm(r.progress.get("best_valid"), None, 3),
+            pm(r.best_valid, None, 3),
             "—" if h is None else f"{pm(h['log_ptilde'], h.get('log_ptilde_se'))} (K={h['K']:,}, n={h['n']:,})",
             "—" if h is None else pm(h["log_p"], h.get("log_p_se")),
             "—" if r.z is None else pm(r.z["mean"], r.z["se"], 3),
@@ -266,7 +271,7 @@ def _status_line(rep: RunReport) -> str:
     parts.append(f"epoch {p.get('epoch', '—')}, {p.get('step', '—')} updates")
     if isinstance(took, (int, float)):
         parts.append(f"{duration(took)} of training")
-    best = p.get("best_valid")
+    best = rep.best_valid
     if p.get("best_epoch") and isinstance(best, (int, float)) and math.isfinite(best):
         parts.append(f"best validation log p̃*(x) {best:.3f} at epoch {p['best_epoch']}")
     elif not p.get("epoch"):

@@ -30,6 +30,7 @@ from bihm_app.engine.model import BiHM, ModelConfig, resolve_device
 from bihm_app.engine.training import Trainer, TrainConfig
 from bihm_app.errors import BihmError, CheckpointError, ConfigError, DiskFull, RunError, TrainingDiverged
 from bihm_app.runner.budget import check_training_fits
+from bihm_app.runner.compare import at_best_epoch, best_by
 from bihm_app.runner.configs import DATA, LAYERS, TRAIN, layer_sizes
 from bihm_app.runner.naming import run_name_stem
 from bihm_app.runner.progress import epochs_done_text, position_text
@@ -247,8 +248,12 @@ class TrainingRun:
         return row["valid_log_ptilde"] if self.spec.train.method == "bihm" else row["valid_log_p"]
 
     def status_best(self) -> float | None:
-        """The ``best_valid`` written to status.json (best validation log p̃* for `bihm runs list`)."""
-        return self.progress.to_dict()["best_valid"]
+        """The ``best_valid`` written to status.json: validation log p̃* of the epoch best.h5 holds
+        (`bihm runs list`'s "best log p~*"; an RWS run's criterion is log p, not shown there)."""
+        if self.spec.train.method == "bihm":
+            return self.progress.to_dict()["best_valid"]
+        _, cells = at_best_epoch(self.history, ["valid_log_ptilde"], best_by(self.spec.train.method))
+        return cells.get("valid_log_ptilde", (None, None))[0]
 
     def _load_initial_parameters(self, path: Path) -> None:
         """Copy the parameters of another run's checkpoint (same architecture) into the model."""

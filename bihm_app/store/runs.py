@@ -29,6 +29,7 @@ from typing import Any
 
 from bihm_app.errors import BihmError, DiskFull, RunError
 from bihm_app.safe_files import FileProblem, check_regular, is_disk_full, read_capped
+from bihm_app.store.best_epoch import best_by, best_row
 from bihm_app.store.metrics import ARCHIVE_NAME, archived_attempts, attempt_number, metrics_files
 from bihm_app.store.runlock import LOCK_NAME, RunLock, has_lock_file, lock_holder
 
@@ -461,12 +462,20 @@ class RunSummary:
         return asdict(self)
 
 
-def _best_of(history: dict) -> float | None:
+def _best_of(meta: dict) -> float | None:
+    """Validation log p̃* of the epoch a checkpoint's best.h5 holds (store/best_epoch.py: the highest
+    log p̃* — log p for an RWS run, the lowest error for a semi-supervised one), from its history."""
+    history = meta.get("history")
     values = history.get("valid_log_ptilde") if isinstance(history, dict) else None
     if not isinstance(values, list):
         return None
-    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    return max(finite) if finite else None
+    method = _section(_section(meta, "config"), "train").get("method")
+    try:
+        i = best_row(history, best_by(method))
+    except (TypeError, ValueError):  # a hostile history (strings, nested lists): no best value
+        return None
+    v = values[i] if i is not None and i < len(values) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
 def _section(d: Any, key: str) -> dict:
@@ -526,9 +535,8 @@ def _summarize_run(path: Path) -> RunSummary:
             continue
         if meta is None:
             meta = m
-        best = _best_of(m.get("history", {}))
-        if best is not None and (s.best_valid is None or best > s.best_valid):
-            s.best_valid = best
+        if s.best_valid is None:  # the latest readable checkpoint's (checkpoint.h5, else best.h5)
+            s.best_valid = _best_of(m)
     if meta is not None:
         cfg = _section(meta, "config")
         s.data = _section(meta, "data").get("name")
@@ -542,13 +550,16 @@ def _summarize_run(path: Path) -> RunSummary:
             setattr(s, key, status[key])
     if s.layers is None and isinstance(status.get("layers"), list):
         s.layers = status["layers"]
+    saved_epoch = s.epoch
     for key in ("epoch", "step"):
         v = status.get(key)
         if isinstance(v, int) and (getattr(s, key) is None or v > getattr(s, key)):
             setattr(s, key, v)
     bv = status.get("best_valid")
-    # a log-probability of binary data is at most 0: a larger one is forged, not a better run
-    if isinstance(bv, (int, float)) and math.isfinite(bv) and bv <= 0 and (s.best_valid is None or bv > s.best_valid):
+    # status.json's only where it is ahead of the checkpoints (a training between saves); a
+    # log-probability of binary data is at most 0: a larger one is forged, not a better run
+    ahead = s.best_valid is None or (isinstance(status.get("epoch"), int) and saved_epoch is not None and status["epoch"] > saved_epoch)
+    if isinstance(bv, (int, float)) and math.isfinite(bv) and bv <= 0 and ahead:
         s.best_valid = float(bv)
     s.updated = status.get("updated") if isinstance(status.get("updated"), str) else None
     t = _parse_iso(s.updated) if s.updated else None

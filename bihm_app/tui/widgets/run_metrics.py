@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bihm_app.errors import BihmError
-from bihm_app.runner.compare import at_best_epoch
+from bihm_app.runner.compare import at_best_epoch, best_by
 from bihm_app.store.metrics import ARCHIVE_NAME, EPOCH_DTYPE, UPDATE_DTYPE, ArchivedSeries, MetricsReader, archive_key
 from bihm_app.store.metrics import attempt_number, decode_events, metrics_files, read_archived_series
 from bihm_app.tui.format import pm
@@ -168,11 +168,14 @@ class RunSeries:
         return (s1 - s0) / (t1 - t0)
 
     def best_valid(self) -> tuple[float, float] | None:
-        """(valid log p~*, its standard error) of the epoch best.h5 holds (the highest log p~*; for a
-        semi-supervised run the lowest validation error), or None before the first validation."""
+        """(valid log p~*, its standard error) of the epoch best.h5 holds (the highest log p~*; for an
+        RWS run the highest log p; for a semi-supervised run the lowest validation error), or None
+        before the first validation."""
         if not len(self.epochs):
             return None
-        _, cells = at_best_epoch(self.epochs, ["valid_log_ptilde"])
+        config = self.run_info.get("config") if isinstance(self.run_info, dict) else None
+        train = config.get("train") if isinstance(config, dict) else None
+        _, cells = at_best_epoch(self.epochs, ["valid_log_ptilde"], best_by(train.get("method") if isinstance(train, dict) else None))
         value, se = cells.get("valid_log_ptilde", (None, None))
         return None if value is None else (value, se if se is not None else float("nan"))
 
