@@ -47,8 +47,8 @@ def show(
     rows = [[g, str(a["count"]), f"{a['elements']:,}", f"{a['bytes']:,}"] for g, a in doc["arrays"].items()]
     _print_table("arrays", ["group", "arrays", "elements", "bytes"], rows)
     labels = dict(METRICS)
-    rows = [[labels[k], fmt_value(m["last"], m["last_se"]), show_value(m["last_epoch"]), fmt_value(m["best"], m["best_se"]), show_value(m["best_epoch"])]
-            for k, m in doc["metrics"].items()]  # fmt: skip
+    rows = [[labels[k], fmt_value(m["last"], m["last_se"], key=k), show_value(m["last_epoch"]), fmt_value(m["best"], m["best_se"], key=k),
+             show_value(m["best_epoch"])] for k, m in doc["metrics"].items()]  # fmt: skip
     if rows:
         _print_table("metric history", ["metric", "last", "epoch", "best", "epoch"], rows)
     else:
@@ -102,7 +102,7 @@ def _show_head(doc: dict):
 
 def _progress_text(meta: dict) -> str:
     """'epoch 2/1000, batch 328 (…)' or '1/1000 epochs done' (runner/progress.py), then the other fields."""
-    from bihm_app.runner.progress import position_text
+    from bihm_app.runner.progress import duration, position_text
 
     p = dict(meta.get("progress") or {})
     total = (meta.get("config", {}).get("train") or {}).get("epochs")
@@ -112,6 +112,9 @@ def _progress_text(meta: dict) -> str:
         parts.append(position_text(done, batch, total if isinstance(total, int) and total > 0 else None))
     else:
         parts += [f"epoch {show_value(done)}", f"batch {show_value(batch)}"]
+    elapsed = p.get("elapsed")
+    if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and elapsed >= 0:
+        p["elapsed"] = f"{duration(elapsed)} of training"
     return ", ".join(parts + [f"{k} {show_value(v)}" for k, v in p.items()])
 
 

@@ -15,9 +15,13 @@ Latest = Annotated[bool, typer.Option("--latest", help="For a run: the latest ch
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 
 
-def fmt_value(v, se=None, digits: int = 2) -> str:
+def fmt_value(v, se=None, digits: int = 2, key: str = "") -> str:
+    """A metric as text: ``v ± se``; the ESS (``key="ess"``, a fraction of K) in percent, as
+    everywhere else (eval, the report, the dashboard)."""
     if not finite(v):
         return "—"
+    if key == "ess":
+        return f"{100 * v:.1f} %" + (f" ± {100 * se:.1f}" if finite(se) else "")
     text = f"{v:,.{digits}f}"
     if finite(se):
         text += f" ± {se:.{digits}f}"

@@ -91,7 +91,8 @@ def _metrics_tables(runs: list[dict], width: int):
         cells = [r["metrics"][key] for r in runs]
         vals = [c["value"] for c in cells if finite(c["value"])]
         top = max(vals) if len(vals) > 1 else None
-        rows.append([label, *[f"[bold green]{fmt_value(c['value'], c['se'])}[/]" if c["value"] == top else fmt_value(c["value"], c["se"]) for c in cells]])
+        rows.append([label, *[f"[bold green]{fmt_value(c['value'], c['se'], key=key)}[/]" if c["value"] == top
+                              else fmt_value(c["value"], c["se"], key=key) for c in cells]])  # fmt: skip
     best = [r["best_valid_log_ptilde"] for r in runs]
     rows.append(["best valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({show_value(b['epoch'])})" if finite(b["value"]) else "—" for b in best]])
     columns = [Column("metric"), *_run_columns([r["label"] for r in runs])]
