@@ -216,8 +216,8 @@ def hyper_parameters(run: RunFolder, run_info: dict) -> list[tuple[str, str]]:
     model, train = model if isinstance(model, dict) else {}, train if isinstance(train, dict) else {}
     pairs = [("data", cfg.get("data")), ("layers", layers_text(model.get("layers"))),
              ("visible", model.get("n_visible")), ("device", cfg.get("device"))]  # fmt: skip
-    for key in ("method", "K", "batch_size", "lr", "l1", "l1_per", "epochs", "patience", "valid_K", "valid_max", "z_samples", "seed",
-                "precision"):
+    for key in ("method", "precision", "K", "batch_size", "lr", "l1", "l1_per", "epochs", "patience", "valid_K", "valid_max",
+                "z_samples", "seed"):
         if key in train:
             pairs.append((key, train[key]))
     return [(k, str(v)) for k, v in pairs + label_settings(cfg) if v is not None]
