@@ -9,6 +9,7 @@ folders, so the dashboard can be closed and reopened at any time.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +30,9 @@ from bihm_app.store.runs import runs_root
 
 #: How often exited training processes are collected (and their failure shown).
 REAP_S = 0.5
+#: Exit codes of a training stopped by a signal: `bihm train` saves and exits 130 on SIGINT, 143 on
+#: SIGTERM; killed by the signal itself while Python was still starting up (no handler yet).
+STOPPED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
 
 
 class BihmApp(App):
@@ -185,12 +189,20 @@ class BihmApp(App):
         return name
 
     def stop_run(self, name: str) -> None:
+        """SIGINT to the run's trainer: the live process launched here for it (it may still be
+        importing or loading the data, before its folder exists), else the run's lock holder."""
+        proc = self.children_procs.get(name)
         try:
-            pid = launcher.stop_run(open_run(name, self.runs_root))
+            if proc is not None and proc.poll() is None:
+                pid, state = launcher.stop_child(name, proc), "created"
+            else:
+                run = open_run(name, self.runs_root)
+                pid, state = launcher.stop_run(run), run.read_status().get("state")
         except (BihmError, OSError) as exc:
             self._error(exc, "cannot stop")
             return
-        self.notify(f"asked run {name} to stop (SIGINT to pid {pid}); it saves a checkpoint first", title="stopping")
+        then = "it saves a checkpoint first" if state == "running" else "it is still starting: nothing is saved"
+        self.notify(f"asked run {name} to stop (SIGINT to pid {pid}); {then}", title="stopping")
 
     def resume_run(self, name: str) -> None:
         try:
@@ -213,13 +225,18 @@ class BihmApp(App):
             started = (self.runs_root / name).is_dir()
             if rc == 0 and started:
                 self.notify(f"run {name} finished", title="training")
-            elif rc == 130 and started:
-                self.notify(f"run {name} stopped (checkpoint saved)", title="training")
+            elif rc in STOPPED_CODES and started:
+                saved = any((self.runs_root / name / f).exists() for f in ("checkpoint.h5", "best.h5"))
+                self.notify(f"run {name} stopped (checkpoint saved)" if saved else f"run {name} stopped before its first save",
+                            title="training")  # fmt: skip
             else:  # an error, or an exit before the run folder existed: say why at once
                 line = launcher.last_log_line(self.runs_root, name)
                 self.child_exits[name] = (rc, line)
-                self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",
-                            timeout=15, markup=False)  # fmt: skip
+                if rc in STOPPED_CODES:
+                    self.notify(f"run {name} stopped before it started", title="training")
+                else:
+                    self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",
+                                timeout=15, markup=False)  # fmt: skip
             views = [s for s in self.screen_stack if getattr(s, "run_name", None) == name and hasattr(s, "child_exited")]
             for screen in views if self.is_running else ():  # shutting down: their widgets may be gone
                 screen.child_exited(rc)

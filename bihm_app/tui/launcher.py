@@ -166,10 +166,22 @@ def launch_resume(root: Path, name: str) -> subprocess.Popen:
     return spawn(resume_argv(Path(root), name), launch_log_path(root, name))
 
 
+def stop_child(name: str, proc: subprocess.Popen) -> int:
+    """Ask a training process launched by the dashboard to stop (SIGINT), wherever it is: still
+    importing or loading data (no run folder yet), building the model, or training. Returns its pid;
+    a process that has already exited is not signalled (its pid may belong to another by now)."""
+    proc.send_signal(signal.SIGINT)  # polls first: never signals a process already collected
+    if proc.returncode is not None:
+        raise RunError(f"run {name}: its process {proc.pid} has already exited")
+    return proc.pid
+
+
 def stop_run(run: RunFolder) -> int:
-    """Ask a running run to stop (SIGINT: it saves a checkpoint and exits); returns its pid."""
+    """Ask a running run, or one still starting (``created``: its process holds the run lock while
+    it builds the model), to stop (SIGINT: it saves a checkpoint, if it has one, and exits);
+    returns its pid. A run whose process has gone reads as ``crashed`` and is refused."""
     status = run.read_status()
-    if status.get("state") != "running":
+    if status.get("state") not in ("running", "created"):
         raise RunError(f"run {run.name} is not running (state: {status.get('state', 'unknown')})")
     pid, host = status.get("pid"), status.get("host")
     if host not in (None, socket.gethostname()):
