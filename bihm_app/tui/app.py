@@ -9,7 +9,6 @@ folders, so the dashboard can be closed and reopened at any time.
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,9 +29,6 @@ from bihm_app.store.runs import runs_root
 
 #: How often exited training processes are collected (and their failure shown).
 REAP_S = 0.5
-#: Exit codes of a training stopped by a signal: `bihm train` saves and exits 130 on SIGINT, 143 on
-#: SIGTERM; killed by the signal itself while Python was still starting up (no handler yet).
-STOPPED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
 
 
 class BihmApp(App):
@@ -225,14 +221,14 @@ class BihmApp(App):
             started = (self.runs_root / name).is_dir()
             if rc == 0 and started:
                 self.notify(f"run {name} finished", title="training")
-            elif rc in STOPPED_CODES and started:
+            elif rc in launcher.STOPPED_CODES and started:
                 saved = any((self.runs_root / name / f).exists() for f in ("checkpoint.h5", "best.h5"))
                 self.notify(f"run {name} stopped (checkpoint saved)" if saved else f"run {name} stopped before its first save",
                             title="training")  # fmt: skip
             else:  # an error, or an exit before the run folder existed: say why at once
                 line = launcher.last_log_line(self.runs_root, name)
                 self.child_exits[name] = (rc, line)
-                if rc in STOPPED_CODES:
+                if rc in launcher.STOPPED_CODES:
                     self.notify(f"run {name} stopped before it started", title="training")
                 else:
                     self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",

@@ -19,6 +19,10 @@ from bihm_app.errors import ConfigError, RunError
 from bihm_app.runner.naming import default_run_name
 from bihm_app.store.runs import RunFolder, check_run_name
 
+#: Exit codes of a training stopped by a signal: `bihm train` saves and exits 130 on SIGINT, 143 on
+#: SIGTERM; killed by the signal itself while Python was still starting up (no handler yet).
+STOPPED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
+
 #: Validation settings that keep an epoch's evaluation short (the new-run form's "quick" box).
 QUICK_VALIDATION = ("--valid-max", "1000", "--z-samples", "10000")
 
@@ -125,6 +129,8 @@ def last_log_line(root: Path, name: str) -> str:
 def start_note(root: Path, name: str, exit: tuple[int, str] | None) -> str:
     """What the view of a run launched just now says before its folder exists: how its process
     ended (code and last log line), or that it is starting, with the latest line of its log."""
+    if exit is not None and exit[0] in STOPPED_CODES:
+        return f"{name}: stopped (exit code {exit[0]}) before the run started"
     if exit is not None:
         return f"{name}: the training process exited with code {exit[0]} before the run started:\n{exit[1]}"
     from bihm_app.runner.summaries import tail_lines

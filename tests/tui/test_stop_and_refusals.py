@@ -73,8 +73,8 @@ async def test_stop_of_a_created_run_sends_sigint_to_the_lock_holder(runs_root):
 async def test_stop_reaches_the_process_the_dashboard_launched_before_its_folder_exists(runs_root):
     """Right after the new-run form starts a training, its process imports torch and loads the
     data before any run folder exists: `x` on its run view said "no run named …". Catches that:
-    the process the dashboard launched is signalled (SIGINT, exit 130), and once it has exited
-    (reaped) a second `x` signals nothing."""
+    the process the dashboard launched is signalled (SIGINT, exit 130), its view says it stopped
+    (not "exited with code …" as for a failure), and once it has exited a second `x` signals nothing."""
     child = _start([sys.executable, "-c", LOADING])
     app = make_app(runs_root)
     try:
@@ -86,6 +86,8 @@ async def test_stop_reaches_the_process_the_dashboard_launched_before_its_folder
             await pilot.press("x")
             assert child.wait(timeout=10) == 130
             await wait_for(pilot, lambda: "young" not in app.children_procs)
+            info = lambda: " ".join(str(app.screen.query_one("#run-info").render()).split())  # noqa: E731
+            await wait_for(pilot, lambda: "young: stopped (exit code 130) before the run started" in info())
             said = [n.message for n in app._notifications]
             assert any(f"SIGINT to pid {child.pid}" in m for m in said) and not any("no run named" in m for m in said), said
             app.children_procs["young"] = child  # exited (its pid may be another process's by now) …
