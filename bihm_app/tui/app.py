@@ -185,20 +185,12 @@ class BihmApp(App):
         return name
 
     def stop_run(self, name: str) -> None:
-        """SIGINT to the run's trainer: the live process launched here for it (it may still be
-        importing or loading the data, before its folder exists), else the run's lock holder."""
-        proc = self.children_procs.get(name)
         try:
-            if proc is not None and proc.poll() is None:
-                pid, state = launcher.stop_child(name, proc), "created"
-            else:
-                run = open_run(name, self.runs_root)
-                pid, state = launcher.stop_run(run), run.read_status().get("state")
+            line = launcher.stop(self.runs_root, name, self.children_procs.get(name))
         except (BihmError, OSError) as exc:
             self._error(exc, "cannot stop")
             return
-        then = "it saves a checkpoint first" if state == "running" else "it is still starting: nothing is saved"
-        self.notify(f"asked run {name} to stop (SIGINT to pid {pid}); {then}", title="stopping")
+        self.notify(line, title="stopping")
 
     def resume_run(self, name: str) -> None:
         try:
@@ -218,21 +210,11 @@ class BihmApp(App):
             if rc is None:
                 continue
             del self.children_procs[name]
-            started = (self.runs_root / name).is_dir()
-            if rc == 0 and started:
-                self.notify(f"run {name} finished", title="training")
-            elif rc in launcher.STOPPED_CODES and started:
-                saved = any((self.runs_root / name / f).exists() for f in ("checkpoint.h5", "best.h5"))
-                self.notify(f"run {name} stopped (checkpoint saved)" if saved else f"run {name} stopped before its first save",
-                            title="training")  # fmt: skip
-            else:  # an error, or an exit before the run folder existed: say why at once
-                line = launcher.last_log_line(self.runs_root, name)
-                self.child_exits[name] = (rc, line)
-                if rc in launcher.STOPPED_CODES:
-                    self.notify(f"run {name} stopped before it started", title="training")
-                else:
-                    self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",
-                                timeout=15, markup=False)  # fmt: skip
+            line, failed = launcher.exit_report(self.runs_root, name, rc)
+            if failed:  # an error, or an exit before the run folder existed: say why at once (here and on its view)
+                self.child_exits[name] = (rc, launcher.last_log_line(self.runs_root, name))
+            self.notify(line, title="training", severity="error" if failed and rc not in launcher.STOPPED_CODES else "information",
+                        timeout=15 if failed else None, markup=False)  # fmt: skip
             views = [s for s in self.screen_stack if getattr(s, "run_name", None) == name and hasattr(s, "child_exited")]
             for screen in views if self.is_running else ():  # shutting down: their widgets may be gone
                 screen.child_exited(rc)

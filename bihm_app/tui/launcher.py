@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bihm_app.errors import ConfigError, RunError
 from bihm_app.runner.naming import default_run_name
-from bihm_app.store.runs import RunFolder, check_run_name
+from bihm_app.store.runs import RunFolder, check_run_name, open_run
 
 #: Exit codes of a training stopped by a signal: `bihm train` saves and exits 130 on SIGINT, 143 on
 #: SIGTERM; killed by the signal itself while Python was still starting up (no handler yet).
@@ -201,3 +201,32 @@ def stop_run(run: RunFolder) -> int:
     except PermissionError:
         raise RunError(f"run {run.name}: not allowed to signal process {pid}") from None
     return pid
+
+
+def stop(root: Path, name: str, proc: subprocess.Popen | None) -> str:
+    """SIGINT to run ``name``'s trainer: ``proc``, the live process the dashboard launched for it
+    (it may still be importing or loading the data, before its folder exists), else the run's live
+    lock holder. Returns the line that says so."""
+    if proc is not None and proc.poll() is None:
+        pid, state = stop_child(name, proc), "created"
+    else:
+        run = open_run(name, root)
+        pid, state = stop_run(run), run.read_status().get("state")
+    then = "it saves a checkpoint first" if state == "running" else "it is still starting: nothing is saved"
+    return f"asked run {name} to stop (SIGINT to pid {pid}); {then}"
+
+
+def exit_report(root: Path, name: str, rc: int) -> tuple[str, bool]:
+    """(what to say, whether the run view must show the exit) when the process launched for run
+    ``name`` ended with ``rc``: finished, stopped (130/143, with or without a checkpoint), stopped
+    before its folder existed, or failed (its log's last line)."""
+    folder = Path(root) / name
+    started = folder.is_dir()
+    if rc == 0 and started:
+        return f"run {name} finished", False
+    if rc in STOPPED_CODES and started:
+        saved = any((folder / f).exists() for f in ("checkpoint.h5", "best.h5"))
+        return (f"run {name} stopped (checkpoint saved)" if saved else f"run {name} stopped before its first save"), False
+    if rc in STOPPED_CODES:
+        return f"run {name} stopped before it started", True
+    return f"run {name} exited with code {rc}: {last_log_line(root, name)}", True

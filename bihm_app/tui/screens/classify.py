@@ -20,7 +20,7 @@ from textual.containers import ScrollableContainer, Vertical
 from textual.widgets import DataTable, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from bihm_app.runner.classify import Classification, check_labelled, classify_run, ranked
+from bihm_app.runner.classify import Classification, classify_refusal, classify_run, ranked
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES
 from bihm_app.tui.widgets.digit_gallery import DigitGallery, Tile
@@ -37,28 +37,12 @@ class Cancelled(Exception):
     """Raised in the worker's progress callback when the work is no longer wanted."""
 
 
-def classify_refusal(name: str, root: Path) -> str | None:
-    """Why run ``name`` cannot be classified with — no checkpoint yet or none readable (the words of
-    the runs list's refusal, :mod:`bihm_app.runner.preflight`) — or None; a ConfigError when
-    its checkpoint has no label layer. Reads checkpoint metas only."""
-    from bihm_app.runner.preflight import usable_checkpoint
-    from bihm_app.store.runs import open_run
-
-    refusal = usable_checkpoint(open_run(name, root)).refusal(name, "classify with")
-    if refusal is None:
-        check_labelled(name, root)
-    return refusal
-
-
 def open_classify(screen: BihmScreen, name: str, **kwargs) -> None:
     """Open the classify view of run ``name`` from ``screen`` if the run has a checkpoint with a
     label layer, else say why in a notification (the check reads checkpoint metas in a worker)."""
 
     def push(refusal: str | None) -> None:
-        if refusal is not None:
-            screen.fail(refusal, title="refused")
-            return
-        screen.app.push_screen(ClassifyScreen(name, **kwargs))
+        screen.fail(refusal, title="refused") if refusal else screen.app.push_screen(ClassifyScreen(name, **kwargs))
 
     screen.in_thread(classify_refusal, name, screen.root, done=push, group="open-classify")
 
