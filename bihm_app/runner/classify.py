@@ -96,6 +96,19 @@ def check_labelled(target: str | Path, root: Path, which: str = "best") -> dict:
     return labels
 
 
+def classify_refusal(name: str, root: Path) -> str | None:
+    """Why run ``name`` cannot be classified with — no checkpoint yet, or none readable: the words
+    of the runs list's refusals (:mod:`bihm_app.runner.preflight`) — or None; a ConfigError when
+    its checkpoint has no label layer. The dashboard asks this before opening its classify view."""
+    from bihm_app.runner.preflight import usable_checkpoint
+    from bihm_app.store.runs import open_run
+
+    refusal = usable_checkpoint(open_run(name, root)).refusal(name, "classify with")
+    if refusal is None:
+        check_labelled(name, root)
+    return refusal
+
+
 def require_labels(model, where: str) -> SemiBiHM:
     """The model if it has a label layer, else a one-line ConfigError naming ``where``."""
     if not isinstance(model, SemiBiHM):

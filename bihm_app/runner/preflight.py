@@ -62,12 +62,13 @@ class UsableCheckpoint:
     problem: str | None = None
     none_saved: bool = False  # neither file exists: a run before its first save, not a damaged one
 
-    def refusal(self, name: str) -> str | None:
-        """Why pictures (samples, inpainting, layers) cannot be made of run ``name``, or None."""
+    def refusal(self, name: str, doing: str = "draw") -> str | None:
+        """Why pictures (samples, inpainting, layers) cannot be made of run ``name``, or None;
+        ``doing`` names the action ("classify with": the classify view)."""
         if self.path is not None:
             return None
         if self.none_saved:
-            return f"run {name} has no checkpoint yet: nothing to draw until its first save"
+            return f"run {name} has no checkpoint yet: nothing to {doing} until its first save"
         return f"run {name} is corrupt, no readable checkpoint: {self.problem}"
 
 

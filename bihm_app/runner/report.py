@@ -279,6 +279,24 @@ def _status_line(rep: RunReport) -> str:
     return "; ".join(parts) + "."
 
 
+def _check_folder_names(root: Path, runs: list[str], out_dir: Path) -> None:
+    """Each run's figures go to ``out_dir/<its folder name>``: two runs whose folders share a name
+    (``/a/r`` and ``/b/r``) would overwrite each other's, so they are refused, naming both."""
+    from bihm_app.store.runs import open_run
+
+    seen: dict[str, tuple[str, Path]] = {}
+    for arg in runs:
+        path = open_run(arg, root).path
+        first = seen.setdefault(path.name, (arg, path))
+        if first[0] == arg:
+            continue
+        if first[1].resolve() == path.resolve():
+            raise ConfigError(f"run {path.name!r} is named twice (as {first[0]!r} and {arg!r})")
+        raise ConfigError(f"runs {first[1]} and {path} have the same folder name {path.name!r}: their figures would "
+                          f"overwrite each other in {out_dir / path.name} (report them separately, or copy one "
+                          "to a folder of another name)")  # fmt: skip
+
+
 def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOptions | None = None,
                  progress: ProgressFactory | None = None, command: str = "") -> Path:  # fmt: skip
     """Write ``out_dir/report.md`` and its figures; returns the markdown's path.
@@ -294,6 +312,7 @@ def write_report(root: Path, runs: list[str], out_dir: Path, options: ReportOpti
     if twice:
         raise ConfigError(f"run {', '.join(repr(r) for r in twice)} is named twice")
     out_dir = Path(out_dir)
+    _check_folder_names(Path(root), runs, out_dir)
     reports = [collect(Path(root), name, options, progress) for name in runs]  # a bad run: no empty folder left
     created = not out_dir.exists()
     try:

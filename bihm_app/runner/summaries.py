@@ -44,8 +44,12 @@ class RunRow:
     @property
     def refusal(self) -> str | None:
         """Why pictures (samples, inpainting, layers) cannot be made of this run, or None."""
+        return self.refusal_to("draw")
+
+    def refusal_to(self, doing: str) -> str | None:
+        """Why this run cannot be used to ``doing`` ("draw", "classify with"), or None."""
         model = UsableCheckpoint(None, none_saved=True) if self.no_checkpoint else self.model
-        return model.refusal(self.summary.name) if model is not None else None
+        return model.refusal(self.summary.name, doing) if model is not None else None
 
 
 @dataclass

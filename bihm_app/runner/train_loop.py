@@ -580,9 +580,25 @@ def start_run(root: Path, spec: RunSpec, reporter: Reporter | None = None, time_
         run = RunFolder(Path(_broadcast(str(run.path) if rank == 0 else None)))
         tr = run_cls(run, spec, reporter, time_limit_s=time_limit_s)
         return run, tr.execute()
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if lock is not None:
+            _stopped_while_starting(run, exc)
+        raise
     finally:
         if lock is not None:
             lock.release()
+
+
+def _stopped_while_starting(run: RunFolder, exc: BaseException) -> None:
+    """A SIGINT (KeyboardInterrupt) or SIGTERM (``bihm``'s handler: SystemExit 143) before training
+    started (the dashboard's Stop of a run still building its model): status.json says "stopped"
+    instead of "created", which would read as crashed once the lock is released."""
+    sig = "SIGINT" if isinstance(exc, KeyboardInterrupt) else "SIGTERM" if getattr(exc, "code", None) == 143 else None
+    try:
+        if sig is not None and run.read_status().get("state") == "created":
+            run.write_status("stopped", message=f"stopped by {sig} before its first checkpoint")
+    except BihmError:
+        pass  # the signal is what this process reports; an unwritable status stays "created" (read as crashed)
 
 
 def resume_source(run: RunFolder, reporter: Reporter | None = None) -> Checkpoint:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bihm_app.errors import BihmError, DiskFull, RunError
-from bihm_app.safe_files import FileProblem, check_regular, is_disk_full, read_capped
+from bihm_app.safe_files import FileProblem, check_regular, is_disk_full, open_regular, read_capped
 from bihm_app.store.best_epoch import best_by, best_row
 from bihm_app.store.metrics import ARCHIVE_NAME, archived_attempts, attempt_number, metrics_files
 from bihm_app.store.runlock import LOCK_NAME, RunLock, has_lock_file, lock_holder
@@ -414,6 +414,23 @@ def open_run(run: str | Path, root: Path | None = None) -> RunFolder:
     return folder
 
 
+def _is_sealed_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts with a bihm checkpoint's seal (a damaged
+    checkpoint included: loading it says what is wrong)."""
+    from bihm_app.store.seal import SEAL_MAGIC
+
+    try:
+        fd = open_regular(path)
+    except (FileProblem, OSError):
+        return False
+    try:
+        return os.pread(fd, len(SEAL_MAGIC), 0) == SEAL_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def resolve_checkpoint(arg: str | Path, root: Path, which: str = "best") -> Path:
     """A checkpoint path from a run name, a run folder or an ``.h5`` file.
 
@@ -425,7 +442,11 @@ def resolve_checkpoint(arg: str | Path, root: Path, which: str = "best") -> Path
     if which not in ("best", "latest"):
         raise ConfigError(f"--which must be best or latest, got {which!r}")
     p = Path(arg)
-    if os.path.lexists(p) and not p.is_dir():
+    # a bare name (no '/', not *.h5) names the run of that name, unless the file of that name in
+    # the working directory is a checkpoint (notes in ./RUN do not hide run RUN, as for folders)
+    bare = _NAME.match(str(arg)) is not None and not str(arg).endswith(".h5")
+    run_named = bare and RunFolder(Path(root) / str(arg)).looks_like_run()
+    if os.path.lexists(p) and not p.is_dir() and (not run_named or _is_sealed_checkpoint(p)):
         return p  # a file the user named: load_checkpoint says what is wrong with it, if anything
     if str(arg).endswith(".h5") and not p.is_dir():
         raise CheckpointError(f"checkpoint {arg}: no such file")

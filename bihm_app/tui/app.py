@@ -186,11 +186,11 @@ class BihmApp(App):
 
     def stop_run(self, name: str) -> None:
         try:
-            pid = launcher.stop_run(open_run(name, self.runs_root))
+            line = launcher.stop(self.runs_root, name, self.children_procs.get(name))
         except (BihmError, OSError) as exc:
             self._error(exc, "cannot stop")
             return
-        self.notify(f"asked run {name} to stop (SIGINT to pid {pid}); it saves a checkpoint first", title="stopping")
+        self.notify(line, title="stopping")
 
     def resume_run(self, name: str) -> None:
         try:
@@ -210,16 +210,11 @@ class BihmApp(App):
             if rc is None:
                 continue
             del self.children_procs[name]
-            started = (self.runs_root / name).is_dir()
-            if rc == 0 and started:
-                self.notify(f"run {name} finished", title="training")
-            elif rc == 130 and started:
-                self.notify(f"run {name} stopped (checkpoint saved)", title="training")
-            else:  # an error, or an exit before the run folder existed: say why at once
-                line = launcher.last_log_line(self.runs_root, name)
-                self.child_exits[name] = (rc, line)
-                self.notify(f"run {name} exited with code {rc}: {line}", title="training", severity="error",
-                            timeout=15, markup=False)  # fmt: skip
+            line, failed = launcher.exit_report(self.runs_root, name, rc)
+            if failed:  # an error, or an exit before the run folder existed: say why at once (here and on its view)
+                self.child_exits[name] = (rc, launcher.last_log_line(self.runs_root, name))
+            self.notify(line, title="training", severity="error" if failed and rc not in launcher.STOPPED_CODES else "information",
+                        timeout=15 if failed else None, markup=False)  # fmt: skip
             views = [s for s in self.screen_stack if getattr(s, "run_name", None) == name and hasattr(s, "child_exited")]
             for screen in views if self.is_running else ():  # shutting down: their widgets may be gone
                 screen.child_exited(rc)

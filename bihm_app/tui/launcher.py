@@ -17,7 +17,11 @@ from pathlib import Path
 
 from bihm_app.errors import ConfigError, RunError
 from bihm_app.runner.naming import default_run_name
-from bihm_app.store.runs import RunFolder, check_run_name
+from bihm_app.store.runs import RunFolder, check_run_name, open_run
+
+#: Exit codes of a training stopped by a signal: `bihm train` saves and exits 130 on SIGINT, 143 on
+#: SIGTERM; killed by the signal itself while Python was still starting up (no handler yet).
+STOPPED_CODES = (130, 143, -signal.SIGINT, -signal.SIGTERM)
 
 #: Validation settings that keep an epoch's evaluation short (the new-run form's "quick" box).
 QUICK_VALIDATION = ("--valid-max", "1000", "--z-samples", "10000")
@@ -125,6 +129,8 @@ def last_log_line(root: Path, name: str) -> str:
 def start_note(root: Path, name: str, exit: tuple[int, str] | None) -> str:
     """What the view of a run launched just now says before its folder exists: how its process
     ended (code and last log line), or that it is starting, with the latest line of its log."""
+    if exit is not None and exit[0] in STOPPED_CODES:
+        return f"{name}: stopped (exit code {exit[0]}) before the run started"
     if exit is not None:
         return f"{name}: the training process exited with code {exit[0]} before the run started:\n{exit[1]}"
     from bihm_app.runner.summaries import tail_lines
@@ -166,10 +172,22 @@ def launch_resume(root: Path, name: str) -> subprocess.Popen:
     return spawn(resume_argv(Path(root), name), launch_log_path(root, name))
 
 
+def stop_child(name: str, proc: subprocess.Popen) -> int:
+    """Ask a training process launched by the dashboard to stop (SIGINT), wherever it is: still
+    importing or loading data (no run folder yet), building the model, or training. Returns its pid;
+    a process that has already exited is not signalled (its pid may belong to another by now)."""
+    proc.send_signal(signal.SIGINT)  # polls first: never signals a process already collected
+    if proc.returncode is not None:
+        raise RunError(f"run {name}: its process {proc.pid} has already exited")
+    return proc.pid
+
+
 def stop_run(run: RunFolder) -> int:
-    """Ask a running run to stop (SIGINT: it saves a checkpoint and exits); returns its pid."""
+    """Ask a running run, or one still starting (``created``: its process holds the run lock while
+    it builds the model), to stop (SIGINT: it saves a checkpoint, if it has one, and exits);
+    returns its pid. A run whose process has gone reads as ``crashed`` and is refused."""
     status = run.read_status()
-    if status.get("state") != "running":
+    if status.get("state") not in ("running", "created"):
         raise RunError(f"run {run.name} is not running (state: {status.get('state', 'unknown')})")
     pid, host = status.get("pid"), status.get("host")
     if host not in (None, socket.gethostname()):
@@ -183,3 +201,32 @@ def stop_run(run: RunFolder) -> int:
     except PermissionError:
         raise RunError(f"run {run.name}: not allowed to signal process {pid}") from None
     return pid
+
+
+def stop(root: Path, name: str, proc: subprocess.Popen | None) -> str:
+    """SIGINT to run ``name``'s trainer: ``proc``, the live process the dashboard launched for it
+    (it may still be importing or loading the data, before its folder exists), else the run's live
+    lock holder. Returns the line that says so."""
+    if proc is not None and proc.poll() is None:
+        pid, state = stop_child(name, proc), "created"
+    else:
+        run = open_run(name, root)
+        pid, state = stop_run(run), run.read_status().get("state")
+    then = "it saves a checkpoint first" if state == "running" else "it is still starting: nothing is saved"
+    return f"asked run {name} to stop (SIGINT to pid {pid}); {then}"
+
+
+def exit_report(root: Path, name: str, rc: int) -> tuple[str, bool]:
+    """(what to say, whether the run view must show the exit) when the process launched for run
+    ``name`` ended with ``rc``: finished, stopped (130/143, with or without a checkpoint), stopped
+    before its folder existed, or failed (its log's last line)."""
+    folder = Path(root) / name
+    started = folder.is_dir()
+    if rc == 0 and started:
+        return f"run {name} finished", False
+    if rc in STOPPED_CODES and started:
+        saved = any((folder / f).exists() for f in ("checkpoint.h5", "best.h5"))
+        return (f"run {name} stopped (checkpoint saved)" if saved else f"run {name} stopped before its first save"), False
+    if rc in STOPPED_CODES:
+        return f"run {name} stopped before it started", True
+    return f"run {name} exited with code {rc}: {last_log_line(root, name)}", True

@@ -226,3 +226,24 @@ def test_a_report_that_cannot_be_written_names_the_reason_not_the_staging_folder
     busy = report._staging_folder(out)  # as if another report of this process were writing
     assert bihm("report", "ra", "--out", out, "--cached-only", "--no-pictures").exit_code == 0
     assert busy.is_dir() and (out / "report.md").exists()
+
+
+def test_two_runs_whose_folders_share_a_name_are_refused_naming_both(tmp_path):
+    """`bihm report /a/r /b/r --out X` wrote both runs' figures into X/r, each overwriting the
+    other's, and report.md linked the same files under both headings. Catches that: the report is
+    refused with one line naming both folders, before anything is computed or written; the same
+    folder named twice (by name and by path) is "named twice"."""
+    from bihm_app.store.runs import new_run
+
+    a, b = new_run(tmp_path / "a", "r"), new_run(tmp_path / "b", "r")
+    for run in (a, b):
+        run.write_status("stopped", epoch=0)
+    res = bihm("report", a.path, b.path, "--out", tmp_path / "X", "--cached-only", "--no-pictures")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    line = " ".join(res.output.split())
+    assert str(a.path) in line and str(b.path) in line and "same folder name" in line, res.output
+    assert not (tmp_path / "X").exists()
+    new_run(runs(), "rc").write_status("stopped", epoch=0)
+    res = bihm("report", "rc", runs() / "rc", "--out", tmp_path / "Y", "--cached-only", "--no-pictures")
+    assert res.exit_code == 1 and "named twice" in " ".join(res.output.split()), res.output
+    assert not (tmp_path / "Y").exists()

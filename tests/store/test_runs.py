@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,27 @@ def test_a_folder_in_the_working_directory_that_is_not_a_run_does_not_hide_the_r
     new_run(here, "rb")
     new_run(root, "rb")
     assert open_run("rb", root).path.resolve() == (here / "rb").resolve()  # a run folder named by path
+
+
+def test_a_plain_file_in_the_working_directory_does_not_hide_the_run_of_that_name(tmp_path, monkeypatch):
+    """`bihm eval ra` from a folder holding a plain file ./ra (notes, a log) read ./ra as the
+    checkpoint ("not an HDF5 file") although run 'ra' exists under the runs folder. Catches that: a
+    bare name finds the run unless the local file is a bihm checkpoint (its seal); an explicit path
+    (./ra, an absolute path, a name ending in .h5) is still taken as given, and a bare name with no
+    run of that name is still the local file."""
+    root = tmp_path / "runs"
+    run = _run_with_checkpoint(root, "ra")
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "ra").write_text("notes\n")
+    monkeypatch.chdir(here)
+    assert resolve_checkpoint("ra", root) == run.checkpoint_path
+    assert resolve_checkpoint("./ra", root) == Path("./ra")
+    assert resolve_checkpoint(str(here / "ra"), root) == here / "ra"
+    (here / "lone").write_text("notes\n")
+    assert resolve_checkpoint("lone", root) == Path("lone")  # no run 'lone': the file, as given
+    save_checkpoint(here / "ra", make_arrays(), make_meta())  # a checkpoint file named like the run wins
+    assert resolve_checkpoint("ra", root) == Path("ra")
+    (here / "rb.h5").write_text("notes\n")
+    _run_with_checkpoint(root, "rb.h5")
+    assert resolve_checkpoint("rb.h5", root) == Path("rb.h5")  # ends in .h5: a file name

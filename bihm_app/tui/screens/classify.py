@@ -20,7 +20,7 @@ from textual.containers import ScrollableContainer, Vertical
 from textual.widgets import DataTable, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from bihm_app.runner.classify import Classification, check_labelled, classify_run, ranked
+from bihm_app.runner.classify import Classification, classify_refusal, classify_run, ranked
 from bihm_app.tui.screens.base import BihmScreen
 from bihm_app.tui.widgets.bitmap import MODES
 from bihm_app.tui.widgets.digit_gallery import DigitGallery, Tile
@@ -38,13 +38,13 @@ class Cancelled(Exception):
 
 
 def open_classify(screen: BihmScreen, name: str, **kwargs) -> None:
-    """Open the classify view of run ``name`` from ``screen`` if the run has a label layer, else
-    say why in a notification (the check reads the checkpoint's meta in a worker)."""
+    """Open the classify view of run ``name`` from ``screen`` if the run has a checkpoint with a
+    label layer, else say why in a notification (the check reads checkpoint metas in a worker)."""
 
-    def push(_labels: dict) -> None:
-        screen.app.push_screen(ClassifyScreen(name, **kwargs))
+    def push(refusal: str | None) -> None:
+        screen.fail(refusal, title="refused") if refusal else screen.app.push_screen(ClassifyScreen(name, **kwargs))
 
-    screen.in_thread(check_labelled, name, screen.root, done=push, group="open-classify")
+    screen.in_thread(classify_refusal, name, screen.root, done=push, group="open-classify")
 
 
 class ClassifyScreen(BihmScreen):

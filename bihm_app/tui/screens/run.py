@@ -189,7 +189,7 @@ class RunScreen(BihmScreen):
         empty = "(nothing logged yet)" if state in ("running", "created", "unknown") else "(nothing logged)"
         body = "\n".join(escape(x) for x in lines) or f"[dim]{empty}[/dim]"
         self._set("#run-log", f"[b]log[/b] [dim]{source}[/dim]\n{body}")
-        self.query_one("#stop", Button).disabled = state != "running"
+        self.query_one("#stop", Button).disabled = state not in ("running", "created")
         resume = self.query_one("#resume", Button)
         resume.disabled = state == "running" or self.checks.resume_refusal is not None
         resume.tooltip = self.checks.resume_refusal or "Resume the run from its last checkpoint"

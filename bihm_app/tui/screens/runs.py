@@ -151,14 +151,16 @@ class RunsScreen(BihmScreen):
             self.notify(f"No run selected: {why}", severity="warning")
         return s
 
-    def _need_model(self) -> RunSummary | None:
-        """The selected run if pictures can be made of it — the run view's check (runner/preflight)."""
+    def _need_model(self, doing: str = "draw") -> RunSummary | None:
+        """The selected run if pictures can be made of it (``doing``: or what else it is for) — the
+        run view's check (runner/preflight)."""
         s = self._need_run()
         row = self.selected_row()
         if s is None or row is None:
             return None
-        if row.refusal:
-            self.fail(row.refusal, title="refused")
+        refusal = row.refusal_to(doing)
+        if refusal:
+            self.fail(refusal, title="refused")
             return None
         if row.warning:
             self.notify(row.warning, title=f"run {s.name}", severity="warning", timeout=8)
@@ -188,7 +190,7 @@ class RunsScreen(BihmScreen):
             self.app.open_layers(s.name)  # type: ignore[attr-defined]
 
     def action_classify(self) -> None:
-        s = self._need_model()
+        s = self._need_model("classify with")
         if s is not None:
             self.app.open_classify(s.name)  # type: ignore[attr-defined]
 
