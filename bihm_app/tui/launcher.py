@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bihm_app.errors import ConfigError, RunError
+from bihm_app.errors import BihmError, ConfigError, RunError
 from bihm_app.runner.naming import default_run_name
 from bihm_app.store.runs import RunFolder, check_run_name, open_run
 
@@ -208,7 +208,11 @@ def stop(root: Path, name: str, proc: subprocess.Popen | None) -> str:
     (it may still be importing or loading the data, before its folder exists), else the run's live
     lock holder. Returns the line that says so."""
     if proc is not None and proc.poll() is None:
-        pid, state = stop_child(name, proc), "created"
+        pid = stop_child(name, proc)
+        try:  # training, or still starting (no folder yet, or "created")
+            state = open_run(name, root).read_status().get("state")
+        except (BihmError, OSError):
+            state = "created"
     else:
         run = open_run(name, root)
         pid, state = stop_run(run), run.read_status().get("state")

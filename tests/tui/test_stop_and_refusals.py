@@ -169,3 +169,28 @@ async def test_classify_of_a_run_without_a_checkpoint_is_refused_with_words_for_
         expected = ("refused", "run fresh has no checkpoint yet: nothing to classify with until its first save")
         assert notes == [expected, expected] or notes == [expected], notes  # the same toast twice shows once
         assert app.screen.query_one("#run-info")  # still the run view
+
+
+def test_stopping_a_launched_run_that_trains_says_it_saves(runs_root):
+    """The dashboard's own child, once training ("running" in status.json), was told "it is still
+    starting: nothing is saved" — the wording of a launch still loading — because the live child
+    was assumed to be starting. Catches that: the line follows the run's state."""
+    from bihm_app.tui import launcher
+
+    child = _start([sys.executable, "-c", LOADING])
+    try:
+        run = new_run(runs_root, "busy")
+        set_status(run, "running", pid=child.pid)
+        line = launcher.stop(runs_root, "busy", child)
+        assert "it saves a checkpoint first" in line and "still starting" not in line, line
+        assert child.wait(timeout=10) == 130
+    finally:
+        if child.poll() is None:
+            child.kill()
+    child = _start([sys.executable, "-c", LOADING])  # no folder yet: still starting
+    try:
+        assert "it is still starting" in launcher.stop(runs_root, "nofolder", child)
+        assert child.wait(timeout=10) == 130
+    finally:
+        if child.poll() is None:
+            child.kill()
