@@ -22,5 +22,5 @@ def list_devices() -> list[tuple[str, str]]:
     out += gpus
     if has_mps:
         out.append(("mps  Apple GPU", "mps"))
-    out.append((f"cpu  {os.cpu_count() or 1} cores, {torch.get_num_threads()} torch threads", "cpu"))
+    out.append((f"cpu  {os.cpu_count() or 1} cores", "cpu"))  # (a run picks its own threads: --threads auto)
     return out
