@@ -303,15 +303,19 @@ async def test_compare_chart_legend_is_below_the_plot_at_80x24(runs_root):
         assert legend and legend[0] > axis
 
 
+async def _open_form_at_80x24(app, pilot) -> None:
+    await runs_loaded(pilot)
+    app.action_new_run()
+    await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+    await pilot.pause(0.3)
+
+
 async def test_new_run_form_fits_80x24(runs_root):
     """Catches a form taller than 24 rows (Start below the fold) and cut texts at 80 columns: every
     label, the name field's placeholder and the quick-validation checkbox are drawn whole."""
     app = make_app(runs_root)
     async with app.run_test(size=SMALL) as pilot:
-        await runs_loaded(pilot)
-        app.action_new_run()
-        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
-        await pilot.pause(0.3)
+        await _open_form_at_80x24(app, pilot)
         text = "\n".join(screen_lines(app))
         form = app.screen
         for label in form.query("#nr-body Label"):
@@ -330,10 +334,7 @@ async def test_every_choice_of_the_new_run_forms_selects_fits_one_row_at_80x24(r
 
     app = make_app(runs_root)
     async with app.run_test(size=SMALL) as pilot:
-        await runs_loaded(pilot)
-        app.action_new_run()
-        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
-        await pilot.pause(0.3)
+        await _open_form_at_80x24(app, pilot)
         for select in app.screen.query("#nr-body Select"):
             for label, value in list(select._options):
                 select.value = value
