@@ -17,6 +17,8 @@ INTRO = (
     "[b]bihm-app[/b] — train, watch, sample and compare Bidirectional Helmholtz Machines.\n"
     "Runs live in the runs folder; a run trains in its own process, so closing the dashboard never stops it.\n"
     "ctrl+p opens the command palette (every action below is there too). Mouse: click rows, buttons, tabs.\n"
+    "tab moves the focus (a panel taller than the screen then scrolls with the arrows, PgUp/PgDn, Home/End).\n"
+    "escape, q or ? closes this help.\n"
 )
 
 
