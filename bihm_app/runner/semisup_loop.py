@@ -104,6 +104,8 @@ class SemiTrainingRun(TrainingRun):
     def preflight(cls, spec, ds) -> None:
         if spec.train.method != "bihm":
             raise ConfigError("semi-supervised training uses the BiHM objective (--method bihm)")
+        if spec.train.precision != "fp32":  # SemiTrainer has no bf16 path: it would train in fp32 labelled bf16
+            raise ConfigError(f"semi-supervised training runs in fp32 (--precision {spec.train.precision} is for unsupervised runs)")
         lab = labelled_indices(ds, spec.semisup.n_labels, spec.train.seed)
         labelled_per_batch(spec.train.batch_size, spec.semisup.labelled_per_batch, len(lab), ds.size("train") - len(lab))
         spec.semisup.label_config(n_classes(ds))  # a one-class label set is refused before the run folder is made

@@ -161,6 +161,8 @@ def test_labelled_set_is_balanced_seeded_and_batches_mix_it_in(toy):
         (["train", "--data", "toy4", "--labels", "40", "--label-proposal", "p"], "proposal"),
         (["train", "--data", "toy4", "--labels", "40", "--labelled-per-batch", "100"], "labelled points per batch"),
         (["train", "--data", "toy4", "--labels", "40", "--method", "rws"], "BiHM objective"),
+        # SemiTrainer has no bf16 path: the run trained in fp32 while its config and run view said bf16
+        (["train", "--data", "toy4", "--labels", "40", "--precision", "bf16"], "semi-supervised training runs in fp32"),
         (["classify", "ghost"], "ghost"),
         (["train", "--data", "toy4", "--labels", "40", "--batch", "20"], "--labelled-per-batch"),
         (["classify", "ghost", "--wrong", "-1"], "--wrong must be 0 or more"),
