@@ -69,7 +69,10 @@ def _terminated(signum, frame) -> None:
     import sys
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-    sys.stderr.write("bihm: terminated (SIGTERM)\n")
+    try:
+        sys.stderr.write("bihm: terminated (SIGTERM)\n")
+    except (OSError, ValueError):  # stderr a pipe whose reader was stopped too (`| tee`): the exit code says it
+        pass
     raise SystemExit(143)
 
 

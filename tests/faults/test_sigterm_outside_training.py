@@ -24,3 +24,31 @@ def test_sigterm_during_a_report_is_one_line_and_leaves_no_staging_folder(tmp_pa
     assert proc.returncode == 143, proc.stderr
     assert "terminated (SIGTERM)" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()  # the staging folder removed, and the --out folder the report had made
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pipes and SIGTERM")
+def test_sigterm_with_stderr_a_closed_pipe_still_exits_143(monkeypatch):
+    """`bihm … 2>&1 | tee log` stopped as a whole (systemd, `docker stop`, `timeout`): tee is gone
+    when bihm's handler writes its line. Catches the handler's BrokenPipeError replacing SystemExit(143):
+    click turned it into exit 1, and a `bihm train` still building its model was left "created" (read as
+    crashed) instead of "stopped"."""
+    import signal
+    import sys
+
+    from bihm_app.cli.app import _terminated
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream = os.fdopen(write_end, "w", buffering=1)  # line-buffered, as sys.stderr is
+    monkeypatch.setattr(sys, "stderr", stream)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            _terminated(signal.SIGTERM, None)
+        assert exc.value.code == 143
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        try:
+            stream.close()
+        except OSError:
+            pass
