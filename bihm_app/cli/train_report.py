@@ -96,7 +96,8 @@ class RichReporter(Reporter):
             self.progress.update(self.task, obj=text + " …")
 
     def epoch(self, row, improved) -> None:
-        self.best = row["valid_log_ptilde"] if self.best is None else max(self.best, row["valid_log_ptilde"])
+        if improved:  # the epoch best.h5 now holds (by the run's criterion: log p for RWS, the error if semi-supervised)
+            self.best = row["valid_log_ptilde"]
         err = row.get("valid_error")
         semi = err is not None and math.isfinite(err)
         if semi:

@@ -91,3 +91,34 @@ def test_status_json_and_the_run_view_take_the_same_epoch(tmp_path):
             assert series.best_valid() == (want, 0.4), method
         finally:
             series.close()
+
+
+def test_the_end_of_training_line_shows_log_ptilde_of_the_best_h5_epoch(forged_rws_run, monkeypatch):
+    """`bihm train`'s last line ("best valid log p̃* …") must say what `bihm runs list` says. Catches
+    it taking the highest log p̃* of the epochs it printed: −158.00 (epoch 3) for an RWS run whose
+    best.h5 holds epoch 2 (−165.00), and, for a resumed attempt that improves on nothing, its own
+    epochs' best (−170.00) rather than the run's."""
+    import io
+
+    from rich.console import Console
+
+    from bihm_app.cli import train_cmd
+    from bihm_app.cli.train_report import RichReporter
+    from bihm_app.store.runs import RunFolder
+
+    run = RunFolder(forged_rws_run)
+    run.write_status("finished", best_valid=LOG_PTILDE[1])  # as the training loop's status_best() writes it
+    h = _history()
+
+    def end_line(rows: list[tuple[dict, bool]]) -> str:
+        rep = RichReporter(Console(file=io.StringIO()), quiet=True)
+        for row, improved in rows:
+            rep.epoch(row, improved)
+        console = Console(file=io.StringIO(), width=300)
+        monkeypatch.setattr(train_cmd, "out", console)
+        train_cmd._report_end(run, "epoch limit 3 reached", rep)
+        return console.file.getvalue()
+
+    # the RWS criterion (log p) improves at epochs 1 and 2, not 3
+    assert "best valid log p̃* -165.00" in end_line([({k: h[k][i] for k in h}, i < 2) for i in range(3)])
+    assert "best valid log p̃* -165.00" in end_line([({**{k: h[k][2] for k in h}, "valid_log_ptilde": -170.0}, False)])
