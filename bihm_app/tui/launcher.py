@@ -64,13 +64,15 @@ class NewRunSpec:
                 return f"must be 0 (unsupervised) or a positive number, got {self.labels}"
             elif field == "gamma" and not -1.0 <= self.gamma <= 1.0:
                 return f"γ must be in [-1, 1], got {self.gamma:g}"
+            elif field == "precision" and self.labels and self.precision != "fp32":
+                return "semi-supervised runs train in fp32 (bf16: labelled points 0)"
         except ConfigError as exc:
             return str(exc)
         return None
 
     def problems(self) -> dict[str, str]:
         """Every field's problem, in form order (empty when the spec can start a run)."""
-        fields = ("name", "data", "layers", *TRAIN_FIELDS, "labels") + (("gamma",) if self.labels else ())
+        fields = ("name", "data", "layers", *TRAIN_FIELDS, "labels") + (("gamma", "precision") if self.labels else ())
         return {f: p for f in fields if (p := self.field_problem(f))}
 
     def validate(self) -> None:

@@ -58,7 +58,8 @@ async def test_run_view_shows_the_validation_error_curve_of_a_semisup_run(runs_r
 
 async def test_new_run_form_passes_the_label_options(runs_root, monkeypatch):
     """Labels, γ, placement, proposal and precision from the form reach `bihm train`; a bad γ is
-    refused."""
+    refused, and so is bf16 with labels (the semi-supervised trainer runs in fp32: `bihm train`
+    refuses it, the form says so next to the field)."""
     calls = []
 
     class FakeProc:
@@ -83,13 +84,17 @@ async def test_new_run_form_passes_the_label_options(runs_root, monkeypatch):
         form.query_one("#f-gamma", Input).value = "0.5"
         form.query_one("#f-label-at", Select).value = "bottom"
         form.query_one("#f-label-proposal", Select).value = "mixed"
-        form.query_one("#f-precision", Select).value = "bf16"
+        form.query_one("#f-precision", Select).value = "bf16"  # semi-supervised runs train in fp32: refused
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not calls and "train in fp32" in str(form.query_one("#m-precision").render())
+        form.query_one("#f-precision", Select).value = "fp32"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: bool(calls))
     argv = calls[0]
-    assert argv[argv.index("--precision") + 1] == "bf16"  # the form's precision (fp32 unless chosen)
-    default = launcher.NewRunSpec().argv(runs_root, "x")
-    assert default[default.index("--precision") + 1] == "fp32"
+    assert argv[argv.index("--precision") + 1] == "fp32"
+    bf16 = launcher.NewRunSpec(precision="bf16").argv(runs_root, "x")  # unsupervised: bf16 goes through
+    assert bf16[bf16.index("--precision") + 1] == "bf16" and not launcher.NewRunSpec(precision="bf16").problems()
     assert argv[argv.index("--labels") + 1] == "1000" and math.isclose(float(argv[argv.index("--gamma") + 1]), 0.5)
     assert argv[argv.index("--label-at") + 1] == "bottom" and argv[argv.index("--label-proposal") + 1] == "mixed"
     assert "--labels" not in launcher.NewRunSpec().argv(runs_root, "x")  # unsupervised by default

@@ -20,6 +20,10 @@ from bihm_app.tui.launcher import NewRunSpec
 from bihm_app.tui.screens.base import BihmScreen, text_input
 from bihm_app.tui.widgets.key_footer import KeyFooter
 
+#: Fields checked as they change: the numbers, the texts, and the data and precision selects.
+CHECKED = (*NUMBERS, *TEXTS, "data", "precision")
+
+
 class NewRunScreen(BihmScreen):
     """Fill in the form, press Start (or ctrl+s)."""
 
@@ -146,7 +150,7 @@ class NewRunScreen(BihmScreen):
         """Check one field and show its hint or, in red, why its value is refused."""
         spec, bad = self._parsed()
         problem = bad.get(field)
-        if problem is None and field in (*NUMBERS, *TEXTS, "data"):
+        if problem is None and field in CHECKED:
             problem = spec.field_problem(field)
         self._show(field, problem)
         return problem
@@ -168,10 +172,11 @@ class NewRunScreen(BihmScreen):
             self._check(field)
             if field == "labels":
                 self._check("gamma")
+                self._check("precision")
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        if event.select.id == "f-data":
-            self._check("data")
+        if event.select.id in ("f-data", "f-precision"):
+            self._check(event.select.id[2:])
 
     def read_form(self) -> NewRunSpec:
         """The spec from the widgets; every problem is shown next to its field. ConfigError (one
@@ -181,7 +186,7 @@ class NewRunScreen(BihmScreen):
         spec, bad = self._parsed()
         found = {**spec.problems(), **bad}
         for field, _, _ in FIELDS:
-            if field in (*NUMBERS, *TEXTS, "data"):
+            if field in CHECKED:
                 self._show(field, found.get(field))
         if found:
             first = next(f for f, _, _ in FIELDS if f in found)
