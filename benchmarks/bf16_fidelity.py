@@ -47,8 +47,9 @@ def main() -> None:
     for s in range(args.seeds):  # fp32 and bf16 of one seed side by side
         t0 = time.perf_counter()
         procs = [_train(args.home, names[(p, s)], p, s, args.epochs) for p in ("fp32", "bf16")]
-        if any(pr is not None and pr.wait() != 0 for pr in procs):
-            raise SystemExit("a training failed")
+        codes = [pr.wait() for pr in procs if pr is not None]  # both, even when one fails
+        if any(codes):
+            raise SystemExit(f"a training failed (exit codes {codes}); see the messages above")
         print(f"seed {s}: trained in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     per_point = _paired_estimates(args, names)
     _print_tables(per_point, names, args)

@@ -112,6 +112,8 @@ def _progress_text(meta: dict) -> str:
         parts.append(position_text(done, batch, total if isinstance(total, int) and total > 0 else None))
     else:
         parts += [f"epoch {show_value(done)}", f"batch {show_value(batch)}"]
+    if (meta.get("config", {}).get("train") or {}).get("method") == "rws" and "best_valid" in p:
+        p["best_valid (log p, the RWS criterion)"] = p.pop("best_valid")
     elapsed = p.get("elapsed")
     if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and elapsed >= 0:
         p["elapsed"] = f"{duration(elapsed)} of training"

@@ -94,7 +94,7 @@ def _metrics_tables(runs: list[dict], width: int):
         rows.append([label, *[f"[bold green]{fmt_value(c['value'], c['se'], key=key)}[/]" if c["value"] == top
                               else fmt_value(c["value"], c["se"], key=key) for c in cells]])  # fmt: skip
     best = [r["best_valid_log_ptilde"] for r in runs]
-    rows.append(["best valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({show_value(b['epoch'])})" if finite(b["value"]) else "—" for b in best]])
+    rows.append(["highest valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({show_value(b['epoch'])})" if finite(b["value"]) else "—" for b in best]])
     columns = [Column("metric"), *_run_columns([r["label"] for r in runs])]
     return fit_table(columns, rows, width, title="metrics at each run's best epoch (± standard error)")
 

@@ -85,7 +85,7 @@ def test_ckpt_compare_shows_every_run_whole_at_80_columns(runs, width):
     metrics += [[label, *[fmt_value(r["metrics"][k]["value"], r["metrics"][k]["se"]) for r in runs_]]
                 for k, label in METRICS if k in runs_[0]["metrics"]]  # fmt: skip
     best = [r["best_valid_log_ptilde"] for r in runs_]
-    metrics.append(["best valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({show_value(b['epoch'])})" for b in best]])
+    metrics.append(["highest valid log p̃* (epoch)", *[f"{fmt_value(b['value'], b['se'])} ({show_value(b['epoch'])})" for b in best]])
     text, cut = res.stdout, res.stdout.index("metrics at each run")
     shown = assert_whole(text[:cut], width, {k: v for k, v in heads.items() if k != "metric"}, config, always=("key",))
     shown += assert_whole(text[cut:], width, {k: v for k, v in heads.items() if k != "key"}, metrics, always=("metric",))

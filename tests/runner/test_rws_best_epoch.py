@@ -61,6 +61,8 @@ def test_runs_list_compare_and_report_show_log_ptilde_at_the_log_p_best_epoch(fo
     metrics = json.loads(res.stdout)["runs"][0]["metrics"]
     assert metrics["valid_log_ptilde"]["epoch"] == 2 and metrics["valid_log_ptilde"]["value"] == LOG_PTILDE[1]
     assert metrics["valid_log_p"]["value"] == LOG_P[1]
+    shown = " ".join(bihm("ckpt", "show", "rws").stdout.split())  # the raw field, named for what it holds
+    assert "best_valid (log p, the RWS criterion) -150" in shown, shown
     res = bihm("report", "rws", "--out", tmp_path / "rep", "--cached-only", "--no-pictures")
     assert res.exit_code == 0, res.output
     md = " ".join((tmp_path / "rep" / "report.md").read_text().split())
