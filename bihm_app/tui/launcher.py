@@ -65,7 +65,7 @@ class NewRunSpec:
             elif field == "gamma" and not -1.0 <= self.gamma <= 1.0:
                 return f"γ must be in [-1, 1], got {self.gamma:g}"
             elif field == "precision" and self.labels and self.precision != "fp32":
-                return "semi-supervised runs train in fp32 (bf16: labelled points 0)"
+                return "fp32 only with labelled points"
         except ConfigError as exc:
             return str(exc)
         return None

@@ -87,7 +87,7 @@ async def test_new_run_form_passes_the_label_options(runs_root, monkeypatch):
         form.query_one("#f-precision", Select).value = "bf16"  # semi-supervised runs train in fp32: refused
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert not calls and "train in fp32" in str(form.query_one("#m-precision").render())
+        assert not calls and "fp32 only with labelled points" in str(form.query_one("#m-precision").render())
         form.query_one("#f-precision", Select).value = "fp32"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: bool(calls))
