@@ -65,8 +65,8 @@ def train(
                              precision, cuda_graph)  # fmt: skip
     except KeyboardInterrupt:
         reporter.finish("interrupted")
-        err.print("[yellow]interrupted: the last checkpoint is kept; `bihm runs list` shows the run, "
-                  "`bihm train --resume RUN` continues it[/]")  # fmt: skip
+        err.print("[yellow]interrupted: the run's last checkpoint, if it saved one, is kept; `bihm runs list` shows "
+                  "the run, `bihm train --resume RUN` continues it[/]")  # fmt: skip
         raise typer.Exit(130) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         _report_end(run, reason, reporter)
