@@ -128,7 +128,7 @@ class StatusFileReporter(Reporter):
         self._write("running", host=socket.gethostname())
 
     def epoch(self, row, improved) -> None:
-        self._write("running", best_valid=self.tr.status_best())
+        self._write("running", **self.tr.status_fields())
 
     def crashed(self, exc) -> None:
         # a crash or a second Ctrl-C: the last checkpoint stays the resumable state
@@ -140,7 +140,7 @@ class StatusFileReporter(Reporter):
 
     def finish(self, reason) -> None:
         p = self.tr.progress
-        self._write("finished" if p.finished or not self.tr.stop_signal else "stopped", best_valid=self.tr.status_best(), message=reason)
+        self._write("finished" if p.finished or not self.tr.stop_signal else "stopped", **self.tr.status_fields(), message=reason)
 
 
 def reporters_for(training_run, front_end: Reporter | None) -> Reporters:

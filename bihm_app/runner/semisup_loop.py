@@ -138,6 +138,11 @@ class SemiTrainingRun(TrainingRun):
     def criterion(self, row: dict) -> float:
         return -row["valid_error"]
 
+    def status_fields(self) -> dict:
+        """Also the validation error of the epoch best.h5 holds (`bihm train`'s last line, every attempt)."""
+        _, cells = at_best_epoch(self.history, ["valid_error"])
+        return {"best_valid": self.status_best(), "best_error": cells.get("valid_error", (None, None))[0]}
+
     def status_best(self) -> float | None:
         # `bihm runs list` shows validation log p̃* (not the criterion, −error) of the epoch best.h5 holds
         _, cells = at_best_epoch(self.history, ["valid_log_ptilde"])

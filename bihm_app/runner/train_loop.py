@@ -247,6 +247,10 @@ class TrainingRun:
         """The early-stopping criterion of an epoch's row (higher is better)."""
         return row["valid_log_ptilde"] if self.spec.train.method == "bihm" else row["valid_log_p"]
 
+    def status_fields(self) -> dict:
+        """What status.json says about the run's best epoch (the epoch best.h5 holds, every attempt)."""
+        return {"best_valid": self.status_best()}
+
     def status_best(self) -> float | None:
         """The ``best_valid`` written to status.json: validation log p̃* of the epoch best.h5 holds
         (`bihm runs list`'s "best log p~*"; an RWS run's criterion is log p, not shown there)."""
