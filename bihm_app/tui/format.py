@@ -6,7 +6,6 @@ import math
 import os
 from pathlib import Path
 
-from rich.markup import escape as _markup_escape
 from rich.text import Text
 
 from bihm_app.runner.formats import MAX_SHOWN, age, layers_text, printable  # noqa: F401  (one definition for both front-ends)
@@ -27,10 +26,12 @@ STATUS_STYLE = {
 
 
 def escape(text: object, limit: int = MAX_SHOWN) -> str:
-    """Text from a file or a name, for Rich markup: control characters shown as "�" (an escape
+    """Text from a file or a name, for Textual's markup: control characters shown as "�" (an escape
     sequence in a log line or a status message cleared the screen and set the terminal's title),
-    cut to ``limit`` characters, and markup escaped."""
-    return _markup_escape(printable(text, limit))
+    cut to ``limit`` characters, and markup escaped: every "[" (Rich's escape leaves a "[" not
+    followed by a tag name, which Textual's markup reads as the start of a tag, swallowing the next
+    one: the help's "[" key showed as "[[/b]")."""
+    return printable(text, limit).replace("[", "\\[")
 
 
 def status_text(state: str) -> Text:

@@ -63,3 +63,35 @@ async def test_the_runs_list_shows_a_deep_nets_layers_whole_where_there_is_room(
         await pilot.pause(0.2)
         text = "\n".join(screen_lines(app))
     assert "300,200,100,50,20,10" in text, text
+
+
+async def test_the_inpaint_help_shows_the_bracket_key_without_markup(runs_root, monkeypatch):
+    """Catches the inpaint screen's help row for `[` (previous test image) reading
+    "[[/b]  Previous test image": a lone "[" left unescaped swallowed the closing [/b] tag."""
+    from bihm_app.tui.screens.inpaint import InpaintScreen
+
+    monkeypatch.setattr("bihm_app.tui.screens.inpaint.FRAME_S", 0.0)
+    app = make_app(runs_root, cursor_blink=False)
+    async with app.run_test(size=(100, 60)) as pilot:
+        await runs_loaded(pilot)
+        app.open_inpaint("alpha")
+        await wait_for(pilot, lambda: isinstance(app.screen, InpaintScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause(0.2)
+        box = _help_box(screen_lines(app))
+    rows = {line.strip() for line in box}
+    assert "[  Previous test image" in rows, box
+    assert "]  Next test image" in rows, box
+    assert not any("[/b]" in line for line in box), box
+
+
+def test_escaped_text_with_a_lone_bracket_keeps_the_markup_after_it():
+    """Catches format.escape leaving a "[" not followed by a tag name as it is: Textual's markup
+    then reads it as the start of a tag and shows the next real tag ("[/b]") as text."""
+    from textual.markup import to_content
+
+    from bihm_app.tui.format import escape
+
+    for text in ("[", "a [ b", "x[1", "[Errno 2] no such file", "[b]"):
+        assert to_content(f"[b]{escape(text)}[/b] tail").plain == f"{text} tail"
