@@ -579,8 +579,6 @@ def run_mnist(
             states.append(st)
     refs = thesis.MNIST_THESIS.get(protocol if protocol != "small" else "thesis12", {})
     g = GroupResult(f"mnist-{protocol}", states)
-    if protocol == "small":
-        g.note = "no thesis number for this net: compared with the thesis' 12-layer net"
     # the last phase with a checkpoint is what the protocol produced
     finals = [s for s in states if s.best_valid is not None]
     last_phase = max((s.phase == "finetune" for s in finals), default=False)
@@ -588,6 +586,8 @@ def run_mnist(
     _finish_group(root, g, settings, device, progress or no_progress, mnist_quantities,
                   {c: (v.mean, v.se) for c, v in refs.items()}, log, eval_only,
                   candidates=[s for s in finals if (s.phase == "finetune") == last_phase])  # fmt: skip
+    if protocol == "small" and not g.not_evaluated:  # said only where something was compared
+        g.note = "no thesis number for this net: compared with the thesis' 12-layer net" + ("; " + g.note if g.note else "")
     return ReproResult(f"mnist:{protocol}", [g], settings, budget_s)
 
 
@@ -608,8 +608,7 @@ def _finish_group(root, g: GroupResult, settings, device, progress, quantities, 
     g.provisional = bool(pending)
     if best is None:
         g.not_evaluated = "no run with a checkpoint yet: nothing to evaluate"
-        g.note = (g.note + "; " if g.note else "") + g.not_evaluated
-        log(f"{g.group}: {g.note}")
+        g.note = (g.note + "; " if g.note else "") + g.not_evaluated  # the table's note and the last line say it
         return
     g.selected = best.name
     if pending:

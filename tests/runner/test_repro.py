@@ -357,6 +357,18 @@ def test_cli_end_to_end_on_dna_with_a_tiny_budget_then_only_prints(tmp_path):
     assert "86.92" in bihm(*args).stdout and math.isfinite(g["log_z2"]["mean"])
 
 
+def test_cli_mnist_eval_only_without_runs_gives_its_reason_once(tmp_path):
+    """Catches a repro that evaluated nothing saying why three times (a log line, the table's
+    note, the last line) and adding "compared with the thesis' 12-layer net" though nothing was
+    compared: the reason in the table's note and the last line only, no comparison note."""
+    res = bihm("repro", "mnist", "--protocol", "small", "--eval-only", "--out", tmp_path)
+    assert res.exit_code == 1, res.output
+    said = " ".join(res.output.split())
+    assert said.count("no run with a checkpoint yet") == 2, said
+    assert said.endswith("nothing evaluated (mnist-small: no run with a checkpoint yet: nothing to evaluate)"), said
+    assert "12-layer" not in said and "12-layer" not in (tmp_path / "mnist-small.md").read_text()
+
+
 def test_cli_mnist_eval_only_without_runs_and_a_bad_protocol(tmp_path):
     """Also catches a repro that evaluated nothing exiting 0 under an empty comparison table ("Test
     points: ."): it writes the training table, says why nothing was evaluated and exits 1."""
