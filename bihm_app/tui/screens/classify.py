@@ -57,7 +57,7 @@ class ClassifyScreen(BihmScreen):
         Binding("escape", "back", "Back", tooltip="Back to the previous screen"),
         Binding("s", "split", "Split", tooltip="Switch the split: test / valid"),
         Binding("k", "samples_k", "K", tooltip=f"Change K, the samples per digit ({', '.join(map(str, K_CHOICES))})"),
-        Binding("a", "all_digits", "All digits", tooltip="All digits again (enter on a matrix cell: only its)"),
+        Binding("a", "all_digits", "All digits", tooltip="All digits again (enter on a matrix cell shows only its digits)"),
         Binding("b", "toggle_mode", "Braille/blocks", tooltip="Switch between braille and half-block pixels"),
         Binding("w", "save_png", "Save PNG", tooltip="Save the matrix and the digits as PNGs (run folder)"),
     ]
