@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 import re
+import signal
 import time
 from datetime import datetime
 
-__all__ = ["age", "flatten", "layers_text", "printable"]
+__all__ = ["age", "ended", "flatten", "layers_text", "printable"]
 
 
 def age(seconds: float | None, now: float | None = None) -> str:
@@ -73,3 +74,14 @@ def printable(text: object, limit: int = MAX_SHOWN) -> str:
     "�", cut to ``limit`` characters with "…" — for any text that comes from a file or a name."""
     t = _CONTROLS.sub("\ufffd", str(text))
     return t if len(t) <= limit else t[: limit - 1] + "…"
+
+
+def ended(rc: int) -> str:
+    """How a process with return code ``rc`` ended, in words: a negative code is the signal that
+    killed it (``kill -9``, the OOM killer, SIGINT before Python set its handler), named."""
+    if rc < 0:
+        try:
+            return f"was killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"was killed by signal {-rc}"
+    return f"exited with code {rc}"

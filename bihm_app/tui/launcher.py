@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bihm_app.errors import BihmError, ConfigError, RunError
+from bihm_app.runner.formats import ended
 from bihm_app.runner.naming import default_run_name
 from bihm_app.store.runs import RunFolder, check_run_name, open_run
 
@@ -132,9 +133,10 @@ def start_note(root: Path, name: str, exit: tuple[int, str] | None) -> str:
     """What the view of a run launched just now says before its folder exists: how its process
     ended (code and last log line), or that it is starting, with the latest line of its log."""
     if exit is not None and exit[0] in STOPPED_CODES:
-        return f"{name}: stopped (exit code {exit[0]}) before the run started"
+        how = signal.Signals(-exit[0]).name if exit[0] < 0 else f"exit code {exit[0]}"
+        return f"{name}: stopped ({how}) before the run started"
     if exit is not None:
-        return f"{name}: the training process exited with code {exit[0]} before the run started:\n{exit[1]}"
+        return f"{name}: the training process {ended(exit[0])} before the run started:\n{exit[1]}"
     from bihm_app.runner.summaries import tail_lines
 
     lines = [ln.strip() for ln in tail_lines(launch_log_path(root, name), 5) if ln.strip()]
@@ -235,4 +237,4 @@ def exit_report(root: Path, name: str, rc: int) -> tuple[str, bool]:
         return (f"run {name} stopped (checkpoint saved)" if saved else f"run {name} stopped before its first save"), False
     if rc in STOPPED_CODES:
         return f"run {name} stopped before it started", True
-    return f"run {name} exited with code {rc}: {last_log_line(root, name)}", True
+    return f"run {name} {ended(rc)}: {last_log_line(root, name)}", True

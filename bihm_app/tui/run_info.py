@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from bihm_app.runner.formats import ended
 from bihm_app.runner.preflight import UsableCheckpoint
 from bihm_app.runner.progress import RunProgress
 from bihm_app.store.runs import RunSummary
@@ -44,7 +45,7 @@ def info_text(name: str, status: dict, series, progress: RunProgress, view: str,
     elif model is not None and (model.warning or model.problem):
         info += f"\n[b]warning:[/b] {fmt.escape(model.warning or 'no readable checkpoint: ' + str(model.problem))}"
     if exit is not None:
-        info += f"\n[b]the process started here exited with code {exit[0]}:[/b] {fmt.escape(exit[1])}"
+        info += f"\n[b]the process started here {ended(exit[0])}:[/b] {fmt.escape(exit[1])}"
     return info
 
 

@@ -194,3 +194,23 @@ def test_stopping_a_launched_run_that_trains_says_it_saves(runs_root):
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def test_a_child_killed_by_a_signal_is_said_so_by_name_not_as_a_negative_exit_code(runs_root):
+    """A launched child killed by a signal (`kill -9`, the OOM killer; SIGINT before Python set up
+    its handler) has a negative return code: the toast read "exited with code -9: (nothing in …)"
+    and the run view "stopped (exit code -2)". Catches those: the signal is named, no negative code."""
+    from types import SimpleNamespace
+
+    from bihm_app.tui.launcher import exit_report, start_note
+    from bihm_app.tui.run_info import info_text
+
+    new_run(runs_root, "killed").write_status("running")
+    said, failed = exit_report(runs_root, "killed", -signal.SIGKILL)
+    assert failed and "killed by SIGKILL" in said and "code -" not in said, said
+    note = start_note(runs_root, "never", (-signal.SIGINT, ""))
+    assert "SIGINT" in note and "code -" not in note, note
+    series = SimpleNamespace(best_valid=lambda: None, warnings=[], best_error=lambda: None, last_epoch_value=lambda k: None)
+    progress = SimpleNamespace(text=lambda: "")
+    info = info_text("killed", {"state": "crashed"}, series, progress, "raw", None, (-signal.SIGKILL, "(nothing in the log)"))
+    assert "killed by SIGKILL" in info and "code -" not in info, info
