@@ -114,6 +114,8 @@ def _progress_text(meta: dict) -> str:
         parts += [f"epoch {show_value(done)}", f"batch {show_value(batch)}"]
     if (meta.get("config", {}).get("train") or {}).get("method") == "rws" and "best_valid" in p:
         p["best_valid (log p, the RWS criterion)"] = p.pop("best_valid")
+    elif "semisup" in (meta.get("config") or {}) and isinstance(p.get("best_valid"), (int, float)):
+        p["best valid error"] = f"{-100 * p.pop('best_valid'):.2f} %"  # the criterion: −(validation error)
     elapsed = p.get("elapsed")
     if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and elapsed >= 0:
         p["elapsed"] = f"{duration(elapsed)} of training"

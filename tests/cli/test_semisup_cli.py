@@ -251,3 +251,17 @@ def test_classify_refuses_absurd_sizes_and_a_negative_n(toy):
         res = bihm("classify", "s", "--n", "10", *args)
         assert res.exit_code == 1 and words in res.output and "Traceback" not in res.output, res.output
 
+
+
+def test_ckpt_show_names_a_semisup_runs_best_valid_as_its_validation_error(toy):
+    """A semi-supervised run's checkpoint keeps its criterion, −(validation error), as best_valid:
+    `bihm ckpt show` printed "best_valid -0.79" beside the log p̃* rows, a number a person reads as a
+    bound. Catches that: it shows the best validation error in percent, as `bihm train`'s last
+    line does, and no bare best_valid."""
+    assert bihm(*quick(toy, "--epochs", "1", "--name", "s1", "--z-samples", "0")).exit_code == 0
+    meta = load_checkpoint(runs_dir() / "s1" / "best.h5").meta
+    error = -meta["progress"]["best_valid"]
+    assert 0 <= error <= 1
+    shown = " ".join(bihm("ckpt", "show", "s1").stdout.split())
+    assert f"best valid error {100 * error:.2f} %" in shown, shown
+    assert "best_valid " not in shown, shown
