@@ -6,11 +6,33 @@ Commands import torch and the heavy layers lazily, inside the command, so `bihm 
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import signal
+import sys
 
-import typer
 
-from bihm_app import __version__
+def _interrupted_at_start(signum, frame) -> None:
+    """Ctrl-C while the commands are still being imported (about a second; nothing started, nothing
+    to clean up): one line and exit 130, not a KeyboardInterrupt traceback."""
+    import os
+
+    try:
+        sys.stderr.write("bihm: interrupted before the command started\n")
+    except (OSError, ValueError):
+        pass
+    os._exit(130)
+
+
+try:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # left alone where ignored (`cmd &`)
+        signal.signal(signal.SIGINT, _interrupted_at_start)
+except ValueError:  # imported outside the main thread: no handlers there
+    pass
+
+from typing import Annotated, Optional  # noqa: E402
+
+import typer  # noqa: E402
+
+from bihm_app import __version__  # noqa: E402
 
 app = typer.Typer(
     name="bihm",
@@ -60,14 +82,13 @@ def _register() -> None:
 
 
 _register()
+if signal.getsignal(signal.SIGINT) is _interrupted_at_start:  # commands raise KeyboardInterrupt again
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _terminated(signum, frame) -> None:
     """SIGTERM outside training (which saves and stops on its own handler): one line and exit 143,
     unwinding so that temporary files and staging folders are removed on the way out."""
-    import signal
-    import sys
-
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
     try:
         sys.stderr.write("bihm: terminated (SIGTERM)\n")
@@ -77,8 +98,6 @@ def _terminated(signum, frame) -> None:
 
 
 def main() -> None:
-    import signal
-
     signal.signal(signal.SIGTERM, _terminated)
     app()
 
