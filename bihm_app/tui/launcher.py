@@ -211,15 +211,17 @@ def stop(root: Path, name: str, proc: subprocess.Popen | None) -> str:
     """SIGINT to run ``name``'s trainer: ``proc``, the live process the dashboard launched for it
     (it may still be importing or loading the data, before its folder exists), else the run's live
     lock holder. Returns the line that says so."""
+    # the state before the signal: a trainer that exits at once leaves "running" for a dead pid
     if proc is not None and proc.poll() is None:
-        pid = stop_child(name, proc)
         try:  # training, or still starting (no folder yet, or "created")
             state = open_run(name, root).read_status().get("state")
         except (BihmError, OSError):
             state = "created"
+        pid = stop_child(name, proc)
     else:
         run = open_run(name, root)
-        pid, state = stop_run(run), run.read_status().get("state")
+        state = run.read_status().get("state")
+        pid = stop_run(run)
     then = "it saves a checkpoint first" if state == "running" else "it is still starting: nothing is saved"
     return f"asked run {name} to stop (SIGINT to pid {pid}); {then}"
 

@@ -214,3 +214,38 @@ def test_a_child_killed_by_a_signal_is_said_so_by_name_not_as_a_negative_exit_co
     progress = SimpleNamespace(text=lambda: "")
     info = info_text("killed", {"state": "crashed"}, series, progress, "raw", None, (-signal.SIGKILL, "(nothing in the log)"))
     assert "killed by SIGKILL" in info and "code -" not in info, info
+
+
+def test_stopping_a_training_run_that_exits_at_once_still_says_it_saves(runs_root, monkeypatch):
+    """The stop line read the run's state after the SIGINT: a trainer that exited before that read
+    (a loaded machine, a fast save) had left "running" behind, and a training run was said to be
+    "still starting: nothing is saved" (flaky on 2 busy cores). Catches that: the state is read
+    before the signal, for the dashboard's own child and for a run it did not launch."""
+    from bihm_app.tui import launcher
+
+    signalled: list[subprocess.Popen] = []
+    real_child, real_run = launcher.stop_child, launcher.stop_run
+
+    def child_exits_at_once(name, proc):
+        pid = real_child(name, proc)
+        proc.wait(timeout=10)
+        return pid
+
+    def run_exits_at_once(run):
+        pid = real_run(run)
+        signalled[-1].wait(timeout=10)
+        return pid
+
+    monkeypatch.setattr(launcher, "stop_child", child_exits_at_once)
+    monkeypatch.setattr(launcher, "stop_run", run_exits_at_once)
+    for name, own in (("mine", True), ("theirs", False)):
+        child = _start([sys.executable, "-c", LOADING])
+        signalled.append(child)
+        try:
+            set_status(new_run(runs_root, name), "running", pid=child.pid)
+            line = launcher.stop(runs_root, name, child if own else None)
+            assert "it saves a checkpoint first" in line and "still starting" not in line, (name, line)
+            assert child.returncode == 130
+        finally:
+            if child.poll() is None:
+                child.kill()
