@@ -97,15 +97,18 @@ def check_labelled(target: str | Path, root: Path, which: str = "best") -> dict:
 
 
 def classify_refusal(name: str, root: Path) -> str | None:
-    """Why run ``name`` cannot be classified with — no checkpoint yet, or none readable: the words
-    of the runs list's refusals (:mod:`bihm_app.runner.preflight`) — or None; a ConfigError when
-    its checkpoint has no label layer. The dashboard asks this before opening its classify view."""
+    """Why run ``name`` cannot be classified with — no checkpoint yet, or none readable (the words
+    of the runs list's refusals, :mod:`bihm_app.runner.preflight`), or no label layer — or None.
+    The dashboard asks this before opening its classify view (and titles the answer "refused")."""
     from bihm_app.runner.preflight import usable_checkpoint
     from bihm_app.store.runs import open_run
 
     refusal = usable_checkpoint(open_run(name, root)).refusal(name, "classify with")
     if refusal is None:
-        check_labelled(name, root)
+        try:
+            check_labelled(name, root)
+        except ConfigError as exc:  # an unsupervised run: refused like the rest, not an "error"
+            return str(exc)
     return refusal
 
 

@@ -156,8 +156,8 @@ async def test_a_confusion_cell_filters_the_digits(semi_root, monkeypatch, one_t
 
 
 async def test_classify_is_refused_for_a_run_without_labels(semi_root, monkeypatch):
-    """`y` on an unsupervised run (runs list and run view) says in one notification that it has no
-    label layer and opens nothing; on a corrupt run it names the damage; the run view of the
+    """`y` on an unsupervised run (runs list and run view) says in one notification, titled "refused"
+    as every refusal (it read "error"), that it has no label layer and opens nothing; on a corrupt run it names the damage; the run view of the
     semi-supervised run opens the classify view with the same key."""
     monkeypatch.setattr(classify_screen, "DEFAULT_K", 1)
     app = make_app(semi_root)
@@ -170,6 +170,7 @@ async def test_classify_is_refused_for_a_run_without_labels(semi_root, monkeypat
         select_row(runs, "alpha")
         await pilot.press("y")
         await wait_for(pilot, lambda: said("run alpha has no label layer"))
+        assert any(n.title == "refused" for n in app._notifications if "no label layer" in str(n.message))
         await pilot.pause(0.2)
         assert app.screen is runs and not any(isinstance(s, ClassifyScreen) for s in app.screen_stack)
         select_row(runs, "gamma")
