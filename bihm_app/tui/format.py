@@ -30,8 +30,10 @@ def escape(text: object, limit: int = MAX_SHOWN) -> str:
     sequence in a log line or a status message cleared the screen and set the terminal's title),
     cut to ``limit`` characters, and markup escaped: every "[" (Rich's escape leaves a "[" not
     followed by a tag name, which Textual's markup reads as the start of a tag, swallowing the next
-    one: the help's "[" key showed as "[[/b]")."""
-    return printable(text, limit).replace("[", "\\[")
+    one: the help's "[" key showed as "[[/b]"). A trailing backslash gets a zero-width space after
+    it, so that it does not escape the tag that follows the text ("C:\\dir\\" then "[/b]")."""
+    t = printable(text, limit).replace("[", "\\[")
+    return t + "\u200b" if t.endswith("\\") else t
 
 
 def status_text(state: str) -> Text:

@@ -93,5 +93,8 @@ def test_escaped_text_with_a_lone_bracket_keeps_the_markup_after_it():
 
     from bihm_app.tui.format import escape
 
-    for text in ("[", "a [ b", "x[1", "[Errno 2] no such file", "[b]"):
+    for text in ("[", "a [ b", "x[1", "[Errno 2] no such file", "[b]", "a\\[b", "back\\slash"):
         assert to_content(f"[b]{escape(text)}[/b] tail").plain == f"{text} tail"
+    # a trailing backslash (a Windows-style folder name) escaped the next tag: a markup error
+    folder = "C:\\runs\\"
+    assert to_content("[b]" + escape(folder) + "[/b] tail").plain.replace("\u200b", "") == folder + " tail"
