@@ -229,7 +229,9 @@ def test_cli_refuses_a_same_named_run_with_one_line(tmp_path):
 
 
 class _InterruptAt(Reporter):
-    """Sends this process SIGINT after ``at`` updates (as Ctrl-C would)."""
+    """Sends this process ``sig`` after ``at`` updates (SIGINT: as Ctrl-C would)."""
+
+    sig = signal.SIGINT
 
     def __init__(self, at: int) -> None:
         self.at, self.n = at, 0
@@ -237,7 +239,7 @@ class _InterruptAt(Reporter):
     def update(self, step, batch_in_epoch, objective) -> None:
         self.n += 1
         if self.n == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.sig)
 
 
 def test_interrupted_repro_resumes_where_it_stopped_and_ends_like_an_uninterrupted_one(tiny, tmp_path):
@@ -387,16 +389,14 @@ def test_cli_mnist_eval_only_without_runs_and_a_bad_protocol(tmp_path):
     assert res.exit_code == 1 and "budget 'soon' is not a duration" in res.output
 
 
-class _TermAt(Reporter):
-    """Sends this process SIGTERM after ``at`` updates (as a batch scheduler or `kill` would)."""
+class _TermAt(_InterruptAt):
+    """SIGTERM after 3 updates (as a batch scheduler or `kill` would), built as the CLI builds its
+    RichReporter."""
 
-    def __init__(self, *_args, at: int = 3, **_kw) -> None:
-        self.at, self.n = at, 0
+    sig = signal.SIGTERM
 
-    def update(self, step, batch_in_epoch, objective) -> None:
-        self.n += 1
-        if self.n == self.at:
-            os.kill(os.getpid(), signal.SIGTERM)
+    def __init__(self, *_args, **_kw) -> None:
+        super().__init__(3)
 
 
 def test_cli_repro_stopped_by_sigterm_exits_143_like_train(tmp_path, monkeypatch):

@@ -19,18 +19,23 @@ def _help_box(lines: list[str]) -> list[str]:
     return [line[left + 2 : right - 1] for line in lines[top + 1 : bottom]]
 
 
+async def _open_help(app, pilot, open_screen, screen_type) -> list[str]:
+    """Open a screen (``open_screen()``), press ``?`` and return the help box's lines."""
+    await runs_loaded(pilot)
+    open_screen()
+    await wait_for(pilot, lambda: isinstance(app.screen, screen_type))
+    await pilot.press("question_mark")
+    await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+    await pilot.pause(0.2)
+    return _help_box(screen_lines(app))
+
+
 async def test_wrapped_help_lines_keep_their_indent_at_80_columns(runs_root):
     """Catches a long key description (the run view's `v`, ctrl+q) whose wrapped continuation
     starts at the box's left edge, under the keys, instead of under the description."""
     app = make_app(runs_root, cursor_blink=False)
     async with app.run_test(size=(80, 60)) as pilot:  # tall: the whole help text on screen
-        await runs_loaded(pilot)
-        app.open_run("beta")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-        await pilot.pause(0.2)
-        box = _help_box(screen_lines(app))
+        box = await _open_help(app, pilot, lambda: app.open_run("beta"), RunScreen)
         under = app.screen.under
     keys = {app.get_key_display(b) for b in [*under.BINDINGS, *app.BINDINGS]}
     first = next(i for i, line in enumerate(box) if line.strip() == "run beta")
@@ -73,13 +78,7 @@ async def test_the_inpaint_help_shows_the_bracket_key_without_markup(runs_root, 
     monkeypatch.setattr("bihm_app.tui.screens.inpaint.FRAME_S", 0.0)
     app = make_app(runs_root, cursor_blink=False)
     async with app.run_test(size=(100, 60)) as pilot:
-        await runs_loaded(pilot)
-        app.open_inpaint("alpha")
-        await wait_for(pilot, lambda: isinstance(app.screen, InpaintScreen))
-        await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
-        await pilot.pause(0.2)
-        box = _help_box(screen_lines(app))
+        box = await _open_help(app, pilot, lambda: app.open_inpaint("alpha"), InpaintScreen)
     rows = {line.strip() for line in box}
     assert "[  Previous test image" in rows, box
     assert "]  Next test image" in rows, box
