@@ -93,17 +93,11 @@ def _semi_spec(labels, resume, label_at, proposal, gamma, per_batch, l2, label_i
     return SemiSpec(labels, label_at, proposal, gamma, per_batch, l2, label_input, l2_x)
 
 
-def _run_best(run, key: str, seen: float | None) -> float | None:
-    """The run's best ``key`` ("best_valid": validation log p̃*, as `bihm runs list` shows it;
-    "best_error" of a semi-supervised run) — status.json's, which the training loop wrote as it
-    ended: that of the epoch best.h5 holds (for an RWS run the epoch of the best log p), over every
-    attempt — else ``seen``, that of the epochs printed here."""
-    from bihm_app.errors import BihmError
-
-    try:
-        status = run.read_status()
-    except BihmError:
-        return seen
+def _saved_number(status: dict, key: str, seen: float | None) -> float | None:
+    """status.json's ``key`` ("best_valid": validation log p̃*, as `bihm runs list` shows it;
+    "best_error" of a semi-supervised run), which the training loop wrote as it ended: that of the
+    epoch best.h5 holds (for an RWS run the epoch of the best log p), over every attempt — else
+    ``seen``, that of the epochs printed here."""
     v = status.get(key)
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else seen
 
@@ -111,10 +105,15 @@ def _run_best(run, key: str, seen: float | None) -> float | None:
 def _report_end(run, reason: str, reporter) -> None:
     """The final line (and how to resume after a signal, exit 130/143)."""
     from bihm_app.cli.train_report import wrap_fields
+    from bihm_app.errors import BihmError
 
-    best = _run_best(run, "best_valid", reporter.best)
+    try:
+        status = run.read_status()
+    except BihmError:
+        status = {}
+    best = _saved_number(status, "best_valid", reporter.best)
     best_txt = f"best valid log p̃* {best:.2f}" if best is not None and math.isfinite(best) else ""
-    error = _run_best(run, "best_error", reporter.best_error) if reporter.best_error is not None else None
+    error = _saved_number(status, "best_error", reporter.best_error) if reporter.best_error is not None else None
     if error is not None:
         best_txt = f"best valid error {100 * error:.2f} %"
     fields = [f"run [bold]{run.name}[/] — {reason}" + ("," if best_txt else ";")] + ([best_txt + ";"] if best_txt else [])
